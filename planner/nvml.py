@@ -121,13 +121,43 @@ class PowerMemorySample:
     power_w: float | None
 
 
-def sample(index: int = 0) -> PowerMemorySample:
-    """One memory/power sample, for the benchmark's NVML sampler thread."""
-    with _nvml() as nvml:
-        handle = nvml.nvmlDeviceGetHandleByIndex(index)
-        power_mw = _optional(nvml.nvmlDeviceGetPowerUsage, handle)
-        return PowerMemorySample(
-            t_s=time.perf_counter(),
-            used_bytes=int(nvml.nvmlDeviceGetMemoryInfo(handle).used),
-            power_w=power_mw / 1000 if power_mw is not None else None,
-        )
+class Sampler:
+    """Samples one GPU's memory and power in a background thread while a block runs:
+
+        with Sampler(0) as s: run()
+        s.summary()  # {'peak_memory_bytes': ..., 'mean_power_w': ...}
+    """
+
+    def __init__(self, index: int = 0, interval_s: float = 0.1):
+        import threading
+
+        self.index, self.interval_s = index, interval_s
+        self.samples: list[PowerMemorySample] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with _nvml() as nvml:
+            handle = nvml.nvmlDeviceGetHandleByIndex(self.index)
+            while not self._stop.is_set():
+                power_mw = _optional(nvml.nvmlDeviceGetPowerUsage, handle)
+                self.samples.append(PowerMemorySample(
+                    t_s=time.perf_counter(), used_bytes=int(nvml.nvmlDeviceGetMemoryInfo(handle).used),
+                    power_w=power_mw / 1000 if power_mw is not None else None,
+                ))
+                self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> dict:
+        powers = [s.power_w for s in self.samples if s.power_w is not None]
+        return {
+            "peak_memory_bytes": max((s.used_bytes for s in self.samples), default=None),
+            "mean_power_w": sum(powers) / len(powers) if powers else None,
+        }

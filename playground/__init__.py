@@ -1,0 +1,1 @@
+"""The playground: engines (vLLM on a GPU, PyTorch on the CPU), side-by-side comparison, benchmark."""

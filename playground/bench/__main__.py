@@ -1,0 +1,114 @@
+"""python -m playground.bench: run a sweep, list the history, compare or export runs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from playground.bench import store
+from playground.bench.runner import BenchConfig, BenchmarkService, cpu_source, vllm_source
+from playground.bench.sweep import PRECISIONS, SweepSpec
+from playground.engines.base import RequestError
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated whole numbers, e.g. 1,8,64") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m playground.bench",
+        description="Paired FP8-vs-16-bit throughput sweeps. Prompts are random token ids of exact length "
+                    "(seeded), ignore_eos, one warm-up excluded, each point the median of --repeats runs. "
+                    "TPOT = (end-to-end - TTFT) / (output tokens - 1), as in vllm bench serve.",
+        epilog="Examples:\n  python -m playground.bench --backend cpu --concurrency 1,2 --input-len 32 --output-len 16\n"
+               "  python -m playground.bench --backend vllm --model /models/llama-2-7b --load-format dummy\n"
+               "  python -m playground.bench --history\n  python -m playground.bench --export 3 --format csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backend", choices=["cpu", "vllm"], default="cpu")
+    p.add_argument("--model", default="", help="vLLM: model folder (config.json) or HF id")
+    p.add_argument("--load-format", default="auto", choices=["auto", "dummy"])
+    p.add_argument("--dtype", default="bfloat16")
+    p.add_argument("--max-model-len", type=int, default=None)
+    p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
+    p.add_argument("--concurrency", type=_ints, default=(1, 8, 64, 256))
+    p.add_argument("--input-len", type=int, default=512)
+    p.add_argument("--output-len", type=int, default=256)
+    p.add_argument("--num-prompts", type=int, default=None, help="per point (default: max(concurrency, 8))")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--precisions", default=None, help=f"comma-separated from {', '.join(PRECISIONS)} "
+                                                      "(default: all on vllm, fp16,fp8 on cpu)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default="data", help="where bench.sqlite lives (default ./data)")
+    p.add_argument("--history", action="store_true", help="list saved runs")
+    p.add_argument("--export", type=int, metavar="RUN_ID", help="print a saved run")
+    p.add_argument("--format", choices=["csv", "json"], default="json")
+    return p
+
+
+def print_points(points) -> None:
+    print(f"{'precision':<9} {'conc':>5} {'out tok/s':>10} {'tot tok/s':>10} {'req/s':>7} {'TTFT p50 ms':>11} "
+          f"{'TPOT p50 ms':>11} {'ITL p99 ms':>10} {'roofline':>9} {'% roof':>6}")
+    for pt in points:
+        m = pt.metrics
+        roof = f"{pt.roofline_output_tok_s:,.0f}" if pt.roofline_output_tok_s else "-"
+        pct = f"{pt.percent_of_roofline:.0f}%" if pt.percent_of_roofline else "-"
+        ms = lambda s: f"{s * 1000:.1f}" if s is not None else "-"  # noqa: E731
+        print(f"{pt.precision:<9} {pt.concurrency:>5} {m.output_tok_s:>10.1f} {m.total_tok_s:>10.1f} {m.request_s:>7.2f} "
+              f"{ms(m.ttft_p50_s):>11} {ms(m.tpot_p50_s):>11} {ms(m.itl_p99_s):>10} {roof:>9} {pct:>6}")
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.history or args.export is not None:
+        conn = store.connect(args.data_dir)
+        if args.history:
+            for r in store.list_runs(conn):
+                print(f"#{r['id']:<4} {r['created_at']}  {r['backend']:<5} {r['model']:<30} {r['points']:>3} points  {r['status']}")
+            return 0
+        try:
+            meta, points = store.load_run(conn, args.export)
+        except KeyError as e:
+            print(f"error: {e.args[0]}", file=sys.stderr)
+            return 2
+        print(store.to_csv(points) if args.format == "csv" else store.to_json(meta, points))
+        return 0
+    default_precisions = "fp16,fp8,fp8-kv8" if args.backend == "vllm" else "fp16,fp8"
+    spec = SweepSpec(concurrency=args.concurrency, input_len=args.input_len, output_len=args.output_len,
+                     num_prompts=args.num_prompts, repeats=args.repeats, seed=args.seed,
+                     precisions=tuple((args.precisions or default_precisions).split(",")))
+    config = BenchConfig(backend=args.backend, model=args.model, load_format=args.load_format, dtype=args.dtype,
+                         max_model_len=args.max_model_len, gpu_memory_utilization=args.gpu_memory_utilization,
+                         data_dir=args.data_dir)
+    if args.backend == "vllm":
+        if not args.model:
+            print("error: --model is required with --backend vllm", file=sys.stderr)
+            return 2
+        from planner import model_spec
+
+        shape = model_spec(args.model)
+        vocab, max_len = shape.vocab_size, args.max_model_len or shape.max_position_embeddings
+        source = vllm_source(config, max(spec.concurrency))
+    else:
+        from planner.assets import load_json
+
+        cpu = load_json("cpu_model.json")["config"]
+        vocab, max_len, source = cpu["vocab_size"], cpu["max_position_embeddings"], cpu_source()
+    service = BenchmarkService(args.data_dir)
+    try:
+        run_id, points = asyncio.run(service.run(config, spec, source, vocab, max_len,
+                                                 progress=lambda m: print(m, file=sys.stderr, flush=True)))
+    except RequestError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print_points(points)
+    print(f"saved as run #{run_id} in {args.data_dir}/bench.sqlite")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

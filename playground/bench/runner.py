@@ -1,0 +1,199 @@
+"""A whole benchmark run: engines per precision, roofline and NVML beside each point, saved history.
+
+Engines come from an ``EngineSource``: the CLI starts one engine per precision at a time (the whole
+GPU for each), the app lends its resident engines. Only one sweep runs per process at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import shlex
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from playground.bench import store
+from playground.bench.sweep import PRECISIONS, PointResult, SweepCancelled, SweepSpec, run_precision
+from playground.engines.base import Engine, RequestError
+from playground.metrics import RunMetrics
+
+EngineSource = Callable[[str], "AsyncIterator[Engine]"]  # an async context manager factory
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    backend: str = "cpu"  # "cpu" or "vllm"
+    model: str = ""  # vLLM: a model folder or HF id; CPU: ignored
+    load_format: str = "auto"
+    dtype: str = "bfloat16"  # one dtype for every precision, so FP8 KV (bfloat16-only on Hopper) is comparable
+    max_model_len: int | None = None
+    gpu_memory_utilization: float = 0.9
+    tensor_parallel_size: int = 1
+    data_dir: str = "data"
+
+
+def cpu_source() -> EngineSource:
+    @asynccontextmanager
+    async def source(precision: str):
+        from playground.engines.cpu_engine import CpuEngine
+
+        if precision == "fp8-kv8":
+            raise RequestError("precisions", "the CPU backend has no FP8 KV cache; choose fp16 and fp8")
+        engine = CpuEngine(precision, fp8=precision == "fp8")
+        await engine.start()
+        try:
+            yield engine
+        finally:
+            await engine.stop()
+
+    return source
+
+
+def vllm_source(config: BenchConfig, max_concurrency: int) -> EngineSource:
+    @asynccontextmanager
+    async def source(precision: str):
+        from playground.engines.vllm_engine import VllmEngine, VllmEngineConfig
+
+        engine = VllmEngine(VllmEngineConfig(
+            label=precision, model=config.model, load_format=config.load_format, dtype=config.dtype,
+            max_model_len=config.max_model_len, tensor_parallel_size=config.tensor_parallel_size,
+            gpu_memory_utilization=config.gpu_memory_utilization, max_num_seqs=max(max_concurrency, 256),
+            **PRECISIONS[precision],
+        ))
+        await engine.start()
+        try:
+            yield engine
+        finally:
+            await engine.stop()
+            await asyncio.sleep(2)  # let the engine-core process release the GPU before the next starts
+
+    return source
+
+
+def resident_source(engines: Mapping[str, Engine]) -> EngineSource:
+    """Lend engines that stay running (the app's): precisions are the keys."""
+
+    @asynccontextmanager
+    async def source(precision: str):
+        if precision not in engines:
+            raise RequestError("precisions", f"{precision!r} is not running here; available: {', '.join(engines)}")
+        yield engines[precision]
+
+    return source
+
+
+def vllm_bench_command(config: BenchConfig, precision: str, spec: SweepSpec, concurrency: int) -> str:
+    """The `vllm bench throughput` line that measures the same point, for cross-checking."""
+    args = ["vllm", "bench", "throughput", "--model", config.model or "<model>", "--dataset-name", "random",
+            "--random-input-len", str(spec.input_len), "--random-output-len", str(spec.output_len),
+            "--num-prompts", str(spec.prompts_for(concurrency)), "--max-num-seqs", str(concurrency),
+            "--dtype", config.dtype, "--seed", str(spec.seed)]
+    if config.load_format != "auto":
+        args += ["--load-format", config.load_format]
+    if config.max_model_len:
+        args += ["--max-model-len", str(config.max_model_len)]
+    q = PRECISIONS[precision]
+    if q["quantization"]:
+        args += ["--quantization", q["quantization"]]
+    if q["kv_cache_dtype"] != "auto":
+        args += ["--kv-cache-dtype", q["kv_cache_dtype"]]
+    return shlex.join(args)
+
+
+def environment(config: BenchConfig) -> dict:
+    env = {"backend": config.backend, "engine_args": asdict(config), "python": platform.python_version(),
+           "machine": platform.machine(), "quantization_scheme": {
+               "fp8": "vLLM online dynamic FP8 W8A8: float8_e4m3fn weights, per-tensor scale amax/448",
+               "fp8-kv8": "as fp8, plus kv_cache_dtype='fp8' (E4M3 KV cache)"}}
+    try:
+        import torch
+
+        env["torch"] = torch.__version__
+    except ImportError:
+        pass
+    if config.backend == "vllm":
+        import vllm
+
+        from planner.nvml import read_gpus
+
+        reading = read_gpus(0)[0]
+        env.update(vllm=vllm.__version__, gpu=reading.name, driver=reading.driver_version,
+                   gpu_total_bytes=reading.total_bytes, bandwidth_gb_s=reading.bandwidth_gb_s)
+    else:
+        env["gpu"] = None
+        env["cpu"] = platform.processor() or platform.machine()
+    return env
+
+
+def _describer(config: BenchConfig, spec: SweepSpec) -> Callable[[str, int, RunMetrics], dict]:
+    model = gpu = None
+    if config.backend == "vllm":
+        from planner import model_spec, read_gpus
+
+        model, gpu = model_spec(config.model), read_gpus(0)[0].to_spec()
+
+    def describe(precision: str, concurrency: int, metrics: RunMetrics) -> dict:
+        extra = {"vllm_bench_command": vllm_bench_command(config, precision, spec, concurrency)}
+        if model is not None and gpu is not None and gpu.fp16_tflops:
+            from planner.roofline import roofline
+
+            limit = roofline(model, gpu, concurrency=concurrency, input_len=spec.input_len,
+                             output_len=spec.output_len, dtype=config.dtype, **PRECISIONS[precision])
+            extra.update(roofline_output_tok_s=limit.output_tok_s, roofline_bound=limit.bound)
+        return extra
+
+    return describe
+
+
+class BenchmarkService:
+    """Runs sweeps one at a time (a second request while one runs is refused with a message)."""
+
+    def __init__(self, data_dir: str | Path):
+        self.data_dir = Path(data_dir)
+        self._busy = threading.Lock()
+        self.cancel_event = threading.Event()
+
+    @property
+    def busy(self) -> bool:
+        return self._busy.locked()
+
+    async def run(self, config: BenchConfig, spec: SweepSpec, source: EngineSource, vocab_size: int,
+                  max_model_len: int, progress: Callable[[str], None] = print) -> tuple[int, list[PointResult]]:
+        spec.validate(max_model_len)
+        if not self._busy.acquire(blocking=False):
+            raise RequestError("benchmark", "a sweep is already running on this GPU; wait for it or cancel it")
+        self.cancel_event.clear()
+        points: list[PointResult] = []
+        status = "complete"
+        try:
+            describe = _describer(config, spec)
+            sampler = None
+            if config.backend == "vllm":
+                from planner.nvml import Sampler
+
+                sampler = lambda: Sampler(0)  # noqa: E731
+            for precision in spec.precisions:
+                progress(f"starting {precision} engine")
+                async with source(precision) as engine:
+                    points += await run_precision(engine, precision, spec, vocab_size, describe, progress,
+                                                  self.cancel_event, sampler)
+        except SweepCancelled as e:
+            status = "cancelled"
+            progress(str(e))
+        except Exception as e:  # an engine that fails mid-sweep: keep the finished points, say so
+            status = f"failed: {type(e).__name__}: {e}"
+            progress(status)
+            if not points:
+                raise
+        finally:
+            self._busy.release()
+        conn = store.connect(self.data_dir)
+        try:
+            run_id = store.save_run(conn, status=status, backend=config.backend, model=config.model or "cpu",
+                                    environment=environment(config), spec=asdict(spec), points=points)
+        finally:
+            conn.close()
+        return run_id, points

@@ -1,0 +1,180 @@
+"""The throughput sweep: for each precision, one engine, every concurrency level, repeated.
+
+Random token prompts of exact lengths (seeded), ignore_eos so every request produces exactly
+output_len tokens, one warm-up pass excluded, each point the median of ``repeats`` runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from playground.engines.base import Engine, GenerationRequest, RequestError, SamplingSettings
+from playground.metrics import RequestTiming, RunMetrics, summarize
+
+PRECISIONS = {
+    "fp16": dict(quantization=None, kv_cache_dtype="auto"),
+    "fp8": dict(quantization="fp8", kv_cache_dtype="auto"),
+    "fp8-kv8": dict(quantization="fp8", kv_cache_dtype="fp8"),
+}
+MAX_PROMPTS = 4096
+MAX_CONCURRENCY = 1024
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    concurrency: tuple[int, ...] = (1, 8, 64, 256)
+    input_len: int = 512
+    output_len: int = 256
+    num_prompts: int | None = None  # per point; default: max(concurrency, 8) so every level is loaded
+    repeats: int = 3
+    precisions: tuple[str, ...] = ("fp16", "fp8", "fp8-kv8")
+    seed: int = 0
+
+    def prompts_for(self, concurrency: int) -> int:
+        return self.num_prompts or max(concurrency, 8)
+
+    def validate(self, max_model_len: int) -> SweepSpec:
+        if not self.concurrency:
+            raise RequestError("concurrency", "give at least one level, e.g. 1,8,64")
+        for c in self.concurrency:
+            if not 1 <= c <= MAX_CONCURRENCY:
+                raise RequestError("concurrency", f"{c} is outside [1, {MAX_CONCURRENCY}]")
+        if self.num_prompts is not None and not 1 <= self.num_prompts <= MAX_PROMPTS:
+            raise RequestError("num_prompts", f"{self.num_prompts} is outside [1, {MAX_PROMPTS}]")
+        if self.input_len < 1 or self.output_len < 1:
+            raise RequestError("input_len" if self.input_len < 1 else "output_len", "must be at least 1 token")
+        if self.input_len + self.output_len > max_model_len:
+            raise RequestError("input_len", f"input_len + output_len = {self.input_len + self.output_len} exceeds max_model_len={max_model_len}")
+        if not 1 <= self.repeats <= 10:
+            raise RequestError("repeats", f"{self.repeats} is outside [1, 10]")
+        unknown = [p for p in self.precisions if p not in PRECISIONS]
+        if unknown or not self.precisions:
+            raise RequestError("precisions", f"{unknown or 'none'}: choose from {', '.join(PRECISIONS)}")
+        return self
+
+
+@dataclass(frozen=True)
+class PointResult:
+    precision: str
+    concurrency: int
+    num_prompts: int
+    metrics: RunMetrics  # the median repeat (by output tok/s)
+    repeat_output_tok_s: tuple[float, ...]
+    peak_memory_bytes: int | None = None
+    mean_power_w: float | None = None
+    energy_j_per_output_token: float | None = None
+    roofline_output_tok_s: float | None = None
+    roofline_bound: str | None = None
+    vllm_bench_command: str = ""
+
+    @property
+    def percent_of_roofline(self) -> float | None:
+        if not self.roofline_output_tok_s:
+            return None
+        return 100 * self.metrics.output_tok_s / self.roofline_output_tok_s
+
+    def as_row(self) -> dict:
+        row = {"precision": self.precision, "concurrency": self.concurrency, "num_prompts": self.num_prompts}
+        row.update(asdict(self.metrics))
+        row.update(repeat_output_tok_s=list(self.repeat_output_tok_s), peak_memory_bytes=self.peak_memory_bytes,
+                   mean_power_w=self.mean_power_w, energy_j_per_output_token=self.energy_j_per_output_token,
+                   roofline_output_tok_s=self.roofline_output_tok_s, roofline_bound=self.roofline_bound,
+                   percent_of_roofline=self.percent_of_roofline, vllm_bench_command=self.vllm_bench_command)
+        return row
+
+
+def random_prompts(num: int, length: int, vocab_size: int, seed: int) -> list[tuple[int, ...]]:
+    """Token-id prompts of exactly ``length`` ids, reproducible from ``seed``; ids avoid the first
+    100 (special and byte tokens) so no prompt starts with an end-of-sequence."""
+    rng = np.random.default_rng(seed)
+    return [tuple(int(x) for x in rng.integers(100, vocab_size, size=length)) for _ in range(num)]
+
+
+async def run_point(engine: Engine, prompts: Sequence[tuple[int, ...]], output_len: int, concurrency: int,
+                    tag: str, cancel: threading.Event | None = None) -> list[RequestTiming]:
+    """Send every prompt, at most ``concurrency`` in flight; return each request's chunk timings."""
+    sampling = SamplingSettings(temperature=1.0, max_tokens=output_len, ignore_eos=True, seed=None)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int, ids: tuple[int, ...]) -> RequestTiming:
+        async with gate:
+            if cancel is not None and cancel.is_set():
+                return RequestTiming(time.perf_counter(), (), 0)
+            start, times, produced = time.perf_counter(), [], 0
+            async for chunk in engine.stream(GenerationRequest(f"{tag}-{i}", sampling, prompt_token_ids=ids)):
+                times.append(chunk.t_s)
+                produced = chunk.num_output_tokens
+            return RequestTiming(start, tuple(times), produced, len(ids))
+
+    return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts))))
+
+
+@dataclass
+class SweepProgress:
+    """Counts for progress bars; ``message`` says what runs now."""
+
+    done: int = 0
+    total: int = 0
+    message: str = ""
+    log: list[str] = field(default_factory=list)
+
+
+class SweepCancelled(Exception):
+    pass
+
+
+async def run_precision(engine: Engine, precision: str, spec: SweepSpec, vocab_size: int,
+                        describe_point: Callable[[str, int, RunMetrics], dict],
+                        progress: Callable[[str], None], cancel: threading.Event | None = None,
+                        sampler: Callable[[], AbstractContextManager] | None = None) -> list[PointResult]:
+    """All concurrency levels for one started engine. ``describe_point`` adds roofline/NVML/command
+    fields; ``sampler`` (optional) is a context-manager factory that samples GPU memory and power."""
+    results = []
+    warm = random_prompts(min(8, spec.prompts_for(spec.concurrency[0])), spec.input_len, vocab_size, spec.seed + 999)
+    await run_point(engine, warm, spec.output_len, len(warm), f"{precision}-warmup")  # excluded
+    for c in spec.concurrency:
+        prompts = random_prompts(spec.prompts_for(c), spec.input_len, vocab_size, spec.seed + c)
+        repeats: list[RunMetrics] = []
+        readings: list[dict] = []
+        for r in range(spec.repeats):
+            if cancel is not None and cancel.is_set():
+                raise SweepCancelled(f"cancelled during {precision} at concurrency {c}")
+            if sampler is not None:
+                with sampler() as samples:
+                    timings = await run_point(engine, prompts, spec.output_len, c, f"{precision}-c{c}-r{r}", cancel)
+                readings.append(samples.summary())
+            else:
+                timings = await run_point(engine, prompts, spec.output_len, c, f"{precision}-c{c}-r{r}", cancel)
+            repeats.append(summarize(timings))
+            progress(f"{precision} concurrency {c} repeat {r + 1}/{spec.repeats}: {repeats[-1].output_tok_s:.1f} output tok/s")
+        median = sorted(repeats, key=lambda m: m.output_tok_s)[len(repeats) // 2]
+        extra = describe_point(precision, c, median)
+        if readings:
+            index = repeats.index(median)
+            reading = readings[index]
+            extra.update(peak_memory_bytes=reading["peak_memory_bytes"], mean_power_w=reading["mean_power_w"])
+            if reading["mean_power_w"]:
+                extra["energy_j_per_output_token"] = reading["mean_power_w"] * median.duration_s / median.output_tokens
+        results.append(PointResult(precision=precision, concurrency=c, num_prompts=len(prompts), metrics=median,
+                                   repeat_output_tok_s=tuple(m.output_tok_s for m in repeats), **extra))
+    return results
+
+
+def speedups(points: Sequence[PointResult], baseline: str = "fp16") -> dict[tuple[str, int], float]:
+    """Measured output tok/s of each precision over the baseline's, per concurrency."""
+    base = {p.concurrency: p.metrics.output_tok_s for p in points if p.precision == baseline}
+    return {(p.precision, p.concurrency): p.metrics.output_tok_s / base[p.concurrency]
+            for p in points if p.precision != baseline and p.concurrency in base}
+
+
+def spread(values: Sequence[float]) -> float:
+    """Relative spread (max - min) / median of repeated measurements."""
+    return (max(values) - min(values)) / statistics.median(values) if len(values) > 1 else 0.0

@@ -1,0 +1,110 @@
+"""Latency and throughput metrics, defined once, as vLLM's `vllm bench serve` defines them.
+
+- TTFT (time to first token): first streamed token's arrival - request start.
+- TPOT (time per output token): (end-to-end - TTFT) / (output tokens - 1), per request; the
+  first token is excluded because it pays for the prefill.
+- ITL (inter-token latency): the gaps between successive streamed chunks of one request.
+- decode tok/s (per request): (output tokens - 1) / (last arrival - first arrival), i.e. 1 / TPOT.
+- output tok/s (per run): all output tokens / wall time from the first request start to the last
+  arrival; total tok/s counts prompt tokens too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RequestTiming:
+    """Arrival times (perf_counter seconds) of one request's streamed chunks."""
+
+    start_s: float
+    chunk_times_s: tuple[float, ...]
+    output_tokens: int
+    prompt_tokens: int = 0
+
+    @property
+    def ttft_s(self) -> float | None:
+        return self.chunk_times_s[0] - self.start_s if self.chunk_times_s else None
+
+    @property
+    def e2e_s(self) -> float | None:
+        return self.chunk_times_s[-1] - self.start_s if self.chunk_times_s else None
+
+    @property
+    def tpot_s(self) -> float | None:
+        if self.output_tokens < 2 or not self.chunk_times_s:
+            return None
+        return (self.e2e_s - self.ttft_s) / (self.output_tokens - 1)
+
+    @property
+    def decode_tok_s(self) -> float | None:
+        tpot = self.tpot_s
+        return 1.0 / tpot if tpot else None
+
+    @property
+    def itls_s(self) -> tuple[float, ...]:
+        return tuple(np.diff(self.chunk_times_s)) if len(self.chunk_times_s) > 1 else ()
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    """A group of requests measured together (one benchmark point, or one comparison column)."""
+
+    num_requests: int
+    duration_s: float
+    output_tokens: int
+    prompt_tokens: int
+    output_tok_s: float
+    total_tok_s: float
+    request_s: float
+    ttft_p50_s: float | None
+    ttft_p90_s: float | None
+    ttft_p99_s: float | None
+    tpot_p50_s: float | None
+    tpot_p90_s: float | None
+    tpot_p99_s: float | None
+    itl_p50_s: float | None
+    itl_p90_s: float | None
+    itl_p99_s: float | None
+
+
+def _percentiles(values: Sequence[float]) -> tuple[float | None, float | None, float | None]:
+    if not values:
+        return None, None, None
+    p50, p90, p99 = np.percentile(np.asarray(values, dtype=float), [50, 90, 99])
+    return float(p50), float(p90), float(p99)
+
+
+def summarize(timings: Sequence[RequestTiming]) -> RunMetrics:
+    """Aggregate measured requests. Raises ValueError if none produced a token: no timing, no metric."""
+    done = [t for t in timings if t.chunk_times_s]
+    if not done:
+        raise ValueError("no request produced a token, so there is nothing to measure")
+    start = min(t.start_s for t in done)
+    end = max(t.chunk_times_s[-1] for t in done)
+    duration = end - start
+    out_tokens = sum(t.output_tokens for t in done)
+    prompt_tokens = sum(t.prompt_tokens for t in done)
+    ttft = _percentiles([t.ttft_s for t in done])
+    tpot = _percentiles([t.tpot_s for t in done if t.tpot_s is not None])
+    itl = _percentiles([gap for t in done for gap in t.itls_s])
+    return RunMetrics(
+        num_requests=len(done), duration_s=duration, output_tokens=out_tokens, prompt_tokens=prompt_tokens,
+        output_tok_s=out_tokens / duration, total_tok_s=(out_tokens + prompt_tokens) / duration,
+        request_s=len(done) / duration,
+        ttft_p50_s=ttft[0], ttft_p90_s=ttft[1], ttft_p99_s=ttft[2],
+        tpot_p50_s=tpot[0], tpot_p90_s=tpot[1], tpot_p99_s=tpot[2],
+        itl_p50_s=itl[0], itl_p90_s=itl[1], itl_p99_s=itl[2],
+    )
+
+
+def first_divergence(a: Sequence[int] | str, b: Sequence[int] | str) -> int | None:
+    """Index of the first position where two outputs differ (None if one is a prefix of the other)."""
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return i
+    return None

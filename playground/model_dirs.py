@@ -1,0 +1,42 @@
+"""Real-shaped model folders for vLLM's load_format='dummy': a catalog config.json and a tokenizer.
+
+The tokenizer is assets/tokenizer.model (a real 32,000-token SentencePiece model); a model whose
+vocabulary is larger simply never sees the ids above 32,000 in its prompts.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from planner.assets import ASSETS_DIR, load_json
+from planner.errors import PlannerError
+
+TOKENIZER_CONFIG = {
+    "tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+    "add_bos_token": True, "add_eos_token": False, "legacy": False, "model_max_length": 1_000_000,
+}
+
+
+def write_model_dir(name: str, dest: str | Path) -> Path:
+    """Write ``dest``/config.json (catalog model ``name``), tokenizer.model and tokenizer_config.json."""
+    models = load_json("models.json")["models"]
+    if name not in models:
+        raise PlannerError("model", f"{name!r} is not in the catalog: {', '.join(models)}")
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "config.json").write_text(json.dumps(models[name]["config"], indent=2))
+    shutil.copyfile(ASSETS_DIR / "tokenizer.model", dest / "tokenizer.model")
+    (dest / "tokenizer_config.json").write_text(json.dumps(TOKENIZER_CONFIG, indent=2))
+    return dest
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Write a real-shaped model folder for vLLM's load_format=dummy.")
+    parser.add_argument("name", help="catalog model, e.g. llama-2-7b")
+    parser.add_argument("dest", help="folder to write")
+    args = parser.parse_args()
+    print(write_model_dir(args.name, args.dest))
