@@ -1,0 +1,101 @@
+"""plotly figures for the three tabs. Inputs are plain rows (dicts) or library values; hover shows raw numbers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+
+COLORS = {"fp16": "#636EFA", "fp8": "#EF553B", "fp8-kv8": "#00CC96"}
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
+    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template="plotly_white",
+                      margin=dict(l=50, r=20, t=50, b=40), height=340, legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def speed_bars(labels: Sequence[str], decode_tok_s: Sequence[float | None], output_tok_s: Sequence[float | None]) -> go.Figure:
+    """The comparison's two speeds per engine, and the ratio of the second engine to the first."""
+    fig = go.Figure()
+    fig.add_bar(name="decode tok/s (per request, median)", x=list(labels), y=[v or 0 for v in decode_tok_s])
+    fig.add_bar(name="output tok/s (all prompts)", x=list(labels), y=[v or 0 for v in output_tok_s])
+    title = "Speed"
+    if len(labels) == 2 and decode_tok_s[0] and decode_tok_s[1]:
+        title = f"Speed — {labels[1]}/{labels[0]} decode ratio {decode_tok_s[1] / decode_tok_s[0]:.2f}x"
+    return _layout(fig, title, "engine", "tokens / s")
+
+
+def memory_breakdown(parts_gib: dict[str, float], title: str) -> go.Figure:
+    fig = go.Figure()
+    for name, gib in parts_gib.items():
+        fig.add_bar(name=name, x=["GPU memory"], y=[gib], hovertemplate=f"{name}: %{{y:.2f}} GiB<extra></extra>")
+    fig.update_layout(barmode="stack")
+    return _layout(fig, title, "", "GiB")
+
+
+def _by_precision(points: Sequence[dict]) -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = {}
+    for p in sorted(points, key=lambda p: p["concurrency"]):
+        groups.setdefault(p["precision"], []).append(p)
+    return groups
+
+
+def throughput(points: Sequence[dict]) -> go.Figure:
+    """Output tok/s vs concurrency per precision, the roofline dashed beside each."""
+    fig = go.Figure()
+    for precision, rows in _by_precision(points).items():
+        x = [r["concurrency"] for r in rows]
+        color = COLORS.get(precision)
+        fig.add_scatter(x=x, y=[r["output_tok_s"] for r in rows], mode="lines+markers", name=precision,
+                        line=dict(color=color), customdata=[[r.get("percent_of_roofline") or 0] for r in rows],
+                        hovertemplate="conc %{x}: %{y:.1f} tok/s (%{customdata[0]:.0f}% of roofline)<extra></extra>")
+        if any(r.get("roofline_output_tok_s") for r in rows):
+            fig.add_scatter(x=x, y=[r.get("roofline_output_tok_s") for r in rows], mode="lines", name=f"{precision} roofline",
+                            line=dict(color=color, dash="dash"))
+    fig.update_xaxes(type="log")
+    return _layout(fig, "Output throughput vs concurrency (dashed: physical limit)", "concurrency", "output tok/s")
+
+
+def speedup(points: Sequence[dict], baseline: str = "fp16") -> go.Figure:
+    """Measured FP8/16-bit speedup per concurrency, and the roofline's ideal ratio."""
+    groups = _by_precision(points)
+    base = {r["concurrency"]: r for r in groups.get(baseline, [])}
+    fig = go.Figure()
+    for precision, rows in groups.items():
+        if precision == baseline:
+            continue
+        paired = [r for r in rows if r["concurrency"] in base]
+        x = [r["concurrency"] for r in paired]
+        fig.add_scatter(x=x, y=[r["output_tok_s"] / base[r["concurrency"]]["output_tok_s"] for r in paired],
+                        mode="lines+markers", name=f"{precision} measured", line=dict(color=COLORS.get(precision)))
+        ideal = [(r.get("roofline_output_tok_s") or 0) / (base[r["concurrency"]].get("roofline_output_tok_s") or 1) for r in paired]
+        if any(r.get("roofline_output_tok_s") for r in paired):
+            fig.add_scatter(x=x, y=ideal, mode="lines", name=f"{precision} ideal (roofline)",
+                            line=dict(color=COLORS.get(precision), dash="dot"))
+    fig.add_hline(y=1.0, line=dict(color="grey", width=1))
+    fig.update_xaxes(type="log")
+    return _layout(fig, f"Speedup over {baseline}", "concurrency", "x faster")
+
+
+def latency(points: Sequence[dict]) -> go.Figure:
+    """TTFT and TPOT percentiles (ms) per precision and concurrency."""
+    fig = go.Figure()
+    for precision, rows in _by_precision(points).items():
+        x = [str(r["concurrency"]) for r in rows]
+        for metric, dash in (("ttft", "solid"), ("tpot", "dot")):
+            for pct in ("p50", "p99"):
+                key = f"{metric}_{pct}_s"
+                fig.add_scatter(x=x, y=[(r.get(key) or 0) * 1000 for r in rows], mode="lines+markers",
+                                name=f"{precision} {metric.upper()} {pct}", line=dict(color=COLORS.get(precision), dash=dash),
+                                opacity=1.0 if pct == "p50" else 0.5)
+    fig.update_yaxes(type="log")
+    return _layout(fig, "Latency percentiles (TTFT solid, TPOT dotted)", "concurrency", "ms")
+
+
+def memory(points: Sequence[dict]) -> go.Figure:
+    fig = go.Figure()
+    for precision, rows in _by_precision(points).items():
+        fig.add_bar(name=precision, x=[str(r["concurrency"]) for r in rows],
+                    y=[(r.get("peak_memory_bytes") or 0) / 2**30 for r in rows], marker_color=COLORS.get(precision))
+    return _layout(fig, "Peak GPU memory during the point (NVML)", "concurrency", "GiB")

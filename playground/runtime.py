@@ -1,0 +1,92 @@
+"""The engines' own event loop, in a background thread, and the supervisor that restarts a dead engine.
+
+vLLM's AsyncLLM binds its sockets and output task to the loop it first runs on; the web server
+has its own. Keeping every engine call on one dedicated loop and bridging results across makes
+both sides independent of each other's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+from playground.engines.base import Engine
+
+T = TypeVar("T")
+_DONE = object()
+
+
+class EngineRuntime:
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="engine-loop", daemon=True)
+        self._thread.start()
+
+    def call(self, coro: Awaitable[T], timeout: float | None = None) -> T:
+        """Run a coroutine on the engine loop from any other thread, and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def acall(self, coro: Awaitable[T]) -> T:
+        """Await a coroutine run on the engine loop, from another running loop."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    async def stream(self, make: Callable[[], AsyncIterator[T]]) -> AsyncIterator[T]:
+        """Iterate, from the caller's loop, an async iterator that runs on the engine loop. Closing
+        this iterator (a client that goes away, a Stop button) closes the remote one."""
+        here = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+
+        async def pump():
+            try:
+                async for item in make():
+                    here.call_soon_threadsafe(queue.put_nowait, item)
+            except BaseException as e:  # carried across to the caller, who decides what it means
+                here.call_soon_threadsafe(queue.put_nowait, e)
+            finally:
+                here.call_soon_threadsafe(queue.put_nowait, _DONE)
+
+        future = asyncio.run_coroutine_threadsafe(pump(), self.loop)
+        try:
+            while True:
+                item = await queue.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            future.cancel()  # cancels pump(), whose async-for closes the remote generator
+
+
+class SupervisedEngine:
+    """An engine plus how to build it again: if it dies, ``ensure_running`` starts a new one."""
+
+    def __init__(self, factory: Callable[[], Engine]):
+        self.factory = factory
+        self.engine = factory()
+        self.restarts = 0
+
+    @property
+    def info(self):
+        return self.engine.info
+
+    async def start(self) -> None:
+        await self.engine.start()
+
+    def is_dead(self) -> bool:
+        return bool(getattr(self.engine, "errored", False))
+
+    async def ensure_running(self) -> bool:
+        """Restart a dead engine; True if a restart happened."""
+        if not self.is_dead():
+            return False
+        try:
+            await self.engine.stop()
+        except RuntimeError:  # a dead engine may fail to shut down cleanly; it is replaced anyway
+            pass
+        self.engine = self.factory()
+        await self.engine.start()
+        self.restarts += 1
+        return True
