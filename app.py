@@ -345,7 +345,7 @@ def build_ui(app: App) -> gr.Blocks:
                 conc = gr.Textbox(value="1,4" if app.backend == "cpu" else "1,8,64,256", label="concurrency levels")
                 in_len = gr.Number(value=32 if app.backend == "cpu" else 512, precision=0, label="input_len")
                 out_len = gr.Number(value=16 if app.backend == "cpu" else 256, precision=0, label="output_len")
-                n_prompts = gr.Number(value=None, precision=0, label="num_prompts per point (empty: max(conc, 8))")
+                n_prompts = gr.Number(value=None, precision=0, label="num_prompts per point (empty: max(conc, 4))")
                 repeats = gr.Number(value=3, precision=0, label="repeats")
                 precisions = gr.CheckboxGroup(list(PRECISIONS), value=["fp16", "fp8"], label="precisions")
             with gr.Row():

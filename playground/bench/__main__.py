@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=_ints, default=(1, 8, 64, 256))
     p.add_argument("--input-len", type=int, default=512)
     p.add_argument("--output-len", type=int, default=256)
-    p.add_argument("--num-prompts", type=int, default=None, help="per point (default: max(concurrency, 8))")
+    p.add_argument("--num-prompts", type=int, default=None, help="per point (default: max(concurrency, 4))")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--precisions", default=None, help=f"comma-separated from {', '.join(PRECISIONS)} "
                                                       "(default: all on vllm, fp16,fp8 on cpu)")

@@ -55,12 +55,18 @@ def cpu_source() -> EngineSource:
 def vllm_source(config: BenchConfig, max_concurrency: int) -> EngineSource:
     @asynccontextmanager
     async def source(precision: str):
+        from planner.memory import default_batch_limits
+        from planner.nvml import read_gpus
         from playground.engines.vllm_engine import VllmEngine, VllmEngineConfig
 
+        # The LLM class's defaults for this GPU, so each point matches `vllm bench throughput`
+        # and the planner's prediction for the same engine.
+        max_num_seqs, max_num_batched_tokens = default_batch_limits(read_gpus(0)[0].to_spec())
         engine = VllmEngine(VllmEngineConfig(
             label=precision, model=config.model, load_format=config.load_format, dtype=config.dtype,
             max_model_len=config.max_model_len, tensor_parallel_size=config.tensor_parallel_size,
-            gpu_memory_utilization=config.gpu_memory_utilization, max_num_seqs=max(max_concurrency, 256),
+            gpu_memory_utilization=config.gpu_memory_utilization,
+            max_num_seqs=max(max_num_seqs, max_concurrency), max_num_batched_tokens=max_num_batched_tokens,
             **PRECISIONS[precision],
         ))
         await engine.start()

@@ -33,13 +33,13 @@ class SweepSpec:
     concurrency: tuple[int, ...] = (1, 8, 64, 256)
     input_len: int = 512
     output_len: int = 256
-    num_prompts: int | None = None  # per point; default: max(concurrency, 8) so every level is loaded
+    num_prompts: int | None = None  # per point; default: max(concurrency, 4) so every level is loaded
     repeats: int = 3
     precisions: tuple[str, ...] = ("fp16", "fp8", "fp8-kv8")
     seed: int = 0
 
     def prompts_for(self, concurrency: int) -> int:
-        return self.num_prompts or max(concurrency, 8)
+        return self.num_prompts or max(concurrency, 4)
 
     def validate(self, max_model_len: int) -> SweepSpec:
         if not self.concurrency:

@@ -117,7 +117,7 @@ class VllmEngine:
                 f"{n_prompt:,} prompt tokens + {s.max_tokens:,} new tokens exceed max_model_len={self.info.max_model_len:,}",
             )
         params = SamplingParams(
-            temperature=s.temperature, top_p=s.top_p, top_k=s.top_k if s.top_k > 0 else -1,
+            temperature=s.temperature, top_p=s.top_p, top_k=max(s.top_k, 0),
             max_tokens=s.max_tokens, seed=s.seed, repetition_penalty=s.repetition_penalty,
             presence_penalty=s.presence_penalty, frequency_penalty=s.frequency_penalty,
             stop=list(s.stop) or None, ignore_eos=s.ignore_eos, output_kind=RequestOutputKind.DELTA,

@@ -1,0 +1,55 @@
+"""Start one vLLM engine (LLM class, default engine arguments otherwise) and print, as one JSON
+line, what it reported: KV tokens, and the planner's prediction for the same arguments.
+
+    python benchmarks/measure_kv.py --model-dir /tmp/models/qwen2.5-7b --dtype bfloat16 \
+        --gpu-memory-utilization 0.85 --max-model-len 8192
+
+Run it once per configuration (a fresh process each, so nothing else is on the GPU). With
+VLLM_LOGGING_LEVEL=DEBUG the log also holds the profile breakdown (benchmarks/vllm_log.py reads it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("--quantization", default=None)
+    p.add_argument("--kv-cache-dtype", default="auto")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
+    p.add_argument("--max-model-len", type=int, default=None)
+    args = p.parse_args()
+
+    from vllm import LLM
+
+    from planner import model_spec, plan, read_gpus
+
+    spec = model_spec(args.model_dir)
+    gpu = read_gpus(0)[0]
+    predicted = plan(spec, gpu.to_spec(), quantization=args.quantization, kv_cache_dtype=args.kv_cache_dtype,
+                     dtype=args.dtype, gpu_memory_utilization=args.gpu_memory_utilization,
+                     max_model_len=args.max_model_len)
+    started = time.perf_counter()
+    llm = LLM(model=args.model_dir, load_format="dummy", quantization=args.quantization,
+              kv_cache_dtype=args.kv_cache_dtype, dtype=args.dtype, max_model_len=args.max_model_len,
+              gpu_memory_utilization=args.gpu_memory_utilization, skip_tokenizer_init=True, seed=0)
+    cache = llm.llm_engine.vllm_config.cache_config
+    import vllm
+
+    print(json.dumps({
+        "model": spec.name, "quantization": args.quantization, "kv_cache_dtype": args.kv_cache_dtype,
+        "dtype": args.dtype, "gpu_memory_utilization": args.gpu_memory_utilization,
+        "max_model_len": llm.llm_engine.vllm_config.model_config.max_model_len,
+        "measured_kv_tokens": cache.num_gpu_blocks * cache.block_size, "block_size": cache.block_size,
+        "predicted_kv_tokens": predicted.kv_tokens, "gpu": gpu.name, "gpu_total_bytes": gpu.total_bytes,
+        "gpu_free_bytes_before": gpu.free_bytes, "vllm": vllm.__version__, "startup_s": round(time.perf_counter() - started, 1),
+    }), flush=True)
+
+
+if __name__ == "__main__":
+    main()

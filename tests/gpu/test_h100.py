@@ -1,0 +1,111 @@
+"""GPU tests (marker gpu): the NVML adapter and the vLLM playground on the H100.
+
+Run on the GPU host:  PLAYGROUND_GPU_MODEL=/tmp/models/llama-2-7b pytest -m gpu tests/gpu
+Results are written under $GPU_RECORD_DIR and copied into docs/results/.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from planner import model_spec, read_gpus, side_by_side_split
+
+pytestmark = pytest.mark.gpu
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = json.loads((ROOT / "assets" / "prompts.json").read_text())["prompts"]
+PORT = 7870
+
+
+def test_nvml_reads_the_h100(record):
+    readings = read_gpus()
+    gpu = readings[0]
+    record("nvml_reading", [r.__dict__ for r in readings])
+    assert "H100" in gpu.name
+    assert gpu.total_bytes == 85_520_809_984
+    assert gpu.compute_capability == (9, 0)
+    assert gpu.bandwidth_gb_s and gpu.bandwidth_gb_s > 3000
+    assert 0 < gpu.free_bytes <= gpu.total_bytes
+
+
+@pytest.fixture(scope="module")
+def client():
+    from gradio_client import Client
+
+    model = os.environ.get("PLAYGROUND_GPU_MODEL")
+    if not model:
+        pytest.skip("set PLAYGROUND_GPU_MODEL to a model folder (python -m playground.model_dirs llama-2-7b DIR)")
+    log = open(os.environ.get("PLAYGROUND_APP_LOG", "/tmp/app-gpu.log"), "w")
+    app = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--backend", "vllm", "--model", model,
+                            "--load-format", "dummy", "--port", str(PORT)], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    deadline = time.time() + 420
+    connected = None
+    while time.time() < deadline and app.poll() is None:
+        try:
+            connected = Client(f"http://127.0.0.1:{PORT}/", verbose=False)
+            break
+        except Exception:  # not listening yet: both engines take minutes to start
+            time.sleep(5)
+    if connected is None:
+        app.kill()
+        pytest.fail(f"the app did not come up (exit code {app.poll()}); see {log.name}")
+    yield connected
+    app.terminate()
+    try:
+        app.wait(60)
+    except subprocess.TimeoutExpired:
+        app.kill()
+
+
+def test_both_engines_resident(client, record):
+    engines = client.predict(api_name="/engines")
+    spec = model_spec(os.environ["PLAYGROUND_GPU_MODEL"])
+    split = side_by_side_split(spec, read_gpus(0)[0].to_spec(), batch_size=64, context_len=1024)
+    record("engines", {"engines": engines, "planner_split": {
+        "baseline_utilization": split.baseline_utilization, "fp8_utilization": split.fp8_utilization,
+        "baseline_predicted_kv_tokens": split.baseline.kv_tokens, "fp8_predicted_kv_tokens": split.fp8.kv_tokens}})
+    assert [e["backend"] for e in engines] == ["vllm", "vllm"]
+    assert [e["quantization"] for e in engines] == [None, "fp8"]
+    assert all(e["kv_tokens"] > 64 * 1024 for e in engines)
+
+
+def test_seed_prompts_answered_side_by_side(client, record):
+    result = client.predict("\n---\n".join(EXAMPLES), 0.0, 1.0, 0, 128, 0, 1.0, 0.0, 0.0, "", api_name="/compare")
+    record("seed_prompts", result)
+    for column in result["columns"]:
+        assert column["error"] is None
+        assert len(column["texts"]) == 3 and all(column["texts"])
+        assert column["output_tokens"] > 0 and column["decode_tok_s"] > 0 and column["ttft_s"] > 0
+
+
+def test_fp8_decodes_faster_than_fp16_at_batch_1(client, record):
+    runs = [client.predict(EXAMPLES[0], 0.0, 1.0, 0, 256, 0, 1.0, 0.0, 0.0, "", api_name="/compare") for _ in range(3)]
+    speeds = {c["label"]: sorted(r["columns"][i]["decode_tok_s"] for r in runs)[1]
+              for i, c in enumerate(runs[0]["columns"])}
+    record("batch1_speed", {"median_decode_tok_s": speeds, "runs": runs})
+    base, fp8 = (runs[0]["columns"][0]["label"], runs[0]["columns"][1]["label"])
+    assert speeds[fp8] > speeds[base]
+
+
+def test_64_concurrent_compare_requests_complete(client, record):
+    from gradio_client import Client
+
+    def one(i):
+        c = Client(f"http://127.0.0.1:{PORT}/", verbose=False)
+        return c.predict(f"{EXAMPLES[i % 3]} (request {i})", 0.8, 0.95, 0, 64, i, 1.0, 0.0, 0.0, "", api_name="/compare")
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(64) as pool:
+        results = list(pool.map(one, range(64)))
+    wall = time.perf_counter() - started
+    tokens = sum(c["output_tokens"] for r in results for c in r["columns"])
+    record("concurrent_64", {"requests": len(results), "wall_s": wall, "output_tokens": tokens,
+                             "aggregate_output_tok_s": tokens / wall,
+                             "errors": [c["error"] for r in results for c in r["columns"] if c["error"]]})
+    assert len(results) == 64
+    assert all(c["error"] is None and c["output_tokens"] > 0 for r in results for c in r["columns"])
