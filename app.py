@@ -386,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tensor-parallel-size", type=int, default=1)
     p.add_argument("--fp8-kv-cache", action="store_true", help="FP8 engine also stores its KV cache in FP8 (bfloat16 on Hopper)")
     p.add_argument("--enforce-eager", action="store_true")
-    p.add_argument("--batch-size", type=int, default=64, help="the split gives each engine KV for this many sequences")
+    p.add_argument("--batch-size", type=int, default=16, help="the split gives each engine KV for this many sequences")
     p.add_argument("--context-len", type=int, default=1024, help="... of this many tokens")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)

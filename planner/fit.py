@@ -81,7 +81,7 @@ def _min_utilization(model: ModelSpec, gpu: GpuSpec, blocks_needed: int, **engin
 def side_by_side_split(model: ModelSpec, gpu: GpuSpec, *, batch_size: int = 1, context_len: int = 2048,
                        fp8_kv_cache: bool = False, dtype: str = "auto", max_model_len: int | None = None,
                        tensor_parallel_size: int = 1, max_num_seqs: int | None = None,
-                       max_num_batched_tokens: int | None = None, headroom: float = 0.02) -> SideBySideSplit:
+                       max_num_batched_tokens: int | None = None, headroom: float = 0.04) -> SideBySideSplit:
     """Split one GPU between a 16-bit engine and an FP8 engine resident at the same time so that each
     holds ``batch_size`` sequences of ``context_len`` tokens. The slack beyond both minimums is shared
     equally. Each process also pays for its own CUDA context outside its request, and ``headroom``

@@ -98,6 +98,7 @@ class EngineInfo:
     max_model_len: int
     kv_tokens: int | None = None
     gpu_name: str | None = None
+    gpu_memory_utilization: float | None = None
     notes: tuple[str, ...] = field(default=())
 
     def status_line(self) -> str:

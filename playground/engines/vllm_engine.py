@@ -55,6 +55,20 @@ class VllmEngineConfig:
         return config, tuple(notes)
 
 
+def planner_advice(config: VllmEngineConfig, gpu) -> str:
+    """The planner's verdict for this engine on this GPU as it is now (free memory included)."""
+    from planner import PlannerError, model_spec, plan
+
+    try:
+        p = plan(model_spec(config.model), gpu.to_spec(), quantization=config.quantization,
+                 kv_cache_dtype=config.kv_cache_dtype, dtype=config.dtype,
+                 gpu_memory_utilization=config.gpu_memory_utilization, max_model_len=config.max_model_len,
+                 tensor_parallel_size=config.tensor_parallel_size)
+    except PlannerError as e:
+        return f"The planner cannot say more: {e}"
+    return f"Planner: {p.reason}." + "".join(f" Try {a}." for a in p.advice)
+
+
 class VllmEngine:
     def __init__(self, config: VllmEngineConfig):
         self.config = config
@@ -70,8 +84,11 @@ class VllmEngine:
         from vllm import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        hopper = torch.cuda.is_available() and torch.cuda.get_device_capability(0)[0] == 9
-        config, notes = self.config.checked(hopper)
+        from planner.nvml import read_gpus
+
+        # NVML, not torch.cuda: a CUDA context in this process would take memory from the engines.
+        gpu = read_gpus(0)[0]
+        config, notes = self.config.checked(hopper=gpu.compute_capability[0] == 9)
         args = AsyncEngineArgs(
             model=config.model, load_format=config.load_format, dtype=config.dtype,
             quantization=config.quantization, kv_cache_dtype=config.kv_cache_dtype,
@@ -82,19 +99,18 @@ class VllmEngine:
         )
         try:
             self._engine = AsyncLLM.from_engine_args(args)
-        except torch.cuda.OutOfMemoryError as e:
-            raise RequestError(
-                "gpu_memory_utilization",
-                f"CUDA ran out of memory starting {config.label} at {config.gpu_memory_utilization}: {e}. "
-                "Ask the planner (Planner tab or python -m planner) for a split that fits.",
-            ) from e
+        except (torch.cuda.OutOfMemoryError, RuntimeError, ValueError) as e:
+            # vLLM reports an out-of-memory start from its engine-core process as a RuntimeError or
+            # a ValueError ("Free memory ... is less than desired"); say what would fit instead.
+            raise RequestError("gpu_memory_utilization", f"{config.label} engine failed to start: {e}. "
+                               f"{planner_advice(config, gpu)}") from e
         vllm_config = self._engine.vllm_config
         cache = vllm_config.cache_config
         self.info = replace(
             self.info, dtype=str(vllm_config.model_config.dtype).replace("torch.", ""),
             max_model_len=vllm_config.model_config.max_model_len,
             kv_tokens=(cache.num_gpu_blocks or 0) * cache.block_size,
-            gpu_name=torch.cuda.get_device_name(0), notes=notes,
+            gpu_name=gpu.name, gpu_memory_utilization=config.gpu_memory_utilization, notes=notes,
         )
         self.config = config
 
