@@ -6,7 +6,7 @@
 set -u
 export PYTHONPATH=/tmp/site:$PWD VLLM_USE_FLASHINFER_SAMPLER=0 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 OUT=${OUT:-/tmp/out}; LOGS=/tmp/logs; mkdir -p "$OUT" "$LOGS" /tmp/models
-for m in llama-2-7b llama-3-8b qwen2.5-7b qwen2.5-14b mistral-7b phi-3-mini; do
+for m in llama-2-7b llama-2-13b llama-3-8b llama-3.1-8b qwen2.5-7b qwen2.5-14b mistral-7b; do
   [ -f /tmp/models/$m/config.json ] || python3 -m playground.model_dirs $m /tmp/models/$m >/dev/null
 done
 
@@ -43,10 +43,18 @@ case "${1:-}" in
     python3 benchmarks/vllm_log.py "$LOGS/bench-$m.log" > "$OUT/bench-$m-startup.jsonl"
     grep -vE "^\s*$" "$LOGS/bench-$m.log" | grep -E "concurrency|starting|Error|error|Traceback" | tail -40
     ;;
+  inspect)
+    shift
+    while [ $# -ge 2 ]; do
+      VLLM_ALLOW_INSECURE_SERIALIZATION=1 timeout 240 python3 benchmarks/inspect_weights.py --model-dir /tmp/models/$1 \
+        $([ "$2" = none ] || echo --quantization $2) > "$LOGS/inspect-$1-$2.log" 2>&1
+      grep "^CENSUS" "$LOGS/inspect-$1-$2.log" | tee -a "$OUT/inspect.jsonl" | cut -c1-1500; shift 2
+    done
+    ;;
   overhead)
     timeout 580 python3 benchmarks/harness_overhead.py --model /tmp/models/$2 2> "$LOGS/overhead.log" | tee "$OUT/overhead.txt"
     tail -5 "$LOGS/overhead.log"
     ;;
-  *) echo "usage: $0 install-ui|measure ...|app|bench MODEL [bench args]|overhead MODEL"; exit 2 ;;
+  *) echo "usage: $0 install-ui|measure ...|inspect MODEL QUANT ...|app|bench MODEL [bench args]|overhead MODEL"; exit 2 ;;
 esac
 tar czf "$OUT/logs-${1:-x}.tgz" -C /tmp logs 2>/dev/null
