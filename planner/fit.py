@@ -99,8 +99,11 @@ def side_by_side_split(model: ModelSpec, gpu: GpuSpec, *, batch_size: int = 1, c
     blocks = batch_size * _blocks_for(context_len)
     need_base = _min_utilization(model, empty_gpu, blocks, **common)
     need_fp8 = _min_utilization(model, empty_gpu, blocks, **fp8_args)
-    usable = (gpu.free_bytes if gpu.free_bytes is not None else gpu.total_bytes) / gpu.total_bytes
-    usable -= 2 * CALIBRATION.cuda_context_bytes / gpu.total_bytes + headroom
+    # Each engine also holds, outside its request, a CUDA context and the CUDA graphs it captures
+    # after the KV cache; the second engine is checked against what the first leaves free.
+    outside = 2 * CALIBRATION.cuda_context_bytes + 2 * model.num_layers * CALIBRATION.cudagraph_bytes_per_layer
+    available = gpu.free_bytes if gpu.free_bytes is not None else gpu.cuda_total_bytes
+    usable = (available - outside) / gpu.cuda_total_bytes - headroom
     if need_base is None or need_fp8 is None or need_base + need_fp8 > usable:
         base_util = fp8_util = math.floor(max(usable, 0.02) / 2 * 100) / 100
         fits = False

@@ -22,6 +22,12 @@ class GpuSpec:
     fp8_tflops: float = 0.0  # 0 = no FP8 tensor cores
     compute_capability: tuple[int, int] = (0, 0)
     free_bytes: int | None = None
+    reserved_bytes: int = 0  # kept back by the driver; CUDA (and so vLLM) never sees it
+
+    @property
+    def cuda_total_bytes(self) -> int:
+        """What cudaMemGetInfo calls total: the base of vLLM's gpu_memory_utilization."""
+        return self.total_bytes - self.reserved_bytes
 
     @property
     def supports_fp8_tensor_cores(self) -> bool:
@@ -52,6 +58,7 @@ def gpu_preset(name: str) -> GpuSpec:
         fp16_tflops=float(entry["fp16_tflops"]),
         fp8_tflops=float(entry["fp8_tflops"]),
         compute_capability=tuple(entry["compute_capability"]),
+        reserved_bytes=int(entry.get("reserved_bytes", 0)),
     )
 
 

@@ -2,12 +2,13 @@
 
 It mirrors ``Worker.determine_available_memory`` in vllm/v1/worker/gpu_worker.py (vLLM 0.25):
 
-    requested  = ceil(total_memory * gpu_memory_utilization)
+    requested  = ceil(total_memory * gpu_memory_utilization)      (total_memory: CUDA's, not NVML's)
     kv_memory  = requested - weights - torch_peak_increase - non_torch_increase - cudagraph_estimate
     num_blocks = kv_memory // (block_size * kv_bytes_per_token)        (kv_cache_utils.get_num_blocks)
 
-The three terms vLLM measures at start-up (activation peak, non-torch memory, CUDA graphs) are
-modelled from the shapes with coefficients fitted to H100 measurements (CALIBRATION, below).
+The terms vLLM measures at start-up (activation peak, non-torch memory; the CUDA-graph estimate is
+0 in vLLM 0.25's V2 model runner) are modelled from the shapes with coefficients fitted to H100
+measurements (CALIBRATION, below).
 """
 
 from __future__ import annotations
@@ -27,25 +28,37 @@ BLOCK_SIZE = 16  # vllm/config/cache.py CacheConfig.DEFAULT_BLOCK_SIZE
 
 @dataclass(frozen=True)
 class Calibration:
-    """Coefficients of the terms vLLM measures at start-up, fitted to runs recorded in
-    tests/data/vllm_kv_measurements.json (vLLM 0.25.1, H100 80GB HBM3); see docs/planner.md."""
+    """Coefficients of the terms vLLM measures at start-up, fitted to the H100 runs recorded in
+    tests/data/vllm_kv_measurements.json (vLLM 0.25.1); docs/planner.md shows the fit."""
 
-    # torch peak during the profile run, per batched token: gate_up + SiLU-and-mul outputs
-    # (3 x intermediate, in activation dtype) plus this many hidden-size activations.
-    hidden_copies_per_token: float = 2.0
-    # The sampler dummy run: max_num_seqs x vocab float32 logits, this many copies.
+    # Torch peak of the profile run per batched token, in activation-dtype elements: the MLP's
+    # gate_up and SiLU-and-mul outputs (3 x intermediate) plus this many hidden-size tensors.
+    # Fitted: Qwen2.5-7B, Llama-3.1-8B and Llama-2-13B (hidden 3584/4096/5120) at 16,384 tokens.
+    hidden_copies_per_token: float = 2.94
+    # The sampler dummy run: max_num_seqs x vocab float32 logits (the peak only if larger).
     sampler_logit_copies: float = 1.0
-    # Fixed torch allocations of the profile run (attention metadata, buffers), bytes.
-    fixed_peak_bytes: int = int(0.25 * GIB)
-    # Memory outside torch's allocator that appears during start-up (cuBLAS workspaces, ...).
-    non_torch_bytes: int = int(0.30 * GIB)
-    non_torch_bytes_per_extra_gpu: int = int(0.25 * GIB)  # NCCL buffers under tensor parallelism
-    # vLLM's CUDA-graph estimate (gpu_model_runner.profile_cudagraph_memory).
-    cudagraph_bytes: int = int(0.31 * GIB)
-    # Online FP8 (quantization='fp8') keeps a little more than 1 byte per Linear weight.
-    fp8_weight_overhead_bytes: int = int(0.22 * GIB)
-    # What a CUDA context costs per process outside vLLM's request (for two resident engines).
+    fixed_peak_bytes: int = int(0.085 * GIB)
+    # "non-torch forward increase memory": 0.22 GiB in every single-GPU run measured.
+    non_torch_bytes: int = int(0.22 * GIB)
+    non_torch_bytes_per_extra_gpu: int = int(0.25 * GIB)  # NCCL buffers; not measured here (one GPU)
+    # vLLM 0.25 runs the V2 model runner, whose profile_cudagraph_memory() returns 0: graphs are
+    # captured after the KV cache is allocated, outside the requested memory. They still occupy
+    # the GPU (0.67 to 1.20 GiB measured), which matters when two engines share it.
+    cudagraph_estimate_bytes: int = 0
+    cudagraph_bytes_per_layer: int = int(0.03 * GIB)
+    # "Model loading took X GiB" exceeds the bytes of the tensors the model holds by a
+    # model-dependent amount (benchmarks/inspect_weights.py counted the tensors): the measured
+    # excess per (catalog model, quantization), GiB. Unmeasured models get 0.
+    weight_load_excess_gib: tuple[tuple[str, str, float], ...] = (
+        ("llama-2-7b", "fp8", 0.22), ("qwen2.5-14b", "fp8", 0.935), ("qwen2.5-7b", "none", 0.10),
+        ("qwen2.5-7b", "fp8", 0.08), ("llama-2-13b", "none", 0.05),
+    )
+    # A CUDA context per process, outside vLLM's request (for two engines resident at once).
     cuda_context_bytes: int = int(0.55 * GIB)
+
+    def weight_excess_bytes(self, model: str, quantization: str | None) -> int:
+        key = quantization or "none"
+        return next((int(g * GIB) for m, q, g in self.weight_load_excess_gib if m == model and q == key), 0)
 
 
 CALIBRATION = Calibration()
@@ -66,11 +79,12 @@ class MemoryPlan:
     max_num_seqs: int
     max_num_batched_tokens: int
     total_bytes: int
+    cuda_total_bytes: int
     requested_bytes: int
     weights_bytes: int
     activation_peak_bytes: int
     non_torch_bytes: int
-    cudagraph_bytes: int
+    cudagraph_bytes: int  # captured after the KV cache: outside the requested memory
     kv_cache_bytes: int
     kv_bytes_per_token: int
     block_size: int
@@ -98,7 +112,7 @@ class MemoryPlan:
 
     @property
     def non_kv_bytes(self) -> int:
-        return self.weights_bytes + self.activation_peak_bytes + self.non_torch_bytes + self.cudagraph_bytes
+        return self.weights_bytes + self.activation_peak_bytes + self.non_torch_bytes
 
     def breakdown_gib(self) -> dict[str, float]:
         """The requested memory split into its parts, in GiB (for tables and charts)."""
@@ -106,9 +120,10 @@ class MemoryPlan:
             "weights": self.weights_bytes,
             "activation peak": self.activation_peak_bytes,
             "non-torch": self.non_torch_bytes,
-            "CUDA graphs": self.cudagraph_bytes,
             "KV cache": max(self.kv_cache_bytes, 0),
-            "not requested": self.total_bytes - self.requested_bytes,
+            "CUDA graphs (after the KV cache)": self.cudagraph_bytes,
+            "driver-reserved": self.total_bytes - self.cuda_total_bytes,
+            "free": max(self.cuda_total_bytes - self.requested_bytes - self.cudagraph_bytes, 0),
         }
         return {k: v / GIB for k, v in parts.items()}
 
@@ -149,14 +164,16 @@ def weights_bytes(model: ModelSpec, *, dtype_bytes: int, quantization: str | Non
     vocab_rows = _pad_vocab(model.vocab_size, tp)
     embed = vocab_rows * model.hidden_size
     lm_head = 0 if model.tie_word_embeddings else embed
-    sixteen_bit = (embed + lm_head + model.norm_params) * dtype_bytes
+    rotary_cache = model.max_position_embeddings * model.head_dim  # RotaryEmbedding.cos_sin_cache
+    sixteen_bit = (embed + lm_head + model.norm_params + rotary_cache) * dtype_bytes
     linear = model.linear_params // tp
+    excess = calibration.weight_excess_bytes(model.name, quantization)
     if quantization == "fp8":
         # Online FP8: Linear weights in float8_e4m3fn with one float32 scale per (fused) tensor;
         # embeddings, lm_head and norms stay 16-bit.
         scales = model.num_layers * 4 * 4
-        return linear + scales + sixteen_bit + calibration.fp8_weight_overhead_bytes
-    return linear * dtype_bytes + sixteen_bit
+        return linear + scales + sixteen_bit + excess
+    return linear * dtype_bytes + sixteen_bit + excess
 
 
 def activation_peak_bytes(model: ModelSpec, *, act_bytes: int, max_num_batched_tokens: int,
@@ -232,13 +249,13 @@ def plan(model: ModelSpec, gpu: GpuSpec, *, quantization: str | None = None, kv_
 
     act_bytes = DTYPE_BYTES[resolved_dtype]
     kv_bytes = KV_CACHE_DTYPES[kv_cache_dtype] or act_bytes
-    requested = math.ceil(gpu.total_bytes * gpu_memory_utilization)
+    requested = math.ceil(gpu.cuda_total_bytes * gpu_memory_utilization)
     weights = weights_bytes(model, dtype_bytes=act_bytes, quantization=quantization, tp=tp, calibration=calibration)
     peak = activation_peak_bytes(model, act_bytes=act_bytes, max_num_batched_tokens=max_num_batched_tokens,
                                  max_num_seqs=max_num_seqs, tp=tp, calibration=calibration)
     non_torch = calibration.non_torch_bytes + (tp > 1) * calibration.non_torch_bytes_per_extra_gpu
-    graphs = 0 if enforce_eager else calibration.cudagraph_bytes
-    kv_memory = requested - weights - peak - non_torch - graphs
+    graphs = 0 if enforce_eager else model.num_layers * calibration.cudagraph_bytes_per_layer
+    kv_memory = requested - weights - peak - non_torch - (0 if enforce_eager else calibration.cudagraph_estimate_bytes)
     per_token = kv_bytes_per_token(model, kv_bytes=kv_bytes, tp=tp)
     num_blocks = max(kv_memory, 0) // (BLOCK_SIZE * per_token)
     kv_tokens = num_blocks * BLOCK_SIZE
@@ -264,6 +281,10 @@ def plan(model: ModelSpec, gpu: GpuSpec, *, quantization: str | None = None, kv_
         fits = False
         reason = (f"nothing is left for the KV cache: weights, activations and graphs take "
                   f"{(requested - kv_memory) / GIB:.2f} GiB of the requested {requested / GIB:.2f} GiB")
+    elif requested + graphs > (gpu.free_bytes if gpu.free_bytes is not None else gpu.cuda_total_bytes):
+        fits = False
+        reason = (f"the CUDA graphs (about {graphs / GIB:.2f} GiB, captured after the KV cache) do not fit beside "
+                  f"the requested {requested / GIB:.2f} GiB: lower gpu_memory_utilization or set enforce_eager")
     elif kv_tokens < max_model_len:
         fits = False
         reason = (f"the KV cache holds {kv_tokens:,} tokens, fewer than one request of "
@@ -273,7 +294,7 @@ def plan(model: ModelSpec, gpu: GpuSpec, *, quantization: str | None = None, kv_
         model=model.name, gpu=gpu.name, quantization=quantization, kv_cache_dtype=kv_cache_dtype,
         dtype=resolved_dtype, gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
         tensor_parallel_size=tp, max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
-        total_bytes=gpu.total_bytes, requested_bytes=requested, weights_bytes=weights,
+        total_bytes=gpu.total_bytes, cuda_total_bytes=gpu.cuda_total_bytes, requested_bytes=requested, weights_bytes=weights,
         activation_peak_bytes=peak, non_torch_bytes=non_torch, cudagraph_bytes=graphs,
         kv_cache_bytes=kv_memory, kv_bytes_per_token=per_token, block_size=BLOCK_SIZE,
         num_gpu_blocks=num_blocks, fits=fits, reason=reason, warnings=tuple(warnings),
@@ -292,7 +313,7 @@ def _advice(model: ModelSpec, gpu: GpuSpec, failed: MemoryPlan, calibration: Cal
                 max_num_batched_tokens=failed.max_num_batched_tokens, enforce_eager=enforce_eager)
     candidates: list[tuple[str, dict]] = []
     if gpu.free_bytes is not None and gpu.free_bytes < failed.requested_bytes:
-        util = math.floor(gpu.free_bytes / gpu.total_bytes * 100) / 100
+        util = math.floor(gpu.free_bytes / gpu.cuda_total_bytes * 100) / 100
         if util > 0:
             candidates.append((f"gpu_memory_utilization={util}", {"gpu_memory_utilization": util}))
     elif failed.gpu_memory_utilization < 0.95:

@@ -25,7 +25,8 @@ class GpuReading:
     name: str
     total_bytes: int
     free_bytes: int
-    used_bytes: int
+    used_bytes: int  # includes reserved_bytes (NVML's v1 memory info)
+    reserved_bytes: int
     processes: tuple[GpuProcess, ...]
     compute_capability: tuple[int, int]
     bandwidth_gb_s: float | None  # from bus width x max memory clock; None if NVML won't say
@@ -43,6 +44,7 @@ class GpuReading:
             fp8_tflops=preset.fp8_tflops if preset else 0.0,
             compute_capability=self.compute_capability,
             free_bytes=self.free_bytes,
+            reserved_bytes=self.reserved_bytes,
         )
 
 
@@ -79,6 +81,7 @@ def _optional(call, *args):
 def _read_one(nvml, index: int) -> GpuReading:
     handle = nvml.nvmlDeviceGetHandleByIndex(index)
     memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+    memory_v2 = _optional(nvml.nvmlDeviceGetMemoryInfo, handle, nvml.nvmlMemory_v2)
     processes = _optional(nvml.nvmlDeviceGetComputeRunningProcesses, handle) or []
     bus_bits = _optional(nvml.nvmlDeviceGetMemoryBusWidth, handle)
     mem_clock_mhz = _optional(nvml.nvmlDeviceGetMaxClockInfo, handle, nvml.NVML_CLOCK_MEM)
@@ -92,6 +95,7 @@ def _read_one(nvml, index: int) -> GpuReading:
         total_bytes=int(memory.total),
         free_bytes=int(memory.free),
         used_bytes=int(memory.used),
+        reserved_bytes=int(memory_v2.reserved) if memory_v2 is not None else 0,
         processes=tuple(
             GpuProcess(pid=p.pid, used_bytes=p.usedGpuMemory if isinstance(p.usedGpuMemory, int) else None)
             for p in processes
