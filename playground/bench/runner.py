@@ -12,7 +12,7 @@ import shlex
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from playground.bench import store
@@ -139,15 +139,20 @@ def _describer(config: BenchConfig, spec: SweepSpec) -> Callable[[str, int, RunM
     if config.backend == "vllm":
         from planner import model_spec, read_gpus
 
-        model, gpu = model_spec(config.model), read_gpus(0)[0].to_spec()
+        model = model_spec(config.model)
+        gpu = replace(read_gpus(0)[0].to_spec(), free_bytes=None)  # the plan of the engine as it started
 
     def describe(precision: str, concurrency: int, metrics: RunMetrics) -> dict:
         extra = {"vllm_bench_command": vllm_bench_command(config, precision, spec, concurrency)}
         if model is not None and gpu is not None and gpu.fp16_tflops:
+            from planner.memory import plan
             from planner.roofline import roofline
 
-            limit = roofline(model, gpu, concurrency=concurrency, input_len=spec.input_len,
-                             output_len=spec.output_len, dtype=config.dtype, **PRECISIONS[precision])
+            kv_tokens = plan(model, gpu, dtype=config.dtype, max_model_len=config.max_model_len,
+                             gpu_memory_utilization=config.gpu_memory_utilization, _advise=False,
+                             **PRECISIONS[precision]).kv_tokens
+            limit = roofline(model, gpu, concurrency=concurrency, input_len=spec.input_len, output_len=spec.output_len,
+                             dtype=config.dtype, kv_tokens=kv_tokens, **PRECISIONS[precision])
             extra.update(roofline_output_tok_s=limit.output_tok_s, roofline_bound=limit.bound)
         return extra
 

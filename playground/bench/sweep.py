@@ -138,10 +138,12 @@ async def run_precision(engine: Engine, precision: str, spec: SweepSpec, vocab_s
     """All concurrency levels for one started engine. ``describe_point`` adds roofline/NVML/command
     fields; ``sampler`` (optional) is a context-manager factory that samples GPU memory and power."""
     results = []
-    warm = random_prompts(min(8, spec.prompts_for(spec.concurrency[0])), spec.input_len, vocab_size, spec.seed + 999)
-    await run_point(engine, warm, spec.output_len, len(warm), f"{precision}-warmup")  # excluded
     for c in spec.concurrency:
         prompts = random_prompts(spec.prompts_for(c), spec.input_len, vocab_size, spec.seed + c)
+        # One untimed wave at this concurrency first: the first pass at a new batch size pays for
+        # kernel selection and JIT (seen on the H100 as a slow first repeat at 64 and 256).
+        warm = random_prompts(c, spec.input_len, vocab_size, spec.seed + 10_000 + c)
+        await run_point(engine, warm, spec.output_len, c, f"{precision}-c{c}-warmup", cancel)
         repeats: list[RunMetrics] = []
         readings: list[dict] = []
         for r in range(spec.repeats):
