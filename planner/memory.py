@@ -51,7 +51,8 @@ class Calibration:
     # excess per (catalog model, quantization), GiB. Unmeasured models get 0.
     weight_load_excess_gib: tuple[tuple[str, str, float], ...] = (
         ("llama-2-7b", "fp8", 0.22), ("qwen2.5-14b", "fp8", 0.935), ("qwen2.5-7b", "none", 0.10),
-        ("qwen2.5-7b", "fp8", 0.08), ("llama-2-13b", "none", 0.05),
+        ("qwen2.5-7b", "fp8", 0.08), ("llama-2-13b", "none", 0.05), ("llama-3-8b", "fp8", 0.03),
+        ("mistral-7b", "fp8", 0.03),
     )
     # A CUDA context per process, outside vLLM's request (for two engines resident at once).
     cuda_context_bytes: int = int(0.55 * GIB)
@@ -313,7 +314,7 @@ def _advice(model: ModelSpec, gpu: GpuSpec, failed: MemoryPlan, calibration: Cal
                 max_num_batched_tokens=failed.max_num_batched_tokens, enforce_eager=enforce_eager)
     candidates: list[tuple[str, dict]] = []
     if gpu.free_bytes is not None and gpu.free_bytes < failed.requested_bytes:
-        util = math.floor(gpu.free_bytes / gpu.cuda_total_bytes * 100) / 100
+        util = math.floor((gpu.free_bytes - failed.cudagraph_bytes) / gpu.cuda_total_bytes * 100) / 100
         if util > 0:
             candidates.append((f"gpu_memory_utilization={util}", {"gpu_memory_utilization": util}))
     elif failed.gpu_memory_utilization < 0.95:

@@ -137,10 +137,15 @@ def _spec_from_config(config: dict, label: str, source: str) -> ModelSpec:
     model_type = config.get("model_type")
     if not model_type:
         raise PlannerError("model", "config.json has no 'model_type' (for example \"llama\")")
+    try:  # transformers validates the fields through huggingface_hub's strict dataclasses
+        from huggingface_hub.errors import StrictDataclassError
+    except ImportError:  # older huggingface_hub: validation errors are ValueErrors
+        StrictDataclassError = ValueError  # noqa: N806
+
     fields = {k: v for k, v in config.items() if k != "model_type" and not k.startswith("_")}
     try:
         hf = AutoConfig.for_model(model_type, **fields)
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, StrictDataclassError) as e:
         raise PlannerError("model", f"config.json could not be parsed as model_type {model_type!r}: {e}") from e
 
     def need(attr: str) -> int:
