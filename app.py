@@ -28,8 +28,8 @@ from playground import charts, views
 from playground.bench import store
 from playground.bench.runner import BenchConfig, BenchmarkService, resident_source
 from playground.bench.sweep import PRECISIONS, SweepSpec
-from playground.compare import compare, divergence_note, parse_prompts
-from playground.engines.base import GenerationRequest, RequestError, SamplingSettings
+from playground.compare import check_request, compare, divergence_note, parse_prompts
+from playground.engines.base import RequestError, SamplingSettings
 from playground.runtime import EngineRuntime, SupervisedEngine
 
 EXAMPLES = json.loads((Path(__file__).parent / "assets" / "prompts.json").read_text())["prompts"]
@@ -105,10 +105,10 @@ class App:
                 gr.Warning(f"{engine.info.label} engine had died and was restarted")
 
     async def _comparison(self, prompts_text, sampling: SamplingSettings):
+        live = [e.engine for e in self.engines]
         try:
             prompts = parse_prompts(prompts_text)
-            for p in prompts:
-                GenerationRequest("check", sampling, prompt=p)
+            check_request(live, prompts, sampling)
         except RequestError as e:
             raise gr.Error(str(e)) from e
         await self._revive()
@@ -155,11 +155,11 @@ class App:
             raise gr.Error(f"engine: {engine!r} is not running; choose one of {[e.info.label for e in self.engines]}")
         try:
             sampling = sampling_from(temperature, 1.0, 0, max_tokens, seed, 1.0, 0.0, 0.0, "")
-            request = GenerationRequest("api", sampling, prompt=prompt)
+            check_request([chosen.engine], [prompt], sampling)
         except RequestError as e:
             raise gr.Error(str(e)) from e
         final = None
-        async for final in self.runtime.stream(lambda: compare([chosen.engine], [request.prompt], sampling)):
+        async for final in self.runtime.stream(lambda: compare([chosen.engine], [prompt], sampling)):
             pass
         return views.comparison_api_result(final, None)["columns"][0]
 

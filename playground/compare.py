@@ -54,6 +54,23 @@ def parse_prompts(text: str) -> list[str]:
     return prompts
 
 
+def check_request(engines: Sequence[Engine], prompts: Sequence[str], sampling: SamplingSettings) -> None:
+    """Refuse, before anything starts, what an engine would refuse: each prompt plus max_tokens
+    must fit every engine's max_model_len."""
+    for p in prompts:
+        GenerationRequest("check", sampling, prompt=p)
+    for engine in engines:
+        limit = engine.info.max_model_len
+        sampling.validate(limit)
+        for i, p in enumerate(prompts):
+            n = engine.count_prompt_tokens(p)
+            if n + sampling.max_tokens > limit:
+                where = f"prompt {i + 1}" if len(prompts) > 1 else "the prompt"
+                raise RequestError("prompt" if n >= limit else "max_tokens",
+                                   f"{where} has {n:,} tokens; with max_tokens={sampling.max_tokens:,} it exceeds "
+                                   f"{engine.info.label}'s max_model_len={limit:,}")
+
+
 class _Column:
     def __init__(self, label: str, n: int):
         self.label = label

@@ -38,3 +38,42 @@ def record():
             (Path(folder) / f"{name}.json").write_text(json.dumps(data, indent=2, default=str))
 
     return write
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def cpu_app(tmp_path_factory):
+    """The real app on the CPU backend, served on localhost for the API and browser tests."""
+    import subprocess
+    import time
+    import urllib.request
+
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("app") / "app.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port),
+                             "--data-dir", str(tmp_path_factory.mktemp("bench"))],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:  # not listening yet
+            time.sleep(1)
+    else:
+        proc.kill()
+        raise RuntimeError(f"app did not start: {log_path.read_text()[-2000:]}")
+    yield url
+    proc.terminate()
+    proc.wait(30)

@@ -1,0 +1,114 @@
+import asyncio
+import json
+import sqlite3
+import threading
+
+import pytest
+
+from planner import gpu_preset, model_spec
+from planner.roofline import roofline
+from playground.bench import store
+from playground.bench.runner import BenchConfig, BenchmarkService, cpu_source, vllm_bench_command
+from playground.bench.sweep import SweepSpec, random_prompts
+from playground.engines.base import RequestError
+
+SMALL = SweepSpec(concurrency=(1, 2), input_len=16, output_len=6, num_prompts=2, repeats=2, precisions=("fp16", "fp8"))
+
+
+def run_sweep(tmp_path, spec=SMALL):
+    service = BenchmarkService(tmp_path)
+    return asyncio.run(service.run(BenchConfig(backend="cpu", data_dir=str(tmp_path)), spec, cpu_source(), 32000, 2048,
+                                   progress=lambda m: None))
+
+
+def test_cpu_sweep_measures_real_timings_and_saves_them(tmp_path):
+    run_id, points = run_sweep(tmp_path)
+    assert [(p.precision, p.concurrency) for p in points] == [("fp16", 1), ("fp16", 2), ("fp8", 1), ("fp8", 2)]
+    for p in points:
+        m = p.metrics
+        assert m.output_tokens == 2 * 6 and m.prompt_tokens == 2 * 16  # ignore_eos: exactly output_len each
+        assert m.duration_s > 0 and m.output_tok_s == pytest.approx(m.output_tokens / m.duration_s)
+        assert m.ttft_p50_s > 0 and m.tpot_p50_s > 0 and len(p.repeat_output_tok_s) == 2
+        assert "--random-input-len 16" in p.vllm_bench_command
+    conn = store.connect(tmp_path)
+    meta, rows = store.load_run(conn, run_id)
+    assert meta["status"] == "complete" and len(rows) == 4
+    assert rows[0]["output_tok_s"] == points[0].metrics.output_tok_s
+    assert store.to_csv(rows).splitlines()[0].startswith("precision,concurrency")
+    assert json.loads(store.to_json(meta, rows))["run"]["id"] == run_id
+
+
+def test_history_lists_runs_and_unknown_runs_are_named(tmp_path):
+    run_sweep(tmp_path, SweepSpec(concurrency=(1,), input_len=8, output_len=3, repeats=1, precisions=("fp8",)))
+    conn = store.connect(tmp_path)
+    assert [r["points"] for r in store.list_runs(conn)] == [1]
+    with pytest.raises(KeyError, match="run_id 99"):
+        store.load_run(conn, 99)
+
+
+@pytest.mark.parametrize("spec, argument", [
+    (SweepSpec(num_prompts=0), "num_prompts"),
+    (SweepSpec(num_prompts=1_000_000), "num_prompts"),
+    (SweepSpec(concurrency=(0,)), "concurrency"),
+    (SweepSpec(concurrency=()), "concurrency"),
+    (SweepSpec(input_len=2000, output_len=100), "input_len"),
+    (SweepSpec(precisions=("int4",)), "precisions"),
+])
+def test_absurd_sweeps_are_refused_before_anything_runs(tmp_path, spec, argument):
+    with pytest.raises(RequestError) as e:
+        run_sweep(tmp_path, spec)
+    assert e.value.argument == argument
+    assert not (tmp_path / "bench.sqlite").exists() or store.list_runs(store.connect(tmp_path)) == []
+
+
+def test_a_second_sweep_while_one_runs_is_refused(tmp_path):
+    service = BenchmarkService(tmp_path)
+    service._busy.acquire()
+    with pytest.raises(RequestError, match="already running"):
+        asyncio.run(service.run(BenchConfig(), SMALL, cpu_source(), 32000, 2048, progress=lambda m: None))
+
+
+def test_cancel_keeps_the_database_whole(tmp_path):
+    service = BenchmarkService(tmp_path)
+    messages = []
+
+    def progress(message):
+        messages.append(message)
+        if "repeat 1/" in message:
+            service.cancel_event.set()
+
+    spec = SweepSpec(concurrency=(1, 2), input_len=8, output_len=3, num_prompts=2, repeats=2, precisions=("fp16", "fp8"))
+    run_id, points = asyncio.run(service.run(BenchConfig(data_dir=str(tmp_path)), spec, cpu_source(), 32000, 2048, progress))
+    meta, rows = store.load_run(store.connect(tmp_path), run_id)
+    assert meta["status"] == "cancelled" and rows == [] and points == []
+    assert sqlite3.connect(tmp_path / "bench.sqlite").execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_random_prompts_have_exact_lengths_and_are_reproducible():
+    a, b = random_prompts(3, 17, 32000, seed=5), random_prompts(3, 17, 32000, seed=5)
+    assert a == b and all(len(p) == 17 and min(p) >= 100 for p in a)
+
+
+def test_roofline_is_memory_bound_at_batch_1_and_fp8_halves_the_weight_bytes():
+    spec, h100 = model_spec("llama-2-7b"), gpu_preset("h100-sxm")
+    fp16 = roofline(spec, h100, concurrency=1, input_len=512, output_len=256, dtype="bfloat16")
+    fp8 = roofline(spec, h100, concurrency=1, input_len=512, output_len=256, dtype="bfloat16", quantization="fp8")
+    assert fp16.bound == "memory"
+    # one step reads ~13 GB of weights at 3.35 TB/s: ~250 steps/s at most
+    assert 200 < fp16.output_tok_s < 260
+    assert 1.7 < fp8.output_tok_s / fp16.output_tok_s < 2.0
+
+
+def test_roofline_caps_concurrency_at_what_the_kv_cache_holds():
+    spec, h100 = model_spec("llama-2-7b"), gpu_preset("h100-sxm")
+    full = roofline(spec, h100, concurrency=256, input_len=512, output_len=256)
+    capped = roofline(spec, h100, concurrency=256, input_len=512, output_len=256, kv_tokens=116_768)
+    assert capped.output_tok_s < full.output_tok_s
+    assert capped.output_tok_s == roofline(spec, h100, concurrency=116_768 // 768, input_len=512, output_len=256).output_tok_s
+
+
+def test_vllm_bench_command_reproduces_the_point():
+    command = vllm_bench_command(BenchConfig(backend="vllm", model="/m", load_format="dummy"), "fp8-kv8",
+                                 SweepSpec(), 64)
+    assert command.startswith("vllm bench throughput --model /m --dataset-name random")
+    assert "--quantization fp8 --kv-cache-dtype fp8" in command and "--max-num-seqs 64" in command

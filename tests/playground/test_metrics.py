@@ -1,0 +1,32 @@
+import pytest
+
+from playground.metrics import RequestTiming, first_divergence, summarize
+
+
+def test_ttft_tpot_itl_follow_vllm_bench_definitions():
+    t = RequestTiming(start_s=10.0, chunk_times_s=(10.5, 10.6, 10.8, 11.0), output_tokens=5, prompt_tokens=7)
+    assert t.ttft_s == pytest.approx(0.5)
+    assert t.e2e_s == pytest.approx(1.0)
+    assert t.tpot_s == pytest.approx((1.0 - 0.5) / 4)  # first token excluded
+    assert t.itls_s == pytest.approx((0.1, 0.2, 0.2))
+    assert t.decode_tok_s == pytest.approx(8.0)
+
+
+def test_summary_aggregates_over_the_wall_time_of_the_run():
+    a = RequestTiming(0.0, (1.0, 2.0), output_tokens=2, prompt_tokens=10)
+    b = RequestTiming(0.5, (1.5, 4.0), output_tokens=3, prompt_tokens=10)
+    m = summarize([a, b])
+    assert m.duration_s == 4.0 and m.output_tokens == 5
+    assert m.output_tok_s == pytest.approx(5 / 4.0) and m.total_tok_s == pytest.approx(25 / 4.0)
+    assert m.request_s == pytest.approx(0.5)
+    assert m.ttft_p50_s == pytest.approx(1.0)
+
+
+def test_summary_refuses_runs_without_a_single_token():
+    with pytest.raises(ValueError, match="no request produced a token"):
+        summarize([RequestTiming(0.0, (), 0)])
+
+
+def test_first_divergence():
+    assert first_divergence("abcdef", "abcxef") == 3
+    assert first_divergence([1, 2, 3], [1, 2, 3, 4]) is None

@@ -1,0 +1,51 @@
+"""A person's path through the real page in headless Chromium (Debian's, driven by Playwright)."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+SHOTS = Path(os.environ.get("SCREENSHOT_DIR", Path(__file__).resolve().parent.parent / "docs" / "screenshots"))
+
+pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists(),
+                                reason="Debian's chromium is not installed (apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def page(cpu_app):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1300})
+        page.goto(cpu_app)
+        yield page
+        browser.close()
+
+
+def test_a_comparison_in_the_page_fills_both_columns_and_shows_metrics(page):
+    page.locator("#prompts textarea").fill("Is FP8 worth it on my H100?")
+    page.locator("#run").click()
+    for label in ("16-bit", "FP8"):
+        metrics = page.locator(f"#metrics-{label}")
+        metrics.get_by_text("tokens/s", exact=False).or_(metrics.get_by_text("tok/s", exact=False)).first.wait_for(timeout=60_000)
+    page.get_by_text("streaming…").first.wait_for(state="detached", timeout=60_000)
+    for label in ("16-bit", "FP8"):
+        assert page.locator(f"#out-{label} textarea").input_value().strip()
+        text = page.locator(f"#metrics-{label}").inner_text()
+        assert "tokens" in text and "TTFT" in text and "decode" in text and "tok/s" in text
+    page.locator("#speed-chart").scroll_into_view_if_needed()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "playground-cpu.png"), full_page=True)
+
+
+def test_the_planner_tab_plans_a_model_in_the_page(page):
+    page.get_by_role("tab", name="Planner").click()
+    page.locator("#plan").click()
+    page.locator("#plan-table").get_by_role("cell", name="KV tokens").wait_for(timeout=60_000)
+    assert "Fits" in page.locator("#plan-table").inner_text()
+    page.screenshot(path=str(SHOTS / "planner.png"), full_page=True)
