@@ -31,6 +31,12 @@ def test_nvml_reads_the_h100(record):
     assert gpu.compute_capability == (9, 0)
     assert gpu.bandwidth_gb_s and gpu.bandwidth_gb_s > 3000
     assert 0 < gpu.free_bytes <= gpu.total_bytes
+    try:
+        import torch
+    except ImportError:
+        return
+    if torch.cuda.is_available():  # vLLM's gpu_memory_utilization applies to CUDA's total: the planner's must match
+        assert gpu.to_spec().cuda_total_bytes == torch.cuda.mem_get_info(0)[1]
 
 
 @pytest.fixture(scope="module")
