@@ -218,6 +218,8 @@ class App:
         max_len = min(e.info.max_model_len for e in self.engines)
         from planner.assets import load_json
 
+        # Prompt ids stay inside the tokenizer's vocabulary: the CPU model's, or the 32,000-token
+        # tokenizer that model folders written by playground.model_dirs carry.
         vocab = load_json("cpu_model.json")["config"]["vocab_size"] if self.backend == "cpu" else 32000
         messages: list[str] = []
         total = len(spec.precisions) * len(spec.concurrency) * spec.repeats
@@ -226,7 +228,9 @@ class App:
             messages.append(message)
             progress((sum("repeat" in m for m in messages)) / total, desc=message)
 
-        config = BenchConfig(backend=self.backend, model=self.engines[0].info.model)
+        first = self.engines[0].info
+        config = BenchConfig(backend=self.backend, model=first.model, dtype=first.dtype, max_model_len=first.max_model_len,
+                             gpu_memory_utilization=first.gpu_memory_utilization or 0.9, data_dir=str(self.bench.data_dir))
         try:
             run_id, points = await self.runtime.acall(
                 self.bench.run(config, spec, resident_source(resident), vocab, max_len, progress=report))
@@ -242,7 +246,8 @@ class App:
     def _bench_outputs(self, rows):
         table = "| precision | conc | output tok/s | TTFT p50 ms | TPOT p50 ms | % roofline |\n|---|---|---|---|---|---|\n" + "\n".join(
             f"| {r['precision']} | {r['concurrency']} | {r['output_tok_s']:.1f} | {(r['ttft_p50_s'] or 0) * 1000:.0f} | "
-            f"{(r['tpot_p50_s'] or 0) * 1000:.1f} | {r['percent_of_roofline'] or 0:.0f} |" for r in rows)
+            f"{(r['tpot_p50_s'] or 0) * 1000:.1f} | "
+            f"{format(r['percent_of_roofline'], '.0f') + '%' if r['percent_of_roofline'] else '– (no GPU roofline)'} |" for r in rows)
         return charts.throughput(rows), charts.speedup(rows), charts.latency(rows), charts.memory(rows), table
 
     def _run_choices(self) -> list[str]:
@@ -342,16 +347,17 @@ def build_ui(app: App) -> gr.Blocks:
                         "defines it. The sweep runs on the engines loaded above; `python -m playground.bench` starts a "
                         "fresh engine per precision.")
             with gr.Row():
-                conc = gr.Textbox(value="1,4" if app.backend == "cpu" else "1,8,64,256", label="concurrency levels")
+                conc = gr.Textbox(value="1,4" if app.backend == "cpu" else "1,8,64,256", label="concurrency levels",
+                                  elem_id="bench-concurrency")
                 in_len = gr.Number(value=32 if app.backend == "cpu" else 512, precision=0, label="input_len")
                 out_len = gr.Number(value=16 if app.backend == "cpu" else 256, precision=0, label="output_len")
-                n_prompts = gr.Number(value=None, precision=0, label="num_prompts per point (empty: max(conc, 4))")
-                repeats = gr.Number(value=3, precision=0, label="repeats")
+                n_prompts = gr.Number(value=0, precision=0, label="num_prompts per point (0: max(conc, 4))")
+                repeats = gr.Number(value=3, precision=0, label="repeats", elem_id="bench-repeats")
                 precisions = gr.CheckboxGroup(list(PRECISIONS), value=["fp16", "fp8"], label="precisions")
             with gr.Row():
                 bench_button = gr.Button("Run sweep", variant="primary", elem_id="bench")
                 cancel_button = gr.Button("Cancel")
-            bench_status = gr.Markdown()
+            bench_status = gr.Markdown(elem_id="bench-status")
             with gr.Row():
                 tput_chart, speedup_chart = gr.Plot(), gr.Plot()
             with gr.Row():

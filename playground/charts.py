@@ -98,4 +98,6 @@ def memory(points: Sequence[dict]) -> go.Figure:
     for precision, rows in _by_precision(points).items():
         fig.add_bar(name=precision, x=[str(r["concurrency"]) for r in rows],
                     y=[(r.get("peak_memory_bytes") or 0) / 2**30 for r in rows], marker_color=COLORS.get(precision))
-    return _layout(fig, "Peak GPU memory during the point (NVML)", "concurrency", "GiB")
+    sampled = any(r.get("peak_memory_bytes") for r in points)
+    title = "Peak GPU memory during the point (NVML)" if sampled else "GPU memory: not sampled (no NVIDIA GPU)"
+    return _layout(fig, title, "concurrency", "GiB")

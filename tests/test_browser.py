@@ -49,3 +49,13 @@ def test_the_planner_tab_plans_a_model_in_the_page(page):
     page.locator("#plan-table").get_by_role("cell", name="KV tokens").wait_for(timeout=60_000)
     assert "Fits" in page.locator("#plan-table").inner_text()
     page.screenshot(path=str(SHOTS / "planner.png"), full_page=True)
+
+
+def test_the_benchmark_tab_runs_a_sweep_and_draws_its_charts(page):
+    page.get_by_role("tab", name="Benchmark").click()
+    page.locator("#bench-concurrency textarea, #bench-concurrency input").first.fill("1,2")
+    page.locator("#bench-repeats input").fill("1")
+    page.locator("#bench").click()
+    page.locator("#bench-status").get_by_text("Saved as run #").wait_for(timeout=120_000)
+    assert page.locator(".js-plotly-plot").count() >= 4
+    page.screenshot(path=str(SHOTS / "benchmark.png"), full_page=True)

@@ -134,7 +134,7 @@ def environment(config: BenchConfig) -> dict:
     return env
 
 
-def _describer(config: BenchConfig, spec: SweepSpec) -> Callable[[str, int, RunMetrics], dict]:
+def _describer(config: BenchConfig, spec: SweepSpec) -> Callable[[str, int, RunMetrics, int | None], dict]:
     model = gpu = None
     if config.backend == "vllm":
         from planner import model_spec, read_gpus
@@ -142,15 +142,17 @@ def _describer(config: BenchConfig, spec: SweepSpec) -> Callable[[str, int, RunM
         model = model_spec(config.model)
         gpu = replace(read_gpus(0)[0].to_spec(), free_bytes=None)  # the plan of the engine as it started
 
-    def describe(precision: str, concurrency: int, metrics: RunMetrics) -> dict:
+    def describe(precision: str, concurrency: int, metrics: RunMetrics, kv_tokens: int | None = None) -> dict:
+        """The command line and the roofline; ``kv_tokens`` is what the engine reported (else the plan's)."""
         extra = {"vllm_bench_command": vllm_bench_command(config, precision, spec, concurrency)}
         if model is not None and gpu is not None and gpu.fp16_tflops:
             from planner.memory import plan
             from planner.roofline import roofline
 
-            kv_tokens = plan(model, gpu, dtype=config.dtype, max_model_len=config.max_model_len,
-                             gpu_memory_utilization=config.gpu_memory_utilization, _advise=False,
-                             **PRECISIONS[precision]).kv_tokens
+            if not kv_tokens:
+                kv_tokens = plan(model, gpu, dtype=config.dtype, max_model_len=config.max_model_len,
+                                 gpu_memory_utilization=config.gpu_memory_utilization, _advise=False,
+                                 **PRECISIONS[precision]).kv_tokens
             limit = roofline(model, gpu, concurrency=concurrency, input_len=spec.input_len, output_len=spec.output_len,
                              dtype=config.dtype, kv_tokens=kv_tokens, **PRECISIONS[precision])
             extra.update(roofline_output_tok_s=limit.output_tok_s, roofline_bound=limit.bound)
@@ -189,7 +191,9 @@ class BenchmarkService:
             for precision in spec.precisions:
                 progress(f"starting {precision} engine")
                 async with source(precision) as engine:
-                    points += await run_precision(engine, precision, spec, vocab_size, describe, progress,
+                    measured_kv = engine.info.kv_tokens  # resident engines may hold less than a fresh one
+                    points += await run_precision(engine, precision, spec, vocab_size,
+                                                  lambda p, c, m: describe(p, c, m, measured_kv), progress,
                                                   self.cancel_event, sampler)
         except SweepCancelled as e:
             status = "cancelled"
