@@ -437,7 +437,10 @@ def main(argv=None) -> None:
     engines = build_engines(args)
     for engine in engines:  # one after the other, so each profiles memory without the other's load in flight
         print(f"starting {engine.info.label} engine…", flush=True)
-        runtime.call(engine.start())
+        try:
+            runtime.call(engine.start())
+        except RequestError as e:  # e.g. out of memory: the message carries the planner's advice
+            raise SystemExit(f"error: {e}") from e
     app = App(engines, runtime, BenchmarkService(args.data_dir), args.backend, gpu_choices())
     demo = build_ui(app)
     demo.queue(default_concurrency_limit=args.concurrency_limit)
