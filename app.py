@@ -202,7 +202,7 @@ class App:
             raise gr.Error(str(e)) from e
         largest = ", ".join(f"{f.model} ({f.kv_tokens:,} KV tokens)" for f in fitting) or "none"
         return (views.plan_table(p), charts.memory_breakdown(p.breakdown_gib(), f"{p.model} on {p.gpu}"),
-                views.split_text(split), f"**Catalog models that fit, biggest first:** {largest}")
+                views.split_text(split), f"**Catalog models that fit, biggest first:** {largest}", live_readings())
 
     # ---- benchmark
     async def bench_ui(self, concurrency, input_len, output_len, num_prompts, repeats, precisions, progress=gr.Progress()):
@@ -333,6 +333,7 @@ def build_ui(app: App) -> gr.Blocks:
                 tp = gr.Number(value=1, precision=0, label="tensor_parallel_size")
                 batch = gr.Number(value=32, precision=0, label="side-by-side: batch")
                 context = gr.Number(value=1024, precision=0, label="side-by-side: context tokens")
+            readings_md = gr.Markdown(live_readings(), elem_id="gpu-readings")
             plan_button = gr.Button("Plan", variant="primary", elem_id="plan")
             with gr.Row():
                 plan_md = gr.Markdown(elem_id="plan-table")
@@ -340,7 +341,7 @@ def build_ui(app: App) -> gr.Blocks:
             split_md = gr.Markdown()
             largest_md = gr.Markdown()
             plan_button.click(app.plan_ui, [model, gpu, quant, kv, dtype, util, mml, tp, batch, context],
-                              [plan_md, plan_chart, split_md, largest_md], api_name="plan_ui")
+                              [plan_md, plan_chart, split_md, largest_md, readings_md], api_name="plan_ui")
         with gr.Tab("Benchmark"):
             gr.Markdown("Random token prompts of exact length (seeded), `ignore_eos`, warm-up excluded, each point the "
                         "median of the repeats. TPOT = (end-to-end − TTFT) / (output tokens − 1), as `vllm bench serve` "
@@ -420,6 +421,13 @@ def check_launch_args(args: argparse.Namespace) -> tuple[str, str] | None:
         raise SystemExit("error: --dtype fp8 is not a vLLM dtype (vLLM rejects it); the FP8 engine uses quantization='fp8', "
                          "and --fp8-kv-cache adds kv_cache_dtype='fp8'")
     return auth
+
+
+def live_readings() -> str:
+    try:
+        return views.gpu_readings_text(read_gpus())
+    except PlannerError:
+        return views.gpu_readings_text([])
 
 
 def gpu_choices() -> list[str]:

@@ -49,6 +49,20 @@ def comparison_api_result(snapshots: Sequence[ColumnSnapshot], divergence: str |
     return {"columns": columns, "divergence": divergence}
 
 
+def gpu_readings_text(readings: Sequence) -> str:
+    """The live NVML readings, one line per GPU (planner.nvml.GpuReading values)."""
+    if not readings:
+        return "_No NVIDIA GPU visible through NVML: planning with presets._"
+    lines = []
+    for r in readings:
+        procs = ", ".join(f"pid {p.pid}" + (f" {p.used_bytes / GIB:.1f} GiB" if p.used_bytes else "") for p in r.processes)
+        bandwidth = f" · {r.bandwidth_gb_s:,.0f} GB/s" if r.bandwidth_gb_s else ""
+        lines.append(f"- GPU {r.index}: **{r.name}** · {r.free_bytes / GIB:.2f} of {r.total_bytes / GIB:.2f} GiB free"
+                     f" · compute {r.compute_capability[0]}.{r.compute_capability[1]}{bandwidth}"
+                     f" · driver {r.driver_version}" + (f" · processes: {procs}" if procs else ""))
+    return "**Live GPUs (NVML)**\n" + "\n".join(lines)
+
+
 def plan_table(p: MemoryPlan) -> str:
     rows = [
         ("GPU", f"{p.gpu} · {p.total_bytes / GIB:.2f} GiB"),

@@ -138,7 +138,8 @@ class CpuEngine:
         finally:
             running.cancel.set()
             self._running.pop(request.request_id, None)
-            await asyncio.wrap_future(future) if not future.done() else None
+            if not future.done():  # let the worker thread see the cancel flag and finish
+                await asyncio.wrap_future(future)
 
     @torch.inference_mode()
     def _generate(self, prompt_ids: list[int], s: SamplingSettings, cancel: threading.Event, emit) -> None:
