@@ -99,9 +99,17 @@ def main(argv=None) -> int:
         cpu = load_json("cpu_model.json")["config"]
         vocab, max_len, source = cpu["vocab_size"], cpu["max_position_embeddings"], cpu_source()
     service = BenchmarkService(args.data_dir)
+    total = len(spec.precisions) * len(spec.concurrency) * spec.repeats
+    done = 0
+
+    def progress(message: str) -> None:
+        nonlocal done
+        done += " repeat " in message
+        bar = "#" * (20 * done // total)
+        print(f"[{bar:<20}] {done}/{total} {message}", file=sys.stderr, flush=True)
+
     try:
-        run_id, points = asyncio.run(service.run(config, spec, source, vocab, max_len,
-                                                 progress=lambda m: print(m, file=sys.stderr, flush=True)))
+        run_id, points = asyncio.run(service.run(config, spec, source, vocab, max_len, progress=progress))
     except RequestError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

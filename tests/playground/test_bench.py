@@ -112,3 +112,43 @@ def test_vllm_bench_command_reproduces_the_point():
                                  SweepSpec(), 64)
     assert command.startswith("vllm bench throughput --model /m --dataset-name random")
     assert "--quantization fp8 --kv-cache-dtype fp8" in command and "--max-num-seqs 64" in command
+
+
+def test_an_engine_failing_mid_sweep_keeps_the_finished_points_marked_failed(tmp_path):
+    from contextlib import asynccontextmanager
+
+    from playground.engines.cpu_engine import CpuEngine
+
+    class Broken(CpuEngine):
+        async def stream(self, request):
+            raise RuntimeError("CUDA error: an illegal memory access")
+            yield  # pragma: no cover
+
+    @asynccontextmanager
+    async def source(precision):
+        engine = CpuEngine(precision, fp8=False) if precision == "fp16" else Broken(precision, fp8=True)
+        await engine.start()
+        yield engine
+
+    service = BenchmarkService(tmp_path)
+    spec = SweepSpec(concurrency=(1,), input_len=8, output_len=3, num_prompts=2, repeats=1, precisions=("fp16", "fp8"))
+    run_id, points = asyncio.run(service.run(BenchConfig(data_dir=str(tmp_path)), spec, source, 32000, 2048, lambda m: None))
+    meta, rows = store.load_run(store.connect(tmp_path), run_id)
+    assert meta["status"].startswith("failed: RuntimeError: CUDA error")
+    assert [r["precision"] for r in rows] == ["fp16"] and len(points) == 1
+    assert not service.busy
+
+
+def test_cli_sweep_prints_progress_and_the_table(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "playground.bench", "--backend", "cpu", "--concurrency", "1",
+                          "--input-len", "8", "--output-len", "3", "--repeats", "1", "--precisions", "fp8",
+                          "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "[####################] 1/1" in out.stderr
+    assert out.stdout.splitlines()[0].startswith("precision") and "saved as run #1" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "playground.bench", "--concurrency", "0", "--data-dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: concurrency")
