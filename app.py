@@ -11,7 +11,6 @@ This module is the Gradio adapter: it builds the Blocks, wires thin callbacks to
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import tempfile
@@ -112,7 +111,7 @@ class App:
         except RequestError as e:
             raise gr.Error(str(e)) from e
         await self._revive()
-        live = [e.engine for e in self.engines]
+        live = [e.engine for e in self.engines]  # a revived engine is a new object
         async for snapshots in self.runtime.stream(lambda: compare(live, prompts, sampling)):
             yield snapshots
 
@@ -125,9 +124,10 @@ class App:
         snapshots = None
         async for snapshots in self._comparison(prompts_text, sampling):
             a, b = snapshots
+            ma, mb = a.metrics(), b.metrics()
             yield (views.column_text(a), views.column_metrics(a), views.column_text(b), views.column_metrics(b),
                    charts.speed_bars([a.label, b.label], [a.decode_tok_s, b.decode_tok_s],
-                                     [(a.metrics() or 0) and a.metrics().output_tok_s, (b.metrics() or 0) and b.metrics().output_tok_s]),
+                                     [ma.output_tok_s if ma else None, mb.output_tok_s if mb else None]),
                    gr.skip(), status_markdown(self.engines))
         if snapshots:
             note = divergence_note(*snapshots) if sampling.temperature == 0 else "(divergence is shown for temperature 0)"

@@ -19,7 +19,7 @@ def census(model):
 
     groups = collections.Counter()
     seen = set()
-    for module_name, module in model.named_modules():
+    for _, module in model.named_modules():
         for tensor_name, tensor in list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False)):
             if tensor is None or not tensor.is_cuda:
                 continue

@@ -43,7 +43,7 @@ def table(path: str) -> str:
     for p in sorted(points, key=lambda p: (list(PRECISIONS).index(p["precision"]), p["concurrency"])):
         limit = base_limit = None
         if gpu is not None:
-            def limit_for(precision):
+            def limit_for(precision, p=p):
                 kv = plan(model, gpu, dtype=args["dtype"], max_model_len=args["max_model_len"],
                           gpu_memory_utilization=args["gpu_memory_utilization"], _advise=False,
                           **PRECISIONS[precision]).kv_tokens

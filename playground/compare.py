@@ -94,9 +94,8 @@ class _Column:
 async def compare(engines: Sequence[Engine], prompts: Sequence[str], sampling: SamplingSettings,
                   min_interval_s: float = 0.05) -> AsyncIterator[tuple[ColumnSnapshot, ...]]:
     """Yield snapshots of every column as tokens arrive (at most every ``min_interval_s``), and a
-    final one when all are done. Closing the generator cancels the requests in their engines."""
-    for p in prompts:
-        GenerationRequest("check", sampling, prompt=p)  # validate every prompt before anything starts
+    final one when all are done. Closing the generator cancels the requests in their engines.
+    A request an engine refuses becomes that column's error; check_request refuses them up front."""
     columns = [_Column(e.info.label, len(prompts)) for e in engines]
     changed = asyncio.Event()
     batch = uuid.uuid4().hex[:8]

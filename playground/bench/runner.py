@@ -193,7 +193,7 @@ class BenchmarkService:
                 async with source(precision) as engine:
                     measured_kv = engine.info.kv_tokens  # resident engines may hold less than a fresh one
                     points += await run_precision(engine, precision, spec, vocab_size,
-                                                  lambda p, c, m: describe(p, c, m, measured_kv), progress,
+                                                  lambda p, c, m, kv=measured_kv: describe(p, c, m, kv), progress,
                                                   self.cancel_event, sampler)
         except SweepCancelled as e:
             status = "cancelled"

@@ -1,7 +1,6 @@
 import asyncio
 import json
 import sqlite3
-import threading
 
 import pytest
 
