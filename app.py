@@ -168,6 +168,13 @@ class App:
         return [asdict(e.info) | {"restarts": e.restarts} for e in self.engines]
 
     # ---- planner
+    @staticmethod
+    def _engine_args(quantization, kv_cache_dtype, dtype, util, max_model_len, tp) -> dict:
+        """The planner's keyword arguments from the form's (or the API's) values."""
+        return dict(quantization=None if quantization in ("none", None, "") else quantization,
+                    kv_cache_dtype=kv_cache_dtype, dtype=dtype, gpu_memory_utilization=float(util),
+                    max_model_len=int(max_model_len) if max_model_len else None, tensor_parallel_size=int(tp))
+
     def _gpu(self, gpu_choice: str):
         if gpu_choice.startswith("local:"):
             return read_gpus(int(gpu_choice.split(":")[1].split(" ")[0]))[0].to_spec()
@@ -178,10 +185,8 @@ class App:
                  max_model_len: int = 2048, tensor_parallel_size: int = 1) -> dict:
         """planner.plan() over the Gradio API: the full breakdown in bytes, KV tokens and the verdict."""
         try:
-            p = plan(model_spec(model), self._gpu(gpu), quantization=None if quantization in ("none", None, "") else quantization,
-                     kv_cache_dtype=kv_cache_dtype, dtype=dtype, gpu_memory_utilization=float(gpu_memory_utilization),
-                     max_model_len=int(max_model_len) if max_model_len else None,
-                     tensor_parallel_size=int(tensor_parallel_size))
+            p = plan(model_spec(model), self._gpu(gpu), **self._engine_args(
+                quantization, kv_cache_dtype, dtype, gpu_memory_utilization, max_model_len, tensor_parallel_size))
         except (PlannerError, ValueError) as e:
             raise gr.Error(str(e)) from e
         return asdict(p) | {"kv_tokens": p.kv_tokens, "max_concurrent_seqs": p.max_concurrent_seqs,
@@ -190,14 +195,11 @@ class App:
     def plan_ui(self, model, gpu, quantization, kv_cache_dtype, dtype, util, max_model_len, tp, batch, context):
         try:
             spec, gpu_spec = model_spec(model), self._gpu(gpu)
-            p = plan(spec, gpu_spec, quantization=None if quantization == "none" else quantization,
-                     kv_cache_dtype=kv_cache_dtype, dtype=dtype, gpu_memory_utilization=float(util),
-                     max_model_len=int(max_model_len) if max_model_len else None, tensor_parallel_size=int(tp))
-            split = side_by_side_split(spec, gpu_spec, batch_size=int(batch), context_len=int(context),
-                                       dtype=dtype if dtype != "auto" else "auto", tensor_parallel_size=int(tp))
-            fitting = largest_model(gpu_spec, quantization=None if quantization == "none" else quantization,
-                                    kv_cache_dtype=kv_cache_dtype, gpu_memory_utilization=float(util),
-                                    max_model_len=int(max_model_len) if max_model_len else None, tensor_parallel_size=int(tp))
+            args = self._engine_args(quantization, kv_cache_dtype, dtype, util, max_model_len, tp)
+            p = plan(spec, gpu_spec, **args)
+            split = side_by_side_split(spec, gpu_spec, batch_size=int(batch), context_len=int(context), dtype=dtype,
+                                       tensor_parallel_size=args["tensor_parallel_size"])
+            fitting = largest_model(gpu_spec, **args)
         except (PlannerError, ValueError) as e:
             raise gr.Error(str(e)) from e
         largest = ", ".join(f"{f.model} ({f.kv_tokens:,} KV tokens)" for f in fitting) or "none"
@@ -221,12 +223,8 @@ class App:
         # Prompt ids stay inside the tokenizer's vocabulary: the CPU model's, or the 32,000-token
         # tokenizer that model folders written by playground.model_dirs carry.
         vocab = load_json("cpu_model.json")["config"]["vocab_size"] if self.backend == "cpu" else 32000
-        messages: list[str] = []
-        total = len(spec.precisions) * len(spec.concurrency) * spec.repeats
-
-        def report(message: str) -> None:
-            messages.append(message)
-            progress((sum("repeat" in m for m in messages)) / total, desc=message)
+        def report(done: int, total: int, message: str) -> None:
+            progress(done / total, desc=message)
 
         first = self.engines[0].info
         config = BenchConfig(backend=self.backend, model=first.model, dtype=first.dtype, max_model_len=first.max_model_len,

@@ -4,11 +4,11 @@ split one GPU between a 16-bit and an FP8 engine resident at once."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from planner.errors import PlannerError, check_range
 from planner.gpus import GpuSpec
-from planner.memory import BLOCK_SIZE, CALIBRATION, MemoryPlan, plan
+from planner.memory import BLOCK_SIZE, CALIBRATION, MemoryPlan, cudagraph_bytes, plan
 from planner.models import ModelSpec, catalog_names, model_spec
 
 
@@ -95,15 +95,14 @@ def side_by_side_split(model: ModelSpec, gpu: GpuSpec, *, batch_size: int = 1, c
     fp8_args = dict(common, quantization="fp8", kv_cache_dtype="fp8" if fp8_kv_cache else "auto")
     if fp8_kv_cache and gpu.is_hopper and dtype in ("float16", "half"):
         raise PlannerError("dtype", "fp8_kv_cache on Hopper needs dtype='bfloat16' in vLLM 0.25 (FlashAttention-3)")
-    empty_gpu = GpuSpec(**{**gpu.__dict__, "free_bytes": None})
+    empty_gpu = replace(gpu, free_bytes=None)
     blocks = batch_size * _blocks_for(context_len)
     need_base = _min_utilization(model, empty_gpu, blocks, **common)
     need_fp8 = _min_utilization(model, empty_gpu, blocks, **fp8_args)
     # Each engine also holds, outside its request, a CUDA context and the CUDA graphs it captures
     # after the KV cache; the second engine is checked against what the first leaves free.
-    outside = 2 * CALIBRATION.cuda_context_bytes + 2 * model.num_layers * CALIBRATION.cudagraph_bytes_per_layer
-    available = gpu.free_bytes if gpu.free_bytes is not None else gpu.cuda_total_bytes
-    usable = (available - outside) / gpu.cuda_total_bytes - headroom
+    outside = 2 * (CALIBRATION.cuda_context_bytes + cudagraph_bytes(model))
+    usable = (gpu.available_bytes - outside) / gpu.cuda_total_bytes - headroom
     if need_base is None or need_fp8 is None or need_base + need_fp8 > usable:
         base_util = fp8_util = math.floor(max(usable, 0.02) / 2 * 100) / 100
         fits = False

@@ -25,6 +25,11 @@ class GpuSpec:
     reserved_bytes: int = 0  # kept back by the driver; CUDA (and so vLLM) never sees it
 
     @property
+    def available_bytes(self) -> int:
+        """What a new engine can have: the free memory of a live GPU, all of CUDA's total on a preset."""
+        return self.free_bytes if self.free_bytes is not None else self.cuda_total_bytes
+
+    @property
     def cuda_total_bytes(self) -> int:
         """What cudaMemGetInfo calls total: the base of vLLM's gpu_memory_utilization."""
         return self.total_bytes - self.reserved_bytes

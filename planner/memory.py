@@ -41,10 +41,10 @@ class Calibration:
     # "non-torch forward increase memory": 0.22 GiB in every single-GPU run measured.
     non_torch_bytes: int = int(0.22 * GIB)
     non_torch_bytes_per_extra_gpu: int = int(0.25 * GIB)  # NCCL buffers; not measured here (one GPU)
-    # vLLM 0.25 runs the V2 model runner, whose profile_cudagraph_memory() returns 0: graphs are
-    # captured after the KV cache is allocated, outside the requested memory. They still occupy
-    # the GPU (0.67 to 1.20 GiB measured), which matters when two engines share it.
-    cudagraph_estimate_bytes: int = 0
+    # vLLM 0.25 runs the V2 model runner, whose profile_cudagraph_memory() returns 0, so nothing is
+    # subtracted for graphs: they are captured after the KV cache is allocated, outside the requested
+    # memory. They still occupy the GPU (0.67 to 1.20 GiB measured), which matters when two engines
+    # share it.
     cudagraph_bytes_per_layer: int = int(0.03 * GIB)
     # "Model loading took X GiB" exceeds the bytes of the tensors the model holds by a
     # model-dependent amount (benchmarks/inspect_weights.py counted the tensors): the measured
@@ -189,6 +189,11 @@ def activation_peak_bytes(model: ModelSpec, *, act_bytes: int, max_num_batched_t
     return int(max(forward, sampler) + calibration.fixed_peak_bytes)
 
 
+def cudagraph_bytes(model: ModelSpec, *, enforce_eager: bool = False, calibration: Calibration = CALIBRATION) -> int:
+    """GPU memory the engine's CUDA graphs take after its KV cache is allocated (none when eager)."""
+    return 0 if enforce_eager else model.num_layers * calibration.cudagraph_bytes_per_layer
+
+
 def kv_bytes_per_token(model: ModelSpec, *, kv_bytes: int, tp: int = 1) -> int:
     """2 (K and V) x layers x KV heads on this GPU x head_dim x bytes per element."""
     kv_heads_here = max(1, model.num_kv_heads // tp)
@@ -255,8 +260,8 @@ def plan(model: ModelSpec, gpu: GpuSpec, *, quantization: str | None = None, kv_
     peak = activation_peak_bytes(model, act_bytes=act_bytes, max_num_batched_tokens=max_num_batched_tokens,
                                  max_num_seqs=max_num_seqs, tp=tp, calibration=calibration)
     non_torch = calibration.non_torch_bytes + (tp > 1) * calibration.non_torch_bytes_per_extra_gpu
-    graphs = 0 if enforce_eager else model.num_layers * calibration.cudagraph_bytes_per_layer
-    kv_memory = requested - weights - peak - non_torch - (0 if enforce_eager else calibration.cudagraph_estimate_bytes)
+    graphs = cudagraph_bytes(model, enforce_eager=enforce_eager, calibration=calibration)
+    kv_memory = requested - weights - peak - non_torch
     per_token = kv_bytes_per_token(model, kv_bytes=kv_bytes, tp=tp)
     num_blocks = max(kv_memory, 0) // (BLOCK_SIZE * per_token)
     kv_tokens = num_blocks * BLOCK_SIZE
@@ -282,7 +287,7 @@ def plan(model: ModelSpec, gpu: GpuSpec, *, quantization: str | None = None, kv_
         fits = False
         reason = (f"nothing is left for the KV cache: weights, activations and graphs take "
                   f"{(requested - kv_memory) / GIB:.2f} GiB of the requested {requested / GIB:.2f} GiB")
-    elif requested + graphs > (gpu.free_bytes if gpu.free_bytes is not None else gpu.cuda_total_bytes):
+    elif requested + graphs > gpu.available_bytes:
         fits = False
         reason = (f"the CUDA graphs (about {graphs / GIB:.2f} GiB, captured after the KV cache) do not fit beside "
                   f"the requested {requested / GIB:.2f} GiB: lower gpu_memory_utilization or set enforce_eager")

@@ -99,12 +99,8 @@ def main(argv=None) -> int:
         cpu = load_json("cpu_model.json")["config"]
         vocab, max_len, source = cpu["vocab_size"], cpu["max_position_embeddings"], cpu_source()
     service = BenchmarkService(args.data_dir)
-    total = len(spec.precisions) * len(spec.concurrency) * spec.repeats
-    done = 0
 
-    def progress(message: str) -> None:
-        nonlocal done
-        done += " repeat " in message
+    def progress(done: int, total: int, message: str) -> None:
         bar = "#" * (20 * done // total)
         print(f"[{bar:<20}] {done}/{total} {message}", file=sys.stderr, flush=True)
 

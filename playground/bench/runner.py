@@ -174,13 +174,22 @@ class BenchmarkService:
         return self._busy.locked()
 
     async def run(self, config: BenchConfig, spec: SweepSpec, source: EngineSource, vocab_size: int,
-                  max_model_len: int, progress: Callable[[str], None] = print) -> tuple[int, list[PointResult]]:
+                  max_model_len: int, progress: Callable[[int, int, str], None]) -> tuple[int, list[PointResult]]:
+        """Run the sweep and save it. ``progress(done, total, message)`` hears every timed repeat
+        (done counts them, out of total) and every engine start, cancellation or failure."""
         spec.validate(max_model_len)
         if not self._busy.acquire(blocking=False):
             raise RequestError("benchmark", "a sweep is already running on this GPU; wait for it or cancel it")
         self.cancel_event.clear()
         points: list[PointResult] = []
         status = "complete"
+        total, done = len(spec.precisions) * len(spec.concurrency) * spec.repeats, 0
+
+        def repeat_done(message: str) -> None:
+            nonlocal done
+            done += 1
+            progress(done, total, message)
+
         try:
             describe = _describer(config, spec)
             sampler = None
@@ -189,18 +198,18 @@ class BenchmarkService:
 
                 sampler = lambda: Sampler(0)  # noqa: E731
             for precision in spec.precisions:
-                progress(f"starting {precision} engine")
+                progress(done, total, f"starting {precision} engine")
                 async with source(precision) as engine:
                     measured_kv = engine.info.kv_tokens  # resident engines may hold less than a fresh one
                     points += await run_precision(engine, precision, spec, vocab_size,
-                                                  lambda p, c, m, kv=measured_kv: describe(p, c, m, kv), progress,
+                                                  lambda p, c, m, kv=measured_kv: describe(p, c, m, kv), repeat_done,
                                                   self.cancel_event, sampler)
         except SweepCancelled as e:
             status = "cancelled"
-            progress(str(e))
+            progress(done, total, str(e))
         except Exception as e:  # an engine that fails mid-sweep: keep the finished points, say so
             status = f"failed: {type(e).__name__}: {e}"
-            progress(status)
+            progress(done, total, status)
             if not points:
                 raise
         finally:

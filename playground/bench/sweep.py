@@ -7,12 +7,11 @@ output_len tokens, one warm-up pass excluded, each point the median of ``repeats
 from __future__ import annotations
 
 import asyncio
-import statistics
 import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -117,26 +116,17 @@ async def run_point(engine: Engine, prompts: Sequence[tuple[int, ...]], output_l
     return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts))))
 
 
-@dataclass
-class SweepProgress:
-    """Counts for progress bars; ``message`` says what runs now."""
-
-    done: int = 0
-    total: int = 0
-    message: str = ""
-    log: list[str] = field(default_factory=list)
-
-
 class SweepCancelled(Exception):
     pass
 
 
 async def run_precision(engine: Engine, precision: str, spec: SweepSpec, vocab_size: int,
                         describe_point: Callable[[str, int, RunMetrics], dict],
-                        progress: Callable[[str], None], cancel: threading.Event | None = None,
+                        repeat_done: Callable[[str], None], cancel: threading.Event | None = None,
                         sampler: Callable[[], AbstractContextManager] | None = None) -> list[PointResult]:
-    """All concurrency levels for one started engine. ``describe_point`` adds roofline/NVML/command
-    fields; ``sampler`` (optional) is a context-manager factory that samples GPU memory and power."""
+    """All concurrency levels for one started engine; ``repeat_done`` is called after every timed
+    repeat. ``describe_point`` adds roofline/NVML/command fields; ``sampler`` (optional) is a
+    context-manager factory that samples GPU memory and power."""
     results = []
     for c in spec.concurrency:
         prompts = random_prompts(spec.prompts_for(c), spec.input_len, vocab_size, spec.seed + c)
@@ -156,7 +146,7 @@ async def run_precision(engine: Engine, precision: str, spec: SweepSpec, vocab_s
             else:
                 timings = await run_point(engine, prompts, spec.output_len, c, f"{precision}-c{c}-r{r}", cancel)
             repeats.append(summarize(timings))
-            progress(f"{precision} concurrency {c} repeat {r + 1}/{spec.repeats}: {repeats[-1].output_tok_s:.1f} output tok/s")
+            repeat_done(f"{precision} concurrency {c} repeat {r + 1}/{spec.repeats}: {repeats[-1].output_tok_s:.1f} output tok/s")
         median = sorted(repeats, key=lambda m: m.output_tok_s)[len(repeats) // 2]
         extra = describe_point(precision, c, median)
         if readings:
@@ -168,15 +158,3 @@ async def run_precision(engine: Engine, precision: str, spec: SweepSpec, vocab_s
         results.append(PointResult(precision=precision, concurrency=c, num_prompts=len(prompts), metrics=median,
                                    repeat_output_tok_s=tuple(m.output_tok_s for m in repeats), **extra))
     return results
-
-
-def speedups(points: Sequence[PointResult], baseline: str = "fp16") -> dict[tuple[str, int], float]:
-    """Measured output tok/s of each precision over the baseline's, per concurrency."""
-    base = {p.concurrency: p.metrics.output_tok_s for p in points if p.precision == baseline}
-    return {(p.precision, p.concurrency): p.metrics.output_tok_s / base[p.concurrency]
-            for p in points if p.precision != baseline and p.concurrency in base}
-
-
-def spread(values: Sequence[float]) -> float:
-    """Relative spread (max - min) / median of repeated measurements."""
-    return (max(values) - min(values)) / statistics.median(values) if len(values) > 1 else 0.0

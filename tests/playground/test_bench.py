@@ -17,7 +17,7 @@ SMALL = SweepSpec(concurrency=(1, 2), input_len=16, output_len=6, num_prompts=2,
 def run_sweep(tmp_path, spec=SMALL):
     service = BenchmarkService(tmp_path)
     return asyncio.run(service.run(BenchConfig(backend="cpu", data_dir=str(tmp_path)), spec, cpu_source(), 32000, 2048,
-                                   progress=lambda m: None))
+                                   progress=lambda done, total, m: None))
 
 
 def test_cpu_sweep_measures_real_timings_and_saves_them(tmp_path):
@@ -64,14 +64,14 @@ def test_a_second_sweep_while_one_runs_is_refused(tmp_path):
     service = BenchmarkService(tmp_path)
     service._busy.acquire()
     with pytest.raises(RequestError, match="already running"):
-        asyncio.run(service.run(BenchConfig(), SMALL, cpu_source(), 32000, 2048, progress=lambda m: None))
+        asyncio.run(service.run(BenchConfig(), SMALL, cpu_source(), 32000, 2048, progress=lambda done, total, m: None))
 
 
 def test_cancel_keeps_the_database_whole(tmp_path):
     service = BenchmarkService(tmp_path)
     messages = []
 
-    def progress(message):
+    def progress(done, total, message):
         messages.append(message)
         if "repeat 1/" in message:
             service.cancel_event.set()
@@ -131,7 +131,7 @@ def test_an_engine_failing_mid_sweep_keeps_the_finished_points_marked_failed(tmp
 
     service = BenchmarkService(tmp_path)
     spec = SweepSpec(concurrency=(1,), input_len=8, output_len=3, num_prompts=2, repeats=1, precisions=("fp16", "fp8"))
-    run_id, points = asyncio.run(service.run(BenchConfig(data_dir=str(tmp_path)), spec, source, 32000, 2048, lambda m: None))
+    run_id, points = asyncio.run(service.run(BenchConfig(data_dir=str(tmp_path)), spec, source, 32000, 2048, lambda done, total, m: None))
     meta, rows = store.load_run(store.connect(tmp_path), run_id)
     assert meta["status"].startswith("failed: RuntimeError: CUDA error")
     assert [r["precision"] for r in rows] == ["fp16"] and len(points) == 1
