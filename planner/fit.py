@@ -1,44 +1,59 @@
-"""Fit questions answered with plan(): largest batch, longest context, largest model, and how to
-split one GPU between a 16-bit and an FP8 engine resident at once."""
+"""Fit questions answered with plan(): largest batch, longest context, largest model, the three
+precisions side by side, the smallest gpu_memory_utilization for a workload (the inverse of plan),
+and how to split one GPU between a 16-bit and an FP8 engine resident at once."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
 
+from planner.engine_config import EngineConfig
 from planner.errors import PlannerError, check_range
-from planner.gpus import GpuSpec
-from planner.memory import BLOCK_SIZE, CALIBRATION, MemoryPlan, cudagraph_bytes, plan
+from planner.gpus import GIB, GpuSpec
+from planner.memory import BLOCK_SIZE, CALIBRATION, MemoryPlan, cudagraph_bytes, engine_config, plan
 from planner.models import ModelSpec, catalog_names, model_spec
 
+PRECISIONS = {
+    "fp16": dict(quantization=None, kv_cache_dtype="auto"),
+    "fp8": dict(quantization="fp8", kv_cache_dtype="auto"),
+    "fp8-kv8": dict(quantization="fp8", kv_cache_dtype="fp8"),
+}
 
-def _blocks_for(context_len: int) -> int:
-    return math.ceil(context_len / BLOCK_SIZE)
+
+def _whole(name: str, value, low: int = 1, high: int = 1 << 24) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PlannerError(name, f"{value!r} must be a whole number")
+    return check_range(name, value, low, high)
 
 
-def max_batch_size(model: ModelSpec, gpu: GpuSpec, *, context_len: int | None = None, **engine_args) -> int:
-    """How many sequences of ``context_len`` tokens (prompt + output; default max_model_len) run at
-    once: whole KV blocks per sequence, capped by max_num_seqs. 0 if the engine does not fit."""
-    p = plan(model, gpu, **engine_args)
-    context_len = p.max_model_len if context_len is None else context_len
+def max_batch_size(model, gpu: GpuSpec, *, context_len: int | None = None, **engine_args) -> int:
+    """How many sequences of ``context_len`` tokens (prompt + output; default max_model_len) fit in
+    the KV cache at once (the conservative end of the plan's ±), capped by max_num_seqs. 0 if the
+    engine does not fit."""
+    p = plan(model, gpu, advise=False, **engine_args)
+    context_len = p.max_model_len if context_len is None else _whole("context_len", context_len)
     check_range("context_len", context_len, 1, p.max_model_len)
     if not p.fits:
         return 0
-    return min(p.max_num_seqs, p.num_gpu_blocks // _blocks_for(context_len))
+    return min(p.max_num_seqs, (p.kv_tokens - p.kv_tokens_spread) // (math.ceil(context_len / BLOCK_SIZE) * BLOCK_SIZE))
 
 
-def max_context_len(model: ModelSpec, gpu: GpuSpec, *, batch_size: int = 1, **engine_args) -> int:
-    """The longest context each of ``batch_size`` concurrent sequences can have. The KV budget does
-    not depend on max_model_len (chunked prefill keeps the profile at max_num_batched_tokens), so
-    this plans once at the model's full length and divides the blocks."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-        raise PlannerError("batch_size", f"{batch_size!r} must be a whole number")
-    check_range("batch_size", batch_size, 1, 1 << 20)
-    limit = engine_args.pop("max_model_len", None) or model.max_position_embeddings
-    p = plan(model, gpu, **engine_args, max_model_len=model.max_position_embeddings, _advise=False)
+def max_context_len(model, gpu: GpuSpec, *, batch_size: int = 1, **engine_args) -> int:
+    """The longest context each of ``batch_size`` concurrent sequences can have (0 if none)."""
+    _whole("batch_size", batch_size, 1, 1 << 20)
+    spec, config = engine_config(model, **engine_args)
+    limit = config.max_model_len or spec.max_position_embeddings
+    p = plan(spec, gpu, advise=False, **{**_fields(config), "max_model_len": limit})
     if p.kv_cache_bytes <= 0 or batch_size > p.max_num_seqs:
         return 0
-    return min(limit, (p.num_gpu_blocks // batch_size) * BLOCK_SIZE)
+    low = p.kv_tokens - p.kv_tokens_spread
+    return min(limit, (low // batch_size) // BLOCK_SIZE * BLOCK_SIZE)
+
+
+def _fields(config: EngineConfig) -> dict:
+    from dataclasses import fields
+
+    return {f.name: getattr(config, f.name) for f in fields(EngineConfig) if f.name != "model"}
 
 
 def largest_model(gpu: GpuSpec, **engine_args) -> list[MemoryPlan]:
@@ -49,12 +64,78 @@ def largest_model(gpu: GpuSpec, **engine_args) -> list[MemoryPlan]:
     for name in catalog_names():
         spec = model_spec(name)
         try:
-            p = plan(spec, gpu, **engine_args, max_model_len=min(wanted_len, spec.max_position_embeddings))
+            p = plan(spec, gpu, advise=False, **engine_args, max_model_len=min(wanted_len, spec.max_position_embeddings))
         except PlannerError:
             continue  # e.g. a tensor_parallel_size this model's heads do not divide
         if p.fits:
             fitting.append((spec.total_params, p))
     return [p for _, p in sorted(fitting, key=lambda item: -item[0])]
+
+
+@dataclass(frozen=True)
+class PrecisionRow:
+    """One precision of compare_precisions: its plan and the two fit answers."""
+
+    precision: str
+    plan: MemoryPlan
+    largest_batch: int  # at context_len
+    longest_context: int  # at batch_size
+
+
+def compare_precisions(model, gpu: GpuSpec, *, context_len: int = 4096, batch_size: int = 32,
+                       **engine_args) -> list[PrecisionRow]:
+    """FP16, FP8 and FP8 + FP8 KV cache side by side for the same engine arguments."""
+    spec, base = engine_config(model, **engine_args)
+    rows = []
+    for name, precision in PRECISIONS.items():
+        config = replace(base, **precision)
+        if config.fp8_kv and gpu.is_hopper and config.dtype == "float16":
+            config = replace(config, dtype="bfloat16")  # the one Hopper rule, as EngineConfig.for_gpu states it
+        p = plan(spec, gpu, **_fields(config))
+        ctx = min(context_len, p.max_model_len)
+        rows.append(PrecisionRow(name, p, max_batch_size(spec, gpu, context_len=ctx, **_fields(config)),
+                                 max_context_len(spec, gpu, batch_size=batch_size, **_fields(config))))
+    return rows
+
+
+@dataclass(frozen=True)
+class NeedAnswer:
+    """The inverse of plan: the smallest gpu_memory_utilization that holds a workload."""
+
+    fits: bool
+    plan: MemoryPlan  # the plan at that utilization (or at 0.99 when nothing fits)
+    concurrency: int
+    context_len: int
+    reason: str
+
+    @property
+    def serve_command(self) -> str:
+        return self.plan.config.command("serve")
+
+
+def min_utilization_for(model, gpu: GpuSpec, *, concurrency: int, context_len: int, **engine_args) -> NeedAnswer:
+    """Smallest gpu_memory_utilization (in steps of 0.01) at which ``concurrency`` sequences of
+    ``context_len`` tokens fit in the KV cache at once (the conservative end of the ±), with
+    max_model_len = context_len and max_num_seqs = concurrency pinned, as the printed flags say."""
+    _whole("concurrency", concurrency, 1, 1 << 20)
+    _whole("context_len", context_len)
+    spec, config = engine_config(model, **engine_args)
+    config = replace(config, max_model_len=context_len, max_num_seqs=max(concurrency, 1))
+    needed_tokens = concurrency * math.ceil(context_len / BLOCK_SIZE) * BLOCK_SIZE
+    last = None
+    for hundredths in range(5, 100):
+        trial = replace(config, gpu_memory_utilization=hundredths / 100)
+        p = plan(spec, gpu, advise=False, **_fields(trial))
+        last = p
+        if p.fits and p.kv_tokens - p.kv_tokens_spread >= needed_tokens:
+            return NeedAnswer(True, p, concurrency, context_len,
+                              f"gpu_memory_utilization={p.gpu_memory_utilization} gives {p.kv_tokens:,} KV tokens "
+                              f"(± {p.kv_tokens_spread:,}) for {concurrency} x {context_len:,} = {needed_tokens:,} needed")
+    p = plan(spec, gpu, **_fields(replace(config, gpu_memory_utilization=0.99)))
+    short = max(0, needed_tokens - max(last.kv_tokens, 0)) * max(p.kv_bytes_per_token, 1)
+    return NeedAnswer(False, p, concurrency, context_len,
+                      f"{concurrency} x {context_len:,} tokens do not fit on {gpu.name} even at 0.99 "
+                      f"(short by about {short / GIB:.2f} GiB of KV cache)")
 
 
 @dataclass(frozen=True)
@@ -69,52 +150,48 @@ class SideBySideSplit:
     reason: str
 
 
-def _min_utilization(model: ModelSpec, gpu: GpuSpec, blocks_needed: int, **engine_args) -> float | None:
-    """Smallest utilization (in steps of 0.01) whose plan fits and has ``blocks_needed`` KV blocks."""
+def _min_utilization(spec: ModelSpec, gpu: GpuSpec, blocks_needed: int, config: EngineConfig) -> float | None:
     for hundredths in range(1, 101):
-        p = plan(model, gpu, gpu_memory_utilization=hundredths / 100, _advise=False, **engine_args)
+        p = plan(spec, gpu, advise=False, **_fields(replace(config, gpu_memory_utilization=hundredths / 100)))
         if p.fits and p.num_gpu_blocks >= blocks_needed:
             return hundredths / 100
     return None
 
 
-def side_by_side_split(model: ModelSpec, gpu: GpuSpec, *, batch_size: int = 1, context_len: int = 2048,
-                       fp8_kv_cache: bool = False, dtype: str = "auto", max_model_len: int | None = None,
-                       tensor_parallel_size: int = 1, max_num_seqs: int | None = None,
-                       max_num_batched_tokens: int | None = None, headroom: float = 0.04) -> SideBySideSplit:
+def side_by_side_split(model, gpu: GpuSpec, *, batch_size: int = 1, context_len: int = 2048,
+                       fp8_kv_cache: bool = False, headroom: float = 0.04, **engine_args) -> SideBySideSplit:
     """Split one GPU between a 16-bit engine and an FP8 engine resident at the same time so that each
-    holds ``batch_size`` sequences of ``context_len`` tokens. The slack beyond both minimums is shared
-    equally. Each process also pays for its own CUDA context outside its request, and ``headroom``
-    (a fraction of the GPU) is kept free."""
+    holds ``batch_size`` sequences of ``context_len`` tokens. Both engines get the same activation
+    dtype (so the comparison is of weights, and FP8 KV on Hopper gets its bfloat16)."""
     check_range("batch_size", batch_size, 1, 1 << 20)
     check_range("headroom", headroom, 0, 0.5)
-    max_model_len = max_model_len or min(model.max_position_embeddings, max(context_len, 2048))
+    spec, base = engine_config(model, **engine_args)
+    max_model_len = base.max_model_len or min(spec.max_position_embeddings, max(context_len, 2048))
     check_range("context_len", context_len, 1, max_model_len)
-    common = dict(dtype=dtype, max_model_len=max_model_len, tensor_parallel_size=tensor_parallel_size,
-                  max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens)
-    fp8_args = dict(common, quantization="fp8", kv_cache_dtype="fp8" if fp8_kv_cache else "auto")
-    if fp8_kv_cache and gpu.is_hopper and dtype in ("float16", "half"):
-        raise PlannerError("dtype", "fp8_kv_cache on Hopper needs dtype='bfloat16' in vLLM 0.25 (FlashAttention-3)")
+    base = replace(base, max_model_len=max_model_len)
+    fp8 = replace(base, quantization="fp8", kv_cache_dtype="fp8" if fp8_kv_cache else "auto")
+    fp8, _ = fp8.for_gpu(is_hopper=gpu.is_hopper)  # the one rule; raises for float16 + FP8 KV on Hopper
+    base = replace(base, dtype=fp8.dtype)
     empty_gpu = replace(gpu, free_bytes=None)
-    blocks = batch_size * _blocks_for(context_len)
-    need_base = _min_utilization(model, empty_gpu, blocks, **common)
-    need_fp8 = _min_utilization(model, empty_gpu, blocks, **fp8_args)
+    blocks = batch_size * math.ceil(context_len / BLOCK_SIZE)
+    need_base = _min_utilization(spec, empty_gpu, blocks, base)
+    need_fp8 = _min_utilization(spec, empty_gpu, blocks, fp8)
     # Each engine also holds, outside its request, a CUDA context and the CUDA graphs it captures
     # after the KV cache; the second engine is checked against what the first leaves free.
-    outside = 2 * (CALIBRATION.cuda_context_bytes + cudagraph_bytes(model))
+    outside = 2 * (CALIBRATION.cuda_context_bytes + cudagraph_bytes(spec))
     usable = (gpu.available_bytes - outside) / gpu.cuda_total_bytes - headroom
     if need_base is None or need_fp8 is None or need_base + need_fp8 > usable:
         base_util = fp8_util = math.floor(max(usable, 0.02) / 2 * 100) / 100
         fits = False
-        missing = "the 16-bit engine" if need_base is None else "the FP8 engine" if need_fp8 is None else "both engines"
-        reason = (f"{missing} cannot hold {batch_size} x {context_len} tokens in {usable:.2f} of the GPU "
-                  f"(needs {need_base} + {need_fp8}); lower batch_size or context_len, or use a larger GPU")
+        missing = "the 16-bit engine" if need_base is None else "the FP8 engine" if need_fp8 is None else "both engines together"
+        reason = (f"{missing} cannot hold {batch_size} x {context_len} tokens in {usable:.2f} of the GPU; "
+                  "lower batch_size or context_len, or give each engine its own GPU")
     else:
         slack = usable - need_base - need_fp8
         base_util = math.floor((need_base + slack / 2) * 100) / 100
         fp8_util = math.floor((need_fp8 + slack / 2) * 100) / 100
         fits = True
         reason = f"both fit: 16-bit at {base_util}, FP8 at {fp8_util} (minimums {need_base} and {need_fp8})"
-    baseline = plan(model, empty_gpu, gpu_memory_utilization=base_util, **common)
-    fp8 = plan(model, empty_gpu, gpu_memory_utilization=fp8_util, **fp8_args)
-    return SideBySideSplit(base_util, fp8_util, baseline, fp8, fits and baseline.fits and fp8.fits, reason)
+    baseline = plan(spec, empty_gpu, **_fields(replace(base, gpu_memory_utilization=base_util)))
+    fp8_plan = plan(spec, empty_gpu, **_fields(replace(fp8, gpu_memory_utilization=fp8_util)))
+    return SideBySideSplit(base_util, fp8_util, baseline, fp8_plan, fits and baseline.fits and fp8_plan.fits, reason)

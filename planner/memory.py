@@ -1,68 +1,69 @@
 """vLLM's start-up memory arithmetic, predicted before anything is loaded.
 
-It mirrors ``Worker.determine_available_memory`` in vllm/v1/worker/gpu_worker.py (vLLM 0.25):
+It mirrors ``Worker.determine_available_memory`` in vllm/v1/worker/gpu_worker.py (vLLM 0.25.1):
 
     requested  = ceil(total_memory * gpu_memory_utilization)      (total_memory: CUDA's, not NVML's)
-    kv_memory  = requested - weights - torch_peak_increase - non_torch_increase - cudagraph_estimate
-    num_blocks = kv_memory // (block_size * kv_bytes_per_token)        (kv_cache_utils.get_num_blocks)
+    kv_memory  = requested - weights - torch_peak_increase - non_torch_increase
+    num_blocks = kv_memory // (page_bytes * layers_per_group)          (kv_cache_utils.get_num_blocks)
+    kv_tokens  = num_blocks / blocks_per_request * max_model_len      (kv_cache_utils.get_kv_cache_capacity)
 
-The terms vLLM measures at start-up (activation peak, non-torch memory; the CUDA-graph estimate is
-0 in vLLM 0.25's V2 model runner) are modelled from the shapes with coefficients fitted to H100
-measurements (CALIBRATION, below).
+Every term is named after the line of vLLM's log it reproduces and derived from the model's
+structure (planner/structure.py) with vLLM's rules; the few coefficients vLLM's source gives no
+formula for are in one ``Calibration``, fitted across models by benchmarks/fit_calibration.py.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field, replace
 
-from planner.errors import PlannerError, check_range
+from planner.engine_config import EngineConfig
+from planner.errors import PlannerError
 from planner.gpus import GIB, GpuSpec
-from planner.models import DTYPE_BYTES, ModelSpec
+from planner.models import DTYPE_BYTES, ModelSpec, model_spec
 
-DTYPES = {"auto", "float16", "half", "bfloat16", "float32", "float"}
-QUANTIZATIONS = (None, "fp8")
-KV_CACHE_DTYPES = {"auto": None, "float16": 2, "bfloat16": 2, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1}
+KV_CACHE_BYTES = {"auto": None, "float16": 2, "bfloat16": 2, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1}
 BLOCK_SIZE = 16  # vllm/config/cache.py CacheConfig.DEFAULT_BLOCK_SIZE
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """Coefficients of the terms vLLM measures at start-up, fitted to the H100 runs recorded in
-    tests/data/vllm_kv_measurements.json (vLLM 0.25.1); docs/planner.md shows the fit."""
+    """Coefficients of the terms vLLM measures at start-up for which its source gives no formula.
+    Produced by benchmarks/fit_calibration.py from tests/data/vllm_kv_measurements.json (fitted rows
+    only; held-out rows are reported apart). docs/planner.md shows the fit."""
 
-    # Torch peak of the profile run per batched token, in activation-dtype elements: the MLP's
-    # gate_up and SiLU-and-mul outputs (3 x intermediate) plus this many hidden-size tensors.
-    # Fitted: Qwen2.5-7B, Llama-3.1-8B and Llama-2-13B (hidden 3584/4096/5120) at 16,384 tokens.
+    # Torch peak of the profile run per batched token, in activation-dtype elements, beyond the MLP's
+    # (or the fused-MoE workspace's) own tensors: residual, attention input/output and norms.
     hidden_copies_per_token: float = 2.94
-    # The sampler dummy run: max_num_seqs x vocab float32 logits (the peak only if larger).
-    sampler_logit_copies: float = 1.0
     fixed_peak_bytes: int = int(0.085 * GIB)
-    # "non-torch forward increase memory": 0.22 GiB in every single-GPU run measured.
+    # "non-torch forward increase memory": 0.22 GiB in every single-GPU run measured (cuBLAS
+    # workspace, attention backend buffers).
     non_torch_bytes: int = int(0.22 * GIB)
-    non_torch_bytes_per_extra_gpu: int = int(0.25 * GIB)  # NCCL buffers; not measured here (one GPU)
-    # vLLM 0.25 runs the V2 model runner, whose profile_cudagraph_memory() returns 0, so nothing is
-    # subtracted for graphs: they are captured after the KV cache is allocated, outside the requested
-    # memory. They still occupy the GPU (0.67 to 1.20 GiB measured), which matters when two engines
-    # share it.
+    # NCCL / custom all-reduce buffers: per extra GPU of the tensor-parallel group.
+    non_torch_bytes_per_extra_gpu: int = int(0.25 * GIB)
+    # Online FP8 ("Model loading took" minus the tensors vLLM holds): 16-bit weights are materialised
+    # layer by layer and quantized; what the caching allocator still counts afterwards grows with the
+    # linear weights. Fitted, per 16-bit byte of quantized weights.
+    fp8_load_leftover_per_byte: float = 0.0
+    # The spread of the fitted rows' KV-token error: the plan's ± (as a fraction of KV tokens).
+    kv_tokens_relative_spread: float = 0.005
+    # CUDA graphs, captured after the KV cache (outside the request): measured 0.67 to 1.20 GiB.
     cudagraph_bytes_per_layer: int = int(0.03 * GIB)
-    # "Model loading took X GiB" exceeds the bytes of the tensors the model holds by a
-    # model-dependent amount (benchmarks/inspect_weights.py counted the tensors): the measured
-    # excess per (catalog model, quantization), GiB. Unmeasured models get 0.
-    weight_load_excess_gib: tuple[tuple[str, str, float], ...] = (
-        ("llama-2-7b", "fp8", 0.22), ("qwen2.5-14b", "fp8", 0.935), ("qwen2.5-7b", "none", 0.10),
-        ("qwen2.5-7b", "fp8", 0.08), ("llama-2-13b", "none", 0.05), ("llama-3-8b", "fp8", 0.03),
-        ("mistral-7b", "fp8", 0.03),
-    )
     # A CUDA context per process, outside vLLM's request (for two engines resident at once).
     cuda_context_bytes: int = int(0.55 * GIB)
 
-    def weight_excess_bytes(self, model: str, quantization: str | None) -> int:
-        key = quantization or "none"
-        return next((int(g * GIB) for m, q, g in self.weight_load_excess_gib if m == model and q == key), 0)
-
 
 CALIBRATION = Calibration()
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A complete configuration that the planner itself says fits, and why it was suggested."""
+
+    change: str
+    config: EngineConfig
+    kv_tokens: int
 
 
 @dataclass(frozen=True)
@@ -71,14 +72,8 @@ class MemoryPlan:
 
     model: str
     gpu: str
-    quantization: str | None
-    kv_cache_dtype: str
-    dtype: str
-    gpu_memory_utilization: float
-    max_model_len: int
-    tensor_parallel_size: int
-    max_num_seqs: int
-    max_num_batched_tokens: int
+    config: EngineConfig  # the engine this plan is for, with vLLM's defaults filled in
+    structure_source: str
     total_bytes: int
     cuda_total_bytes: int
     requested_bytes: int
@@ -86,19 +81,49 @@ class MemoryPlan:
     activation_peak_bytes: int
     non_torch_bytes: int
     cudagraph_bytes: int  # captured after the KV cache: outside the requested memory
-    kv_cache_bytes: int
+    kv_cache_bytes: int  # may be negative: the shortfall
     kv_bytes_per_token: int
     block_size: int
     num_gpu_blocks: int
+    kv_tokens: int  # vLLM's "GPU KV cache size: N tokens"
+    kv_tokens_spread: int  # ± from the validation of the planner
     fits: bool
     reason: str
     warnings: tuple[str, ...] = ()
-    advice: tuple[str, ...] = field(default=())
+    advice: tuple[Suggestion, ...] = field(default=())
+
+    # The engine arguments, as attributes, for readers of the plan.
+    @property
+    def quantization(self) -> str | None:
+        return self.config.quantization
 
     @property
-    def kv_tokens(self) -> int:
-        """vLLM's 'GPU KV cache size: N tokens' (num_gpu_blocks x block_size)."""
-        return self.num_gpu_blocks * self.block_size
+    def kv_cache_dtype(self) -> str:
+        return self.config.kv_cache_dtype
+
+    @property
+    def dtype(self) -> str:
+        return self.config.dtype
+
+    @property
+    def gpu_memory_utilization(self) -> float:
+        return self.config.gpu_memory_utilization
+
+    @property
+    def max_model_len(self) -> int:
+        return self.config.max_model_len
+
+    @property
+    def tensor_parallel_size(self) -> int:
+        return self.config.tensor_parallel_size
+
+    @property
+    def max_num_seqs(self) -> int:
+        return self.config.max_num_seqs
+
+    @property
+    def max_num_batched_tokens(self) -> int:
+        return self.config.max_num_batched_tokens
 
     @property
     def kv_concurrency(self) -> float:
@@ -107,40 +132,47 @@ class MemoryPlan:
 
     @property
     def max_concurrent_seqs(self) -> int:
-        """Sequences of max_model_len tokens that run at once: KV blocks, capped by max_num_seqs."""
-        blocks_per_seq = math.ceil(self.max_model_len / self.block_size)
-        return min(self.max_num_seqs, self.num_gpu_blocks // blocks_per_seq)
+        """Sequences of max_model_len tokens that run at once: KV capacity, capped by max_num_seqs."""
+        return min(self.max_num_seqs, int(self.kv_concurrency))
+
+    @property
+    def shortfall_bytes(self) -> int:
+        """How much is missing when the plan does not fit (0 when it fits)."""
+        return max(0, -self.kv_cache_bytes) if not self.fits else 0
 
     @property
     def non_kv_bytes(self) -> int:
         return self.weights_bytes + self.activation_peak_bytes + self.non_torch_bytes
 
     def breakdown_gib(self) -> dict[str, float]:
-        """The requested memory split into its parts, in GiB (for tables and charts)."""
+        """The parts of the GPU, in GiB (for tables and charts); never negative."""
         parts = {
             "weights": self.weights_bytes,
             "activation peak": self.activation_peak_bytes,
             "non-torch": self.non_torch_bytes,
             "KV cache": max(self.kv_cache_bytes, 0),
             "CUDA graphs (after the KV cache)": self.cudagraph_bytes,
-            "driver-reserved": self.total_bytes - self.cuda_total_bytes,
-            "free": max(self.cuda_total_bytes - self.requested_bytes - self.cudagraph_bytes, 0),
         }
         return {k: v / GIB for k, v in parts.items()}
 
+    def as_dict(self) -> dict:
+        """JSON-ready: every field, the engine arguments flat, and the derived answers."""
+        from dataclasses import asdict
 
+        out = asdict(self)
+        out.pop("config")
+        out.update(engine=asdict(self.config), kv_concurrency=self.kv_concurrency,
+                   max_concurrent_seqs=self.max_concurrent_seqs, shortfall_bytes=self.shortfall_bytes,
+                   vllm_serve_command=self.config.command("serve"),
+                   advice=[{"change": s.change, "kv_tokens": s.kv_tokens, "engine": asdict(s.config),
+                            "vllm_serve_command": s.config.command("serve")} for s in self.advice])
+        return out
+
+
+# ------------------------------------------------------------------------------------------- terms
 def resolve_dtype(model: ModelSpec, dtype: str) -> str:
-    if not isinstance(dtype, str) or dtype.lower() not in DTYPES:
-        if isinstance(dtype, str) and "fp8" in dtype.lower():
-            raise PlannerError(
-                "dtype",
-                f"{dtype!r} is not a vLLM dtype (vLLM rejects dtype='fp8'). FP8 weights are "
-                "quantization='fp8'; an FP8 KV cache is kv_cache_dtype='fp8'.",
-            )
-        raise PlannerError("dtype", f"{dtype!r} is not one of {sorted(DTYPES)}")
-    dtype = {"half": "float16", "float": "float32"}.get(dtype.lower(), dtype.lower())
+    """vLLM's 'auto' follows the checkpoint, except that float32 checkpoints run in bfloat16."""
     if dtype == "auto":
-        # vLLM's 'auto' follows the checkpoint, except that float32 checkpoints run in bfloat16.
         return "bfloat16" if model.torch_dtype == "float32" else model.torch_dtype
     return dtype
 
@@ -153,39 +185,44 @@ def default_batch_limits(gpu: GpuSpec) -> tuple[int, int]:
     return 256, 8192
 
 
-def _pad_vocab(vocab: int, tp: int) -> int:
+def _padded_vocab_rows(vocab: int, tp: int) -> int:
     # vocab_parallel_embedding.pad_vocab_size: padded to a multiple of 64, then split over ranks.
-    padded = math.ceil(vocab / 64) * 64
-    return math.ceil(padded / tp)
+    return math.ceil(math.ceil(vocab / 64) * 64 / tp)
 
 
 def weights_bytes(model: ModelSpec, *, dtype_bytes: int, quantization: str | None, tp: int = 1,
                   calibration: Calibration = CALIBRATION) -> int:
     """Bytes of weights on one GPU: 'Model loading took X GiB' in vLLM's log."""
-    vocab_rows = _pad_vocab(model.vocab_size, tp)
+    p = model.params
+    vocab_rows = _padded_vocab_rows(model.vocab_size, tp)
     embed = vocab_rows * model.hidden_size
     lm_head = 0 if model.tie_word_embeddings else embed
-    rotary_cache = model.max_position_embeddings * model.head_dim  # RotaryEmbedding.cos_sin_cache
-    sixteen_bit = (embed + lm_head + model.norm_params + rotary_cache) * dtype_bytes
-    linear = model.linear_params // tp
-    excess = calibration.weight_excess_bytes(model.name, quantization)
+    rotary_cache = model.max_position_embeddings * model.rotary_dim  # RotaryEmbedding.cos_sin_cache
+    sixteen_bit = (embed + lm_head + rotary_cache + p.sixteen_bit_replicated + p.sixteen_bit_split // tp) * dtype_bytes
+    linear = p.linear_split // tp + p.experts // tp + p.linear_replicated
     if quantization == "fp8":
-        # Online FP8: Linear weights in float8_e4m3fn with one float32 scale per (fused) tensor;
-        # embeddings, lm_head and norms stay 16-bit.
-        scales = model.num_layers * 4 * 4
-        return linear + scales + sixteen_bit + excess
-    return linear * dtype_bytes + sixteen_bit + excess
+        # Online FP8: Linear and expert weights in float8_e4m3fn with float32 scales (a few per layer);
+        # embeddings, lm_head, routers and norms stay 16-bit.
+        scales = model.num_layers * 8 * 4
+        leftover = int(calibration.fp8_load_leftover_per_byte * linear * dtype_bytes)
+        return linear + scales + sixteen_bit + leftover
+    return linear * dtype_bytes + sixteen_bit
 
 
 def activation_peak_bytes(model: ModelSpec, *, act_bytes: int, max_num_batched_tokens: int,
                           max_num_seqs: int, tp: int = 1, calibration: Calibration = CALIBRATION) -> int:
-    """Increase of torch's peak allocation during vLLM's profile run."""
+    """Increase of torch's peak allocation during vLLM's profile run ("torch peak memory increase")."""
     tokens = max_num_batched_tokens
-    experts = model.experts_per_token if model.num_experts else 1
-    mlp = tokens * experts * 3 * model.intermediate_size // tp * act_bytes
-    hidden = tokens * calibration.hidden_copies_per_token * model.hidden_size * act_bytes
-    forward = mlp + hidden
-    sampler = max_num_seqs * model.vocab_size * 4 * calibration.sampler_logit_copies
+    hidden = model.hidden_size
+    if model.num_experts:
+        # TritonExperts.workspace_shapes (fused_moe/experts/triton_moe.py): two (M, topk, .) buffers
+        # and an (M, K) output; N = 2 x expert width / tp, K = hidden.
+        n = 2 * model.intermediate_size // tp
+        mlp = tokens * (model.experts_per_token * (max(n // 2, hidden) + max(n, hidden)) + hidden)
+    else:
+        mlp = tokens * 3 * model.intermediate_size // tp  # gate_up output and SiLU-and-mul output
+    forward = (mlp + tokens * calibration.hidden_copies_per_token * hidden) * act_bytes
+    sampler = max_num_seqs * model.vocab_size * 4  # the sampler's dummy run: float32 logits
     return int(max(forward, sampler) + calibration.fixed_peak_bytes)
 
 
@@ -195,163 +232,184 @@ def cudagraph_bytes(model: ModelSpec, *, enforce_eager: bool = False, calibratio
 
 
 def kv_bytes_per_token(model: ModelSpec, *, kv_bytes: int, tp: int = 1) -> int:
-    """2 (K and V) x layers x KV heads on this GPU x head_dim x bytes per element."""
-    kv_heads_here = max(1, model.num_kv_heads // tp)
-    return 2 * model.num_layers * kv_heads_here * model.head_dim * kv_bytes
+    """Bytes one token takes in every layer's cache together (MLA: one latent per layer)."""
+    return sum(layer.bytes_per_token(kv_bytes, tp) for layer in model.layers)
 
 
-def _check_tp(model: ModelSpec, tp) -> int:
-    if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1:
-        raise PlannerError("tensor_parallel_size", f"{tp!r} must be a positive integer")
+@dataclass(frozen=True)
+class KvLayout:
+    """vLLM's KV-cache groups for this model (kv_cache_utils._get_kv_cache_groups_uniform_page_size)."""
+
+    page_bytes: int  # one block of one layer
+    layers_per_group: int
+    blocks_per_request: int  # for one request of max_model_len (get_max_concurrency_for_kv_cache_config)
+
+    def num_blocks(self, kv_memory: int) -> int:
+        return max(kv_memory, 0) // (self.page_bytes * self.layers_per_group)
+
+    def tokens(self, num_blocks: int, max_model_len: int) -> int:
+        return int(num_blocks / self.blocks_per_request * max_model_len)
+
+
+def kv_layout(model: ModelSpec, *, kv_bytes: int, tp: int, max_model_len: int, max_num_batched_tokens: int) -> KvLayout:
+    types = Counter(model.layers)
+    per_layer = {layer.bytes_per_token(kv_bytes, tp) for layer in types}
+    if len(per_layer) != 1:
+        raise PlannerError("model", "layers keep different bytes per token; vLLM's uniform-page layout does not apply")
+    page = BLOCK_SIZE * per_layer.pop()
+    if len(types) == 1:
+        group_size, groups = model.num_layers, [next(iter(types))]
+    else:
+        smallest, largest = min(types.values()), max(types.values())
+        group_size = largest if largest < smallest * 1.5 else smallest
+        groups = [layer for layer, count in types.items() for _ in range(math.ceil(count / group_size))]
+    blocks = 0
+    for layer in groups:
+        if layer.kind == "sliding":  # SlidingWindowSpec.max_admission_blocks_per_request
+            blocks += math.ceil(min(layer.window - 1 + max_num_batched_tokens, max_model_len) / BLOCK_SIZE) + 1
+        else:
+            blocks += math.ceil(max_model_len / BLOCK_SIZE)
+    return KvLayout(page, group_size, blocks)
+
+
+def _check_tp(model: ModelSpec, tp: int) -> int:
     if model.num_heads % tp:
-        raise PlannerError(
-            "tensor_parallel_size",
-            f"{tp} does not divide the {model.num_heads} attention heads of {model.name}",
-        )
+        valid = [n for n in (1, 2, 4, 8, 16) if model.num_heads % n == 0]
+        raise PlannerError("tensor_parallel_size", f"{tp} does not divide the {model.num_heads} attention heads of "
+                                                   f"{model.name}; valid sizes: {valid}")
     kv = model.num_kv_heads
-    if kv % tp and tp % kv:
+    if not model.is_mla and kv % tp and tp % kv:
         valid = [n for n in (1, 2, 4, 8, 16) if model.num_heads % n == 0 and (kv % n == 0 or n % kv == 0)]
-        raise PlannerError(
-            "tensor_parallel_size",
-            f"{tp} does not divide the {kv} KV heads of {model.name}; valid sizes: {valid}",
-        )
+        raise PlannerError("tensor_parallel_size", f"{tp} does not divide the {kv} KV heads of {model.name}; valid sizes: {valid}")
     return tp
 
 
-def plan(model: ModelSpec, gpu: GpuSpec, *, quantization: str | None = None, kv_cache_dtype: str = "auto",
-         dtype: str = "auto", gpu_memory_utilization: float = 0.9, max_model_len: int | None = None,
-         tensor_parallel_size: int = 1, max_num_seqs: int | None = None,
-         max_num_batched_tokens: int | None = None, enforce_eager: bool = False,
-         calibration: Calibration = CALIBRATION, _advise: bool = True) -> MemoryPlan:
-    """Predict what vLLM's start-up will report for ``model`` on ``gpu`` with these engine arguments.
-
-    Keyword arguments are vLLM's engine arguments of the same names. Raises PlannerError for
-    arguments vLLM would reject; returns a plan with ``fits=False`` (and advice) for settings
-    that are valid but run out of memory.
-    """
+# ------------------------------------------------------------------------------------------- plan
+def engine_config(model: ModelSpec | EngineConfig | str, **engine_args) -> tuple[ModelSpec, EngineConfig]:
+    """The (shapes, configuration) pair a plan is made of, from either spelling."""
+    if isinstance(model, EngineConfig):
+        config = replace(model, **engine_args) if engine_args else model
+        return model_spec(config.model), config
+    if isinstance(model, str):
+        model = model_spec(model)
     if not isinstance(model, ModelSpec):
-        raise PlannerError("model", f"expected a ModelSpec (see planner.model_spec), got {type(model).__name__}")
+        raise PlannerError("model", f"expected an EngineConfig, a ModelSpec or a catalog name, got {type(model).__name__}")
+    return model, EngineConfig(model=model.name, **engine_args)
+
+
+def plan(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, calibration: Calibration = CALIBRATION,
+         advise: bool = True, **engine_args) -> MemoryPlan:
+    """Predict what vLLM's start-up will report for this engine on ``gpu``.
+
+    ``model`` is an EngineConfig, or a ModelSpec / catalog name with vLLM's engine arguments as
+    keyword arguments. Raises PlannerError for arguments vLLM would reject; returns a plan with
+    ``fits=False`` (and complete suggestions that fit) for settings that run out of memory."""
+    spec, config = engine_config(model, **engine_args)
     if not isinstance(gpu, GpuSpec):
         raise PlannerError("gpu", f"expected a GpuSpec (see planner.gpu_preset / read_gpus), got {type(gpu).__name__}")
-    check_range("gpu_memory_utilization", gpu_memory_utilization, 0, 1, low_inclusive=False)
-    if quantization in ("none", "None", ""):
-        quantization = None
-    if quantization not in QUANTIZATIONS:
-        raise PlannerError("quantization", f"{quantization!r} is not modelled; use None (16-bit) or 'fp8'")
-    if kv_cache_dtype not in KV_CACHE_DTYPES:
-        raise PlannerError("kv_cache_dtype", f"{kv_cache_dtype!r} is not one of {sorted(KV_CACHE_DTYPES)}")
-    resolved_dtype = resolve_dtype(model, dtype)
-    tp = _check_tp(model, tensor_parallel_size)
-    if max_model_len is None:
-        max_model_len = model.max_position_embeddings
-    if isinstance(max_model_len, bool) or not isinstance(max_model_len, int):
-        raise PlannerError("max_model_len", f"{max_model_len!r} must be a whole number of tokens")
-    check_range("max_model_len", max_model_len, 1, model.max_position_embeddings)
+    return _plan(spec, gpu, config, calibration, advise)
+
+
+def _plan(spec: ModelSpec, gpu: GpuSpec, config: EngineConfig, calibration: Calibration, advise: bool) -> MemoryPlan:
+    config, notes = config.for_gpu(is_hopper=gpu.is_hopper)
+    tp = _check_tp(spec, config.tensor_parallel_size)
+    max_model_len = config.max_model_len or spec.max_position_embeddings
+    if max_model_len > spec.max_position_embeddings:
+        raise PlannerError("max_model_len", f"{max_model_len:,} is longer than {spec.name}'s "
+                                            f"max_position_embeddings={spec.max_position_embeddings:,}")
     default_seqs, default_tokens = default_batch_limits(gpu)
-    max_num_seqs = default_seqs if max_num_seqs is None else max_num_seqs
-    max_num_batched_tokens = default_tokens if max_num_batched_tokens is None else max_num_batched_tokens
-    check_range("max_num_seqs", max_num_seqs, 1, 1 << 20)
-    check_range("max_num_batched_tokens", max_num_batched_tokens, 1, 1 << 24)
-
-    act_bytes = DTYPE_BYTES[resolved_dtype]
-    kv_bytes = KV_CACHE_DTYPES[kv_cache_dtype] or act_bytes
-    requested = math.ceil(gpu.cuda_total_bytes * gpu_memory_utilization)
-    weights = weights_bytes(model, dtype_bytes=act_bytes, quantization=quantization, tp=tp, calibration=calibration)
-    peak = activation_peak_bytes(model, act_bytes=act_bytes, max_num_batched_tokens=max_num_batched_tokens,
-                                 max_num_seqs=max_num_seqs, tp=tp, calibration=calibration)
-    non_torch = calibration.non_torch_bytes + (tp > 1) * calibration.non_torch_bytes_per_extra_gpu
-    graphs = cudagraph_bytes(model, enforce_eager=enforce_eager, calibration=calibration)
+    config = replace(config, dtype=resolve_dtype(spec, config.dtype), max_model_len=max_model_len,
+                     max_num_seqs=config.max_num_seqs or default_seqs,
+                     max_num_batched_tokens=config.max_num_batched_tokens or default_tokens)
+    act_bytes = DTYPE_BYTES[config.dtype]
+    kv_bytes = KV_CACHE_BYTES[config.kv_cache_dtype] or act_bytes
+    requested = math.ceil(gpu.cuda_total_bytes * config.gpu_memory_utilization)
+    weights = weights_bytes(spec, dtype_bytes=act_bytes, quantization=config.quantization, tp=tp, calibration=calibration)
+    peak = activation_peak_bytes(spec, act_bytes=act_bytes, max_num_batched_tokens=config.max_num_batched_tokens,
+                                 max_num_seqs=config.max_num_seqs, tp=tp, calibration=calibration)
+    non_torch = calibration.non_torch_bytes + (tp - 1) * calibration.non_torch_bytes_per_extra_gpu
+    graphs = cudagraph_bytes(spec, enforce_eager=config.enforce_eager, calibration=calibration)
     kv_memory = requested - weights - peak - non_torch
-    per_token = kv_bytes_per_token(model, kv_bytes=kv_bytes, tp=tp)
-    num_blocks = max(kv_memory, 0) // (BLOCK_SIZE * per_token)
-    kv_tokens = num_blocks * BLOCK_SIZE
+    layout = kv_layout(spec, kv_bytes=kv_bytes, tp=tp, max_model_len=max_model_len,
+                       max_num_batched_tokens=config.max_num_batched_tokens)
+    num_blocks = layout.num_blocks(kv_memory)
+    kv_tokens = layout.tokens(num_blocks, max_model_len)
+    spread = math.ceil(kv_tokens * calibration.kv_tokens_relative_spread)
 
-    warnings = []
-    if kv_bytes == 1 and resolved_dtype == "float16" and gpu.is_hopper:
-        warnings.append(
-            "kv_cache_dtype='fp8' with dtype='float16' fails on Hopper in vLLM 0.25 "
-            "(FlashAttention-3 needs bfloat16): use dtype='bfloat16'."
-        )
-    if quantization == "fp8" and not gpu.supports_fp8_tensor_cores:
+    warnings = list(notes) + list(spec.notes)
+    if config.quantization == "fp8" and not gpu.supports_fp8_tensor_cores:
         warnings.append(f"{gpu.name} has no FP8 tensor cores: vLLM stores FP8 weights but computes in 16-bit (Marlin W8A16).")
-
-    fits, reason = True, f"{kv_tokens:,} KV tokens, {kv_tokens / max_model_len:.1f} sequences of {max_model_len:,} tokens"
-    if gpu.free_bytes is not None and gpu.free_bytes < requested:
-        fits = False
-        reason = (f"vLLM refuses to start: {gpu.free_bytes / GIB:.2f} GiB free is less than the "
-                  f"{requested / GIB:.2f} GiB that gpu_memory_utilization={gpu_memory_utilization} requests")
-    elif weights >= requested:
-        fits = False
-        reason = f"the weights alone ({weights / GIB:.2f} GiB) exceed the requested {requested / GIB:.2f} GiB"
-    elif kv_memory <= 0:
-        fits = False
-        reason = (f"nothing is left for the KV cache: weights, activations and graphs take "
-                  f"{(requested - kv_memory) / GIB:.2f} GiB of the requested {requested / GIB:.2f} GiB")
-    elif requested + graphs > gpu.available_bytes:
-        fits = False
-        reason = (f"the CUDA graphs (about {graphs / GIB:.2f} GiB, captured after the KV cache) do not fit beside "
-                  f"the requested {requested / GIB:.2f} GiB: lower gpu_memory_utilization or set enforce_eager")
-    elif kv_tokens < max_model_len:
-        fits = False
-        reason = (f"the KV cache holds {kv_tokens:,} tokens, fewer than one request of "
-                  f"max_model_len={max_model_len:,}; vLLM refuses to start")
-
+    fits, reason = _verdict(gpu, requested, weights, kv_memory, graphs, kv_tokens - spread, max_model_len, config)
     result = MemoryPlan(
-        model=model.name, gpu=gpu.name, quantization=quantization, kv_cache_dtype=kv_cache_dtype,
-        dtype=resolved_dtype, gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
-        tensor_parallel_size=tp, max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
-        total_bytes=gpu.total_bytes, cuda_total_bytes=gpu.cuda_total_bytes, requested_bytes=requested, weights_bytes=weights,
-        activation_peak_bytes=peak, non_torch_bytes=non_torch, cudagraph_bytes=graphs,
-        kv_cache_bytes=kv_memory, kv_bytes_per_token=per_token, block_size=BLOCK_SIZE,
-        num_gpu_blocks=num_blocks, fits=fits, reason=reason, warnings=tuple(warnings),
+        model=spec.name, gpu=gpu.name, config=config, structure_source=spec.structure_source,
+        total_bytes=gpu.total_bytes, cuda_total_bytes=gpu.cuda_total_bytes, requested_bytes=requested,
+        weights_bytes=weights, activation_peak_bytes=peak, non_torch_bytes=non_torch, cudagraph_bytes=graphs,
+        kv_cache_bytes=kv_memory, kv_bytes_per_token=kv_bytes_per_token(spec, kv_bytes=kv_bytes, tp=tp),
+        block_size=BLOCK_SIZE, num_gpu_blocks=num_blocks, kv_tokens=kv_tokens, kv_tokens_spread=spread,
+        fits=fits, reason=reason, warnings=tuple(warnings),
     )
-    if not fits and _advise:
-        result = replace(result, advice=_advice(model, gpu, result, calibration, enforce_eager))
+    if not fits and advise:
+        result = replace(result, advice=suggestions(spec, gpu, config, calibration))
     return result
 
 
-def _advice(model: ModelSpec, gpu: GpuSpec, failed: MemoryPlan, calibration: Calibration,
-            enforce_eager: bool) -> tuple[str, ...]:
-    """The smallest single changes (then pairs) that make the plan fit, each with its KV tokens."""
-    args = dict(quantization=failed.quantization, kv_cache_dtype=failed.kv_cache_dtype, dtype=failed.dtype,
-                gpu_memory_utilization=failed.gpu_memory_utilization, max_model_len=failed.max_model_len,
-                tensor_parallel_size=failed.tensor_parallel_size, max_num_seqs=failed.max_num_seqs,
-                max_num_batched_tokens=failed.max_num_batched_tokens, enforce_eager=enforce_eager)
+def _verdict(gpu, requested, weights, kv_memory, graphs, kv_tokens_low, max_model_len, config) -> tuple[bool, str]:
+    """Fits, or the first reason vLLM would refuse (conservative: the low end of the ± band)."""
+    if gpu.free_bytes is not None and gpu.free_bytes < requested:
+        return False, (f"vLLM refuses to start: {gpu.free_bytes / GIB:.2f} GiB free is less than the {requested / GIB:.2f} "
+                       f"GiB that gpu_memory_utilization={config.gpu_memory_utilization} requests")
+    if weights >= requested:
+        return False, (f"the weights alone ({weights / GIB:.2f} GiB per GPU) exceed the requested {requested / GIB:.2f} "
+                       f"GiB: short by {(weights - requested) / GIB:.2f} GiB before any KV cache")
+    if kv_memory <= 0:
+        return False, (f"nothing is left for the KV cache: weights and activations need {(requested - kv_memory) / GIB:.2f} "
+                       f"GiB of the requested {requested / GIB:.2f} GiB (short by {-kv_memory / GIB:.2f} GiB)")
+    if requested + graphs > gpu.available_bytes:
+        return False, (f"the CUDA graphs (about {graphs / GIB:.2f} GiB, captured after the KV cache) do not fit beside the "
+                       f"requested {requested / GIB:.2f} GiB: lower gpu_memory_utilization or set enforce_eager")
+    if kv_tokens_low < max_model_len:
+        return False, (f"the KV cache holds about {max(kv_tokens_low, 0):,} tokens, fewer than one request of "
+                       f"max_model_len={max_model_len:,}; vLLM refuses to start")
+    return True, f"{kv_tokens_low:,}+ KV tokens, {kv_tokens_low / max_model_len:.1f} sequences of {max_model_len:,} tokens"
+
+
+def suggestions(spec: ModelSpec, gpu: GpuSpec, failed: EngineConfig, calibration: Calibration = CALIBRATION,
+                limit: int = 4) -> tuple[Suggestion, ...]:
+    """Complete configurations that fit, smallest change first; each was planned and fits."""
     candidates: list[tuple[str, dict]] = []
-    if gpu.free_bytes is not None and gpu.free_bytes < failed.requested_bytes:
-        util = math.floor((gpu.free_bytes - failed.cudagraph_bytes) / gpu.cuda_total_bytes * 100) / 100
-        if util > 0:
-            candidates.append((f"gpu_memory_utilization={util}", {"gpu_memory_utilization": util}))
-    elif failed.gpu_memory_utilization < 0.95:
-        candidates.append(("gpu_memory_utilization=0.95", {"gpu_memory_utilization": 0.95}))
+    utils = [u for u in (0.85, 0.9, 0.95) if u != failed.gpu_memory_utilization]
+    if gpu.free_bytes is not None:
+        utils.insert(0, math.floor((gpu.free_bytes - cudagraph_bytes(spec)) / gpu.cuda_total_bytes * 100) / 100)
+    for util in utils:
+        candidates.append((f"gpu_memory_utilization={util}", {"gpu_memory_utilization": util}))
+    candidates.append(("enforce_eager (no CUDA graphs)", {"enforce_eager": True}))
     if failed.quantization is None:
-        candidates.append(("quantization='fp8'", {"quantization": "fp8"}))
-    if KV_CACHE_DTYPES[failed.kv_cache_dtype] != 1:
-        fp8_kv = {"kv_cache_dtype": "fp8"}
-        if failed.dtype == "float16" and gpu.is_hopper:
-            fp8_kv["dtype"] = "bfloat16"
-        candidates.append(("kv_cache_dtype='fp8'" + (", dtype='bfloat16'" if "dtype" in fp8_kv else ""), fp8_kv))
-    if failed.kv_tokens > 0 and failed.kv_tokens < failed.max_model_len:
-        candidates.append((f"max_model_len={failed.kv_tokens}", {"max_model_len": failed.kv_tokens}))
+        candidates.append(("quantization=fp8", {"quantization": "fp8"}))
+    if not failed.fp8_kv:
+        candidates.append(("kv_cache_dtype=fp8", {"kv_cache_dtype": "fp8", "dtype": "bfloat16" if gpu.is_hopper else failed.dtype}))
+    for length in (failed.max_model_len // 2, failed.max_model_len // 4, 4096, 2048):
+        if 0 < length < failed.max_model_len:
+            candidates.append((f"max_model_len={length}", {"max_model_len": length}))
     for tp in (2, 4, 8):
         if tp > failed.tensor_parallel_size:
             candidates.append((f"tensor_parallel_size={tp} ({tp} GPUs)", {"tensor_parallel_size": tp}))
-    advice = []
-    for label, change in candidates:
+            for util in utils:
+                candidates.append((f"tensor_parallel_size={tp} ({tp} GPUs), gpu_memory_utilization={util}",
+                                   {"tensor_parallel_size": tp, "gpu_memory_utilization": util}))
+            if failed.quantization is None:
+                candidates.append((f"tensor_parallel_size={tp} ({tp} GPUs), quantization=fp8",
+                                   {"tensor_parallel_size": tp, "quantization": "fp8"}))
+    if failed.quantization is None:
+        candidates.append(("quantization=fp8, kv_cache_dtype=fp8", {"quantization": "fp8", "kv_cache_dtype": "fp8",
+                                                                     "dtype": "bfloat16" if gpu.is_hopper else failed.dtype}))
+    found: list[Suggestion] = []
+    for change, fields in candidates:
         try:
-            trial = plan(model, gpu, **{**args, **change}, calibration=calibration, _advise=False)
+            trial = _plan(spec, gpu, replace(failed, **fields), calibration, advise=False)
         except PlannerError:
             continue
         if trial.fits:
-            advice.append(f"{label}: fits, {trial.kv_tokens:,} KV tokens")
-    if not advice and failed.quantization is None:
-        try:
-            both = plan(model, gpu, **{**args, "quantization": "fp8", "kv_cache_dtype": "fp8", "dtype": "bfloat16"},
-                        calibration=calibration, _advise=False)
-            if both.fits:
-                advice.append(f"quantization='fp8', kv_cache_dtype='fp8', dtype='bfloat16': fits, {both.kv_tokens:,} KV tokens")
-        except PlannerError:
-            pass
-    if not advice:
-        advice.append("no single change fits this GPU: choose a smaller model (planner.largest_model) or more GPUs")
-    return tuple(advice)
+            found.append(Suggestion(change, trial.config, trial.kv_tokens))
+        if len(found) >= limit:
+            break
+    return tuple(found)

@@ -1,7 +1,9 @@
-"""Model shapes: a ModelSpec from a catalog name, a config.json path, or a config dict.
+"""Model shapes: a ModelSpec from a catalog name, a config.json path, a config dict or its text.
 
-Parsing goes through transformers' own config classes, so defaults (num_key_value_heads,
-head_dim, tied embeddings, ...) are the ones the model's code uses.
+Parameter counts come from the real module tree (planner/structure.py, built on the meta device);
+the attention layout of every layer (full, sliding window, MLA latent) from the config as
+transformers parses it. A hand formula remains only for architectures transformers does not know,
+and the spec says which path was used (``structure_source``).
 """
 
 from __future__ import annotations
@@ -13,8 +15,29 @@ from pathlib import Path
 
 from planner.assets import load_json
 from planner.errors import PlannerError
+from planner.structure import ParamCensus, census_from_config
 
 DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
+UNSUPPORTED_LAYER_TYPES = ("linear_attention", "mamba", "conv", "chunked_attention")
+
+
+@dataclass(frozen=True)
+class AttentionLayer:
+    """What one decoder layer keeps per token, as vLLM's KV-cache spec for it says.
+
+    kind: "full" (FullAttentionSpec: K and V per KV head), "sliding" (SlidingWindowSpec, bounded by
+    ``window``), "mla" (MLAAttentionSpec: one latent of ``head_dim`` = kv_lora_rank + rope dims,
+    shared by all heads and not split by tensor parallelism)."""
+
+    kind: str
+    num_kv_heads: int
+    head_dim: int
+    window: int | None = None
+
+    def bytes_per_token(self, kv_bytes: int, tp: int) -> int:
+        if self.kind == "mla":
+            return self.head_dim * kv_bytes
+        return 2 * max(1, self.num_kv_heads // tp) * self.head_dim * kv_bytes
 
 
 @dataclass(frozen=True)
@@ -24,66 +47,55 @@ class ModelSpec:
     name: str
     architecture: str
     hidden_size: int
-    intermediate_size: int
+    intermediate_size: int  # the dense MLP width (MoE: the expert width, moe_intermediate_size)
     num_layers: int
     num_heads: int
     num_kv_heads: int
     head_dim: int
     vocab_size: int
     max_position_embeddings: int
+    params: ParamCensus
+    layers: tuple[AttentionLayer, ...]
     torch_dtype: str = "bfloat16"
     tie_word_embeddings: bool = False
-    attention_bias: bool = False
-    num_experts: int = 0  # 0: dense MLP
+    num_experts: int = 0  # routed experts per MoE layer; 0: dense
     experts_per_token: int = 0
-    norms_per_layer: int = 2
+    rotary_dim: int = 0
+    structure_source: str = ""
     source: str = ""
+    notes: tuple[str, ...] = ()
 
-    # Parameter counts by component (whole model, before tensor parallelism).
     @property
     def embedding_params(self) -> int:
-        return self.vocab_size * self.hidden_size
+        return self.params.embedding
 
     @property
     def lm_head_params(self) -> int:
-        return 0 if self.tie_word_embeddings else self.vocab_size * self.hidden_size
-
-    @property
-    def attention_params_per_layer(self) -> int:
-        q_out = self.num_heads * self.head_dim
-        kv_out = self.num_kv_heads * self.head_dim
-        weights = self.hidden_size * (q_out + 2 * kv_out) + q_out * self.hidden_size
-        bias = (q_out + 2 * kv_out) if self.attention_bias else 0
-        return weights + bias
-
-    @property
-    def mlp_params_per_layer(self) -> int:
-        gated = 3 * self.hidden_size * self.intermediate_size  # gate, up, down
-        if self.num_experts:
-            return self.num_experts * gated + self.hidden_size * self.num_experts  # + router
-        return gated
-
-    @property
-    def norm_params(self) -> int:
-        return self.num_layers * self.norms_per_layer * self.hidden_size + self.hidden_size
+        return self.params.lm_head
 
     @property
     def linear_params(self) -> int:
-        """Parameters in Linear layers: what FP8 weight quantization stores in 1 byte."""
-        return self.num_layers * (self.attention_params_per_layer + self.mlp_params_per_layer)
+        """Parameters FP8 weight quantization stores in 1 byte (decoder Linear layers and experts)."""
+        return self.params.linear_split + self.params.linear_replicated + self.params.experts
 
     @property
     def total_params(self) -> int:
-        return self.embedding_params + self.lm_head_params + self.linear_params + self.norm_params
+        return self.params.total
 
     @property
     def active_params_per_token(self) -> int:
-        """Parameters one token touches (MoE: only experts_per_token experts)."""
+        """Parameters one token touches (MoE: only experts_per_token of the routed experts)."""
         if not self.num_experts:
             return self.total_params
-        dense_mlp = 3 * self.hidden_size * self.intermediate_size * self.experts_per_token
-        unused = self.num_layers * (self.mlp_params_per_layer - dense_mlp)
-        return self.total_params - unused
+        return self.total_params - self.params.experts + self.params.experts * self.experts_per_token // self.num_experts
+
+    @property
+    def is_mla(self) -> bool:
+        return any(layer.kind == "mla" for layer in self.layers)
+
+    @property
+    def sliding_window(self) -> int | None:
+        return next((layer.window for layer in self.layers if layer.kind == "sliding"), None)
 
 
 def _catalog() -> dict:
@@ -94,9 +106,17 @@ def catalog_names() -> list[str]:
     return list(_catalog())
 
 
-def model_spec(model: str | Path | dict, *, name: str | None = None) -> ModelSpec:
-    """Shapes of ``model``: a catalog name (``"llama-2-7b"``), a config.json path or its folder,
-    or an already-loaded config dict."""
+def catalog_config(name: str) -> dict:
+    return _catalog()[name]["config"]
+
+
+def model_spec(model: str | Path | dict, *, name: str | None = None, models_dir: str | Path | None = None,
+               allow_paths: bool = True) -> ModelSpec:
+    """Shapes of ``model``: a catalog name (``"llama-2-7b"``), a config dict, the text of a config.json
+    (starting with ``{``), or a config.json path or its folder.
+
+    Paths are read only when ``allow_paths`` (the Python API and CLI); over the web they are read only
+    under ``models_dir``, the folder the operator allowed, so a visitor cannot probe the host's files."""
     source = ""
     if isinstance(model, dict):
         config = model
@@ -107,32 +127,49 @@ def model_spec(model: str | Path | dict, *, name: str | None = None) -> ModelSpe
         if text.lower() in catalog:
             entry = catalog[text.lower()]
             config, label, source = entry["config"], text.lower(), entry["source"]
-        else:
-            path = Path(text).expanduser()
-            if path.is_dir():
-                path = path / "config.json"
-            if not path.is_file():
-                close = difflib.get_close_matches(text.lower(), catalog, n=3, cutoff=0.4)
-                hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-                raise PlannerError(
-                    "model",
-                    f"{text!r} is neither a catalog model nor a config.json path.{hint} "
-                    f"Catalog: {', '.join(catalog)}.",
-                )
+        elif text.startswith("{"):
             try:
-                config = json.loads(path.read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise PlannerError("model", f"{path} is not valid JSON ({e})") from e
+                config = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise PlannerError("model", f"the pasted config.json is not valid JSON ({e})") from e
             if not isinstance(config, dict):
-                raise PlannerError("model", f"{path} must hold a JSON object, not {type(config).__name__}")
-            label, source = name or path.parent.name, str(path)
+                raise PlannerError("model", "the pasted config.json must be a JSON object")
+            label = name or config.get("_name_or_path") or config.get("model_type", "custom")
+        else:
+            config, label, source = _read_config_path(text, catalog, name, models_dir, allow_paths)
     else:
         raise PlannerError("model", f"expected a name, a path or a config dict, got {type(model).__name__}")
     return _spec_from_config(config, label, source)
 
 
-def _spec_from_config(config: dict, label: str, source: str) -> ModelSpec:
-    from transformers import AutoConfig  # heavy import, only when a config is parsed
+def _read_config_path(text: str, catalog: dict, name: str | None, models_dir, allow_paths: bool):
+    close = difflib.get_close_matches(text.lower(), catalog, n=3, cutoff=0.4)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    if not allow_paths and models_dir is None:
+        raise PlannerError("model", f"{text!r} is not a catalog model.{hint} Paste the model's config.json "
+                                    f"instead, or choose from the catalog: {', '.join(catalog)}.")
+    path = Path(text).expanduser()
+    if models_dir is not None and not allow_paths:
+        root = Path(models_dir).resolve()
+        path = (root / text).resolve()
+        if root != path and root not in path.parents:
+            raise PlannerError("model", f"{text!r} is outside the models folder this server allows")
+    if path.is_dir():
+        path = path / "config.json"
+    if not path.is_file() or path.name != "config.json" and path.suffix != ".json":
+        raise PlannerError("model", f"{text!r} is neither a catalog model nor a config.json.{hint} "
+                                    f"Catalog: {', '.join(catalog)}.")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise PlannerError("model", f"{path.name} is not valid JSON ({e})") from e
+    if not isinstance(config, dict):
+        raise PlannerError("model", f"{path.name} must hold a JSON object, not {type(config).__name__}")
+    return config, name or path.parent.name, str(path)
+
+
+def _parse_config(config: dict):
+    from transformers import AutoConfig
 
     model_type = config.get("model_type")
     if not model_type:
@@ -141,12 +178,55 @@ def _spec_from_config(config: dict, label: str, source: str) -> ModelSpec:
         from huggingface_hub.errors import StrictDataclassError
     except ImportError:  # older huggingface_hub: validation errors are ValueErrors
         StrictDataclassError = ValueError  # noqa: N806
-
     fields = {k: v for k, v in config.items() if k != "model_type" and not k.startswith("_")}
     try:
         hf = AutoConfig.for_model(model_type, **fields)
     except (ValueError, KeyError, TypeError, StrictDataclassError) as e:
         raise PlannerError("model", f"config.json could not be parsed as model_type {model_type!r}: {e}") from e
+    return getattr(hf, "text_config", None) or hf
+
+
+def _attention_layers(hf, num_layers: int, kv_heads: int, head_dim: int) -> tuple[AttentionLayer, ...]:
+    """Each layer's KV-cache spec, as vLLM builds it from the same config."""
+    kv_lora_rank = getattr(hf, "kv_lora_rank", None)
+    if kv_lora_rank:
+        latent = kv_lora_rank + (getattr(hf, "qk_rope_head_dim", 0) or 0)
+        return tuple(AttentionLayer("mla", 1, latent) for _ in range(num_layers))
+    window = getattr(hf, "sliding_window", None)
+    if getattr(hf, "use_sliding_window", True) is False:
+        window = None
+    types = list(getattr(hf, "layer_types", None) or [])
+    unsupported = sorted({t for t in types if t in UNSUPPORTED_LAYER_TYPES})
+    if unsupported:
+        raise PlannerError("model", f"layers of type {', '.join(unsupported)} (hybrid / linear attention) keep a "
+                                    "recurrent state the planner does not size yet; it refuses rather than guess. "
+                                    "docs/planner.md lists what is covered.")
+    if not types:
+        types = ["sliding_attention" if window else "full_attention"] * num_layers
+    layers = []
+    for kind in types[:num_layers]:
+        if kind == "sliding_attention" and window:
+            layers.append(AttentionLayer("sliding", kv_heads, head_dim, int(window)))
+        else:
+            layers.append(AttentionLayer("full", kv_heads, head_dim))
+    return tuple(layers)
+
+
+def _formula_census(hidden, inter, layers, heads, kv_heads, head_dim, vocab, tied, experts) -> ParamCensus:
+    """The fallback when transformers does not know the architecture: a Llama-shaped layer."""
+    q, kv = heads * head_dim, kv_heads * head_dim
+    attention = hidden * (q + 2 * kv) + q * hidden
+    mlp = 3 * hidden * inter
+    return ParamCensus(
+        embedding=vocab * hidden, lm_head=0 if tied else vocab * hidden,
+        linear_split=layers * (attention + (0 if experts else mlp)), linear_replicated=0,
+        experts=layers * experts * mlp, sixteen_bit_split=0,
+        sixteen_bit_replicated=layers * (2 * hidden + (hidden * experts)) + hidden,
+        largest_expert_layer=experts * mlp, source="hand formula (architecture unknown to transformers)")
+
+
+def _spec_from_config(config: dict, label: str, source: str) -> ModelSpec:
+    hf = _parse_config(config)
 
     def need(attr: str) -> int:
         value = getattr(hf, attr, None)
@@ -154,30 +234,36 @@ def _spec_from_config(config: dict, label: str, source: str) -> ModelSpec:
             raise PlannerError("model", f"config.json field {attr!r} must be a positive integer, got {value!r}")
         return value
 
-    hidden = need("hidden_size")
-    heads = need("num_attention_heads")
+    hidden, heads, num_layers = need("hidden_size"), need("num_attention_heads"), need("num_hidden_layers")
     kv_heads = getattr(hf, "num_key_value_heads", None) or heads
     head_dim = getattr(hf, "head_dim", None) or hidden // heads
     if heads % kv_heads:
         raise PlannerError("model", f"num_attention_heads ({heads}) is not a multiple of num_key_value_heads ({kv_heads})")
+    experts = int(getattr(hf, "num_local_experts", 0) or getattr(hf, "num_experts", 0)
+                  or getattr(hf, "n_routed_experts", 0) or 0)
+    expert_width = getattr(hf, "moe_intermediate_size", None) if experts else None
+    inter = expert_width or need("intermediate_size")
+    tied = bool(getattr(hf, "tie_word_embeddings", False))
+    vocab = need("vocab_size")
+    notes = []
+    try:
+        census = census_from_config(config)
+    except Exception as e:  # noqa: BLE001 - any failure to build the module tree means: use the formula, and say so
+        census = _formula_census(hidden, inter, num_layers, heads, kv_heads, head_dim, vocab, tied, experts)
+        notes.append(f"transformers could not build this architecture ({type(e).__name__}); sizes use a "
+                     "Llama-shaped hand formula and may be off")
+    if getattr(hf, "vision_config", None) is not None or "text_config" in config:
+        notes.append("multimodal model: text part only (the vision tower and encoder cache are not counted)")
     dtype = str(config.get("torch_dtype") or config.get("dtype") or "bfloat16").replace("torch.", "")
-    experts = int(getattr(hf, "num_local_experts", 0) or getattr(hf, "num_experts", 0) or 0)
+    rotary = getattr(hf, "qk_rope_head_dim", None) or head_dim
     return ModelSpec(
         name=label,
         architecture=(config.get("architectures") or [type(hf).__name__.replace("Config", "ForCausalLM")])[0],
-        hidden_size=hidden,
-        intermediate_size=need("intermediate_size"),
-        num_layers=need("num_hidden_layers"),
-        num_heads=heads,
-        num_kv_heads=kv_heads,
-        head_dim=head_dim,
-        vocab_size=need("vocab_size"),
-        max_position_embeddings=need("max_position_embeddings"),
-        torch_dtype=dtype if dtype in DTYPE_BYTES else "bfloat16",
-        tie_word_embeddings=bool(getattr(hf, "tie_word_embeddings", False)),
-        attention_bias=model_type in ("qwen2",) or bool(getattr(hf, "attention_bias", False)),
-        num_experts=experts,
-        experts_per_token=int(getattr(hf, "num_experts_per_tok", 0) or 0) if experts else 0,
-        norms_per_layer=4 if model_type in ("gemma2", "gemma3") else 2,
-        source=source,
+        hidden_size=hidden, intermediate_size=inter, num_layers=num_layers, num_heads=heads,
+        num_kv_heads=kv_heads, head_dim=head_dim, vocab_size=vocab,
+        max_position_embeddings=need("max_position_embeddings"), params=census,
+        layers=_attention_layers(hf, num_layers, kv_heads, head_dim),
+        torch_dtype=dtype if dtype in DTYPE_BYTES else "bfloat16", tie_word_embeddings=tied,
+        num_experts=experts, experts_per_token=int(getattr(hf, "num_experts_per_tok", 0) or 0) if experts else 0,
+        rotary_dim=rotary, structure_source=census.source, source=source, notes=tuple(notes),
     )

@@ -101,3 +101,52 @@ def memory(points: Sequence[dict]) -> go.Figure:
     sampled = any(r.get("peak_memory_bytes") for r in points)
     title = "Peak GPU memory during the point (NVML)" if sampled else "GPU memory: not sampled (no NVIDIA GPU)"
     return _layout(fig, title, "concurrency", "GiB")
+
+
+def timeline(snapshots, mode: str) -> go.Figure:
+    """Tokens against time from each request's own start, both engines on one chart: the race at
+    true relative speed (in fair mode each engine was timed with the GPU to itself)."""
+    fig = go.Figure()
+    for column in snapshots:
+        for i, t in enumerate(column.timings):
+            if not t.chunk_times_s:
+                continue
+            x = [round(c - t.start_s, 4) for c in t.chunk_times_s]
+            y = list(range(1, len(x) + 1)) if len(x) == t.output_tokens else \
+                [round(t.output_tokens * (k + 1) / len(x)) for k in range(len(x))]
+            name = column.label + (f" · prompt {i + 1}" if len(column.timings) > 1 else "")
+            fig.add_scatter(x=x, y=y, mode="lines", name=name,
+                            hovertemplate=f"{column.label}: %{{y}} tokens at %{{x:.2f}} s<extra></extra>")
+    note = "each engine alone on the GPU" if mode == "fair" else "both engines at once, sharing the GPU"
+    return _layout(fig, f"Tokens over time ({note})", "seconds since the request started", "output tokens")
+
+
+def batch_vs_context(rows, measured: Sequence[tuple[str, int, int]] = ()) -> go.Figure:
+    """Largest batch against context length for each precision (planner.compare_precisions rows are
+    re-planned at each length by the caller and passed as {precision: [(context, batch), ...]})."""
+    fig = go.Figure()
+    for precision, points in rows.items():
+        fig.add_scatter(x=[c for c, _ in points], y=[b for _, b in points], mode="lines+markers", name=precision,
+                        line=dict(color=COLORS.get(precision)),
+                        hovertemplate=f"{precision}: %{{y:,}} sequences of %{{x:,}} tokens<extra></extra>")
+    for precision, context, batch in measured:
+        fig.add_scatter(x=[context], y=[batch], mode="markers", marker=dict(symbol="x", size=11, color=COLORS.get(precision)),
+                        name=f"{precision} measured", hovertemplate="measured on the H100: %{y:,} at %{x:,}<extra></extra>")
+    fig.update_xaxes(type="log", tickvals=[p for p in (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)])
+    return _layout(fig, "Largest batch vs context length", "context length (tokens, log scale)", "largest batch (sequences)")
+
+
+def plan_overflow(p) -> go.Figure:
+    """The GPU's memory as stacked parts with the requested memory as a line; what exceeds it in red."""
+    fig = go.Figure()
+    for name, gib in p.breakdown_gib().items():
+        fig.add_bar(name=name, x=["this engine"], y=[gib], hovertemplate=f"{name}: %{{y:.2f}} GiB<extra></extra>")
+    short = p.shortfall_bytes / (1 << 30)
+    if short > 0:
+        fig.add_bar(name=f"short by {short:.2f} GiB", x=["this engine"], y=[0], marker_color="#d62728",
+                    hovertemplate=f"over the request by {short:.2f} GiB<extra></extra>")
+    requested = p.requested_bytes / (1 << 30)
+    fig.add_hline(y=requested, line_dash="dash", line_color="#d62728" if short else "#444",
+                  annotation_text=f"requested {requested:.1f} GiB")
+    fig.update_layout(barmode="stack")
+    return _layout(fig, f"{p.model} on {p.gpu}", "", "GiB per GPU")

@@ -1,17 +1,79 @@
-"""Run the same prompts through several engines at once and watch them stream side by side."""
+"""Run the same prompts through several engines and watch them stream side by side.
+
+Two modes:
+- "fair" (default): each engine has the GPU to itself while it answers. Comparisons move through
+  the engines in phases (EnginePhases): every comparison waiting runs on the first engine together
+  (vLLM still batches them), then all of them on the second. Speeds and their ratio are what each
+  engine does alone; other users' requests in the same phase share it, as on any server.
+- "race": both engines at once, sharing the GPU: a live race, slower than either alone.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from playground.engines.base import Engine, GenerationRequest, RequestError, SamplingSettings
 from playground.metrics import RequestTiming, RunMetrics, first_divergence, summarize
+from playground.quality import TOP_K, QualityDiff, quality_diff
 
 MAX_PROMPTS = 16
+MODES = ("fair", "race")
+
+
+class EnginePhases:
+    """A phase lock: any number of holders of the same phase at once, phases taken in turn.
+
+    A new arrival joins the current phase only while nobody waits for another one, so a stream of
+    FP16 requests cannot starve the FP8 phase."""
+
+    def __init__(self, num_phases: int):
+        self.num_phases = num_phases
+        self.current: int | None = None
+        self.holders = 0
+        self.waiting: Counter = Counter()
+        self._cond = asyncio.Condition()
+
+    def ahead_of(self, phase: int) -> int:
+        """Requests holding or waiting for another phase: how many a newcomer to ``phase`` waits behind."""
+        others = sum(n for p, n in self.waiting.items() if p != phase)
+        return others + (self.holders if self.current not in (None, phase) else 0)
+
+    def _others_waiting(self, phase: int) -> bool:
+        return any(n for p, n in self.waiting.items() if p != phase)
+
+    def _hand_over(self, after: int) -> None:
+        order = [(after + i) % self.num_phases for i in range(1, self.num_phases + 1)]
+        self.current = next((p for p in order if self.waiting[p]), None)
+        self._cond.notify_all()
+
+    @asynccontextmanager
+    async def turn(self, phase: int):
+        async with self._cond:
+            if self.current is None or (self.current == phase and not self._others_waiting(phase)):
+                self.current = phase
+            else:
+                self.waiting[phase] += 1
+                try:
+                    await self._cond.wait_for(lambda: self.current == phase)
+                finally:
+                    self.waiting[phase] -= 1
+                    if self.current == phase and self.holders == 0 and not self.waiting[phase] and \
+                            asyncio.current_task().cancelling():
+                        self._hand_over(phase)  # cancelled while being admitted: do not hold the turn empty
+            self.holders += 1
+        try:
+            yield
+        finally:
+            async with self._cond:
+                self.holders -= 1
+                if self.holders == 0:
+                    self._hand_over(phase)
 
 
 @dataclass(frozen=True)
@@ -20,8 +82,10 @@ class ColumnSnapshot:
 
     label: str
     texts: tuple[str, ...]
+    token_ids: tuple[tuple[int, ...], ...]
     timings: tuple[RequestTiming, ...]
     finished: bool
+    status: str = ""  # "waiting for its turn (N ahead)", "streaming", "done"
     error: str | None = None
 
     @property
@@ -54,7 +118,7 @@ def parse_prompts(text: str) -> list[str]:
     return prompts
 
 
-def check_request(engines: Sequence[Engine], prompts: Sequence[str], sampling: SamplingSettings) -> None:
+def check_request(engines: Sequence[Engine], prompts: Sequence[str], sampling: SamplingSettings, chat: bool = False) -> None:
     """Refuse, before anything starts, what an engine would refuse: each prompt plus max_tokens
     must fit every engine's max_model_len."""
     for p in prompts:
@@ -63,7 +127,7 @@ def check_request(engines: Sequence[Engine], prompts: Sequence[str], sampling: S
         limit = engine.info.max_model_len
         sampling.validate(limit)
         for i, p in enumerate(prompts):
-            n = engine.count_prompt_tokens(p)
+            n = engine.count_prompt_tokens(p, chat)
             if n + sampling.max_tokens > limit:
                 where = f"prompt {i + 1}" if len(prompts) > 1 else "the prompt"
                 raise RequestError("prompt" if n >= limit else "max_tokens",
@@ -75,11 +139,13 @@ class _Column:
     def __init__(self, label: str, n: int):
         self.label = label
         self.texts = [""] * n
+        self.ids: list[list[int]] = [[] for _ in range(n)]
         self.starts = [0.0] * n
         self.times: list[list[float]] = [[] for _ in range(n)]
         self.tokens = [0] * n
         self.prompt_tokens = [0] * n
         self.done = [False] * n
+        self.status = "queued"
         self.error: str | None = None
 
     def snapshot(self) -> ColumnSnapshot:
@@ -88,37 +154,66 @@ class _Column:
                           output_tokens=self.tokens[i], prompt_tokens=self.prompt_tokens[i])
             for i in range(len(self.texts))
         )
-        return ColumnSnapshot(self.label, tuple(self.texts), timings, all(self.done) or self.error is not None, self.error)
+        finished = all(self.done) or self.error is not None
+        return ColumnSnapshot(self.label, tuple(self.texts), tuple(tuple(i) for i in self.ids), timings, finished,
+                              "done" if finished else self.status, self.error)
 
 
-async def compare(engines: Sequence[Engine], prompts: Sequence[str], sampling: SamplingSettings,
-                  min_interval_s: float = 0.05) -> AsyncIterator[tuple[ColumnSnapshot, ...]]:
-    """Yield snapshots of every column as tokens arrive (at most every ``min_interval_s``), and a
-    final one when all are done. Closing the generator cancels the requests in their engines.
-    A request an engine refuses becomes that column's error; check_request refuses them up front."""
+async def compare(engines: Sequence[Engine], prompts: Sequence[str], sampling: SamplingSettings, *,
+                  mode: str = "fair", phases: EnginePhases | None = None, chat: bool = False,
+                  min_interval_s: float = 0.1) -> AsyncIterator[tuple[ColumnSnapshot, ...]]:
+    """Yield snapshots of every column as tokens arrive (at most every ``min_interval_s``: per-token
+    work stays off the engines' path), and a final one when all are done. Closing the generator
+    cancels the requests in their engines. A request an engine refuses becomes that column's error."""
+    if mode not in MODES:
+        raise RequestError("mode", f"{mode!r} is not one of {', '.join(MODES)}")
+    if mode == "fair" and phases is None:
+        phases = EnginePhases(len(engines))
     columns = [_Column(e.info.label, len(prompts)) for e in engines]
     changed = asyncio.Event()
     batch = uuid.uuid4().hex[:8]
 
     async def run_one(engine: Engine, column: _Column, i: int) -> None:
-        request = GenerationRequest(f"{batch}-{column.label}-{i}", sampling, prompt=prompts[i])
+        request = GenerationRequest(f"{batch}-{column.label}-{i}", sampling, prompt=prompts[i], chat=chat)
         column.starts[i] = time.perf_counter()
+        async for chunk in engine.stream(request):
+            column.texts[i] += chunk.text
+            column.ids[i].extend(chunk.token_ids)
+            column.tokens[i] = chunk.num_output_tokens
+            column.prompt_tokens[i] = chunk.num_prompt_tokens
+            column.times[i].append(chunk.t_s)
+            changed.set()
+
+    async def run_column(index: int) -> None:
+        engine, column = engines[index], columns[index]
         try:
-            async for chunk in engine.stream(request):
-                column.texts[i] += chunk.text
-                column.tokens[i] = chunk.num_output_tokens
-                column.prompt_tokens[i] = chunk.num_prompt_tokens
-                column.times[i].append(chunk.t_s)
+            if phases is not None:
+                ahead = phases.ahead_of(index)
+                column.status = f"waiting for its turn on the GPU ({ahead} request{'s' if ahead != 1 else ''} ahead)" \
+                    if ahead else "waiting for its turn on the GPU"
                 changed.set()
+                async with phases.turn(index):
+                    column.status = "streaming"
+                    changed.set()
+                    await asyncio.gather(*(run_one(engine, column, i) for i in range(len(prompts))))
+            else:
+                column.status = "streaming"
+                await asyncio.gather(*(run_one(engine, column, i) for i in range(len(prompts))))
         except RequestError as e:
             column.error = str(e)
         except Exception as e:  # an engine fault ends this column, reported, while the other goes on
             column.error = f"{type(e).__name__}: {e}"
         finally:
-            column.done[i] = True
+            column.done = [True] * len(prompts)
             changed.set()
 
-    tasks = [asyncio.create_task(run_one(e, c, i)) for e, c in zip(engines, columns) for i in range(len(prompts))]
+    if mode == "fair":  # one engine after the other, each comparison's columns in engine order
+        async def in_order() -> None:
+            for index in range(len(engines)):
+                await run_column(index)
+        tasks = [asyncio.create_task(in_order())]
+    else:
+        tasks = [asyncio.create_task(run_column(i)) for i in range(len(engines))]
     try:
         while not all(t.done() for t in tasks):
             await changed.wait()
@@ -130,6 +225,25 @@ async def compare(engines: Sequence[Engine], prompts: Sequence[str], sampling: S
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def score_quality(engines: Sequence[Engine], prompts: Sequence[str], snapshots: Sequence[ColumnSnapshot],
+                        chat: bool = False) -> list[QualityDiff | None]:
+    """Per prompt: the second engine against the first (the reference), teacher-forced on the
+    reference's output. None for a prompt whose reference output is empty or errored."""
+    reference, candidate = snapshots[0], snapshots[1]
+    if reference.error or candidate.error:
+        return [None] * len(prompts)
+    out = []
+    for i, prompt in enumerate(prompts):
+        tokens = reference.token_ids[i]
+        if not tokens:
+            out.append(None)
+            continue
+        ref_rows, cand_rows = await asyncio.gather(engines[0].score(prompt, chat, tokens, TOP_K),
+                                                   engines[1].score(prompt, chat, tokens, TOP_K))
+        out.append(quality_diff(tokens, ref_rows, cand_rows, reference.texts[i], candidate.texts[i]))
+    return out
 
 
 def divergence_note(a: ColumnSnapshot, b: ColumnSnapshot) -> str:

@@ -60,7 +60,7 @@ class RunMetrics:
     prompt_tokens: int
     output_tok_s: float
     total_tok_s: float
-    request_s: float
+    requests_per_s: float
     ttft_p50_s: float | None
     ttft_p90_s: float | None
     ttft_p99_s: float | None
@@ -95,7 +95,7 @@ def summarize(timings: Sequence[RequestTiming]) -> RunMetrics:
     return RunMetrics(
         num_requests=len(done), duration_s=duration, output_tokens=out_tokens, prompt_tokens=prompt_tokens,
         output_tok_s=out_tokens / duration, total_tok_s=(out_tokens + prompt_tokens) / duration,
-        request_s=len(done) / duration,
+        requests_per_s=len(done) / duration,
         ttft_p50_s=ttft[0], ttft_p90_s=ttft[1], ttft_p99_s=ttft[2],
         tpot_p50_s=tpot[0], tpot_p90_s=tpot[1], tpot_p99_s=tpot[2],
         itl_p50_s=itl[0], itl_p90_s=itl[1], itl_p99_s=itl[2],

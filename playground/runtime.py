@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
@@ -67,13 +68,45 @@ class SupervisedEngine:
         self.factory = factory
         self.engine = factory()
         self.restarts = 0
+        self.stage = "waiting to start"  # waiting to start → starting → ready | failed: …
+        self.started_at: float | None = None
+        self.ready_after_s: float | None = None
+        self._ready = threading.Event()
 
     @property
     def info(self):
         return self.engine.info
 
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
     async def start(self) -> None:
-        await self.engine.start()
+        self.stage, self.started_at = "starting (loading weights, compiling, capturing graphs)", time.perf_counter()
+        try:
+            await self.engine.start()
+        except BaseException as e:
+            self.stage = f"failed: {e}"
+            raise
+        self.ready_after_s = time.perf_counter() - self.started_at
+        self.stage = "ready"
+        self._ready.set()
+
+    def status_line(self) -> str:
+        if self.ready:
+            return self.info.status_line() + (f" · restarted {self.restarts}x" if self.restarts else "")
+        elapsed = f" · {time.perf_counter() - self.started_at:.0f} s" if self.started_at else ""
+        return f"{self.info.label}: {self.stage}{elapsed}"
+
+    async def wait_ready(self, timeout_s: float) -> None:
+        """Wait (off the event loop) until started; a clear error when it failed or takes too long."""
+        await asyncio.to_thread(self._ready.wait, timeout_s)
+        if not self.ready:
+            from playground.engines.base import RequestError
+
+            if self.stage.startswith("failed"):
+                raise RequestError("engine", f"{self.info.label} engine {self.stage}")
+            raise RequestError("engine", f"{self.info.label} engine is still starting ({self.stage}); try again shortly")
 
     def is_dead(self) -> bool:
         return bool(getattr(self.engine, "errored", False))

@@ -64,21 +64,31 @@ def gpu_readings_text(readings: Sequence) -> str:
 
 
 def plan_table(p: MemoryPlan) -> str:
+    """The plan as a person reads it: no negative memory, the shortfall said as such."""
+    kv = (f"{p.kv_cache_bytes / GIB:.2f} GiB · {p.kv_bytes_per_token:,} bytes/token" if p.kv_cache_bytes > 0
+          else f"none: short by {-p.kv_cache_bytes / GIB:.2f} GiB")
     rows = [
         ("GPU", f"{p.gpu} · {p.total_bytes / GIB:.2f} GiB"),
         ("requested", f"{p.requested_bytes / GIB:.2f} GiB (gpu_memory_utilization {p.gpu_memory_utilization})"),
-        ("weights", f"{p.weights_bytes / GIB:.2f} GiB"),
+        ("weights", f"{p.weights_bytes / GIB:.2f} GiB per GPU"),
         ("activation peak", f"{p.activation_peak_bytes / GIB:.2f} GiB"),
         ("non-torch", f"{p.non_torch_bytes / GIB:.2f} GiB"),
         ("CUDA graphs (after the KV cache)", f"{p.cudagraph_bytes / GIB:.2f} GiB"),
-        ("KV cache", f"{p.kv_cache_bytes / GIB:.2f} GiB · {p.kv_bytes_per_token:,} bytes/token"),
-        ("KV tokens", f"**{p.kv_tokens:,}** ({p.num_gpu_blocks:,} blocks of {p.block_size})"),
-        ("concurrent sequences", f"**{p.max_concurrent_seqs}** of {p.max_model_len:,} tokens ({p.kv_concurrency:.1f}x)"),
+        ("KV cache", kv),
     ]
+    if p.fits:
+        rows += [("KV tokens", f"**{p.kv_tokens:,}** ± {p.kv_tokens_spread:,}"),
+                 ("concurrent sequences", f"**{p.max_concurrent_seqs}** of {p.max_model_len:,} tokens ({p.kv_concurrency:.1f}x)")]
+    rows.append(("sizes from", p.structure_source))
     table = "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
     verdict = ("✅ **Fits** — " if p.fits else "❌ **Does not fit** — ") + p.reason
-    extra = "".join(f"\n- ⚠️ {w}" for w in p.warnings) + "".join(f"\n- try {a}" for a in p.advice)
-    return f"{verdict}\n\n{table}\n{extra}"
+    extra = "".join(f"\n- ⚠️ {w}" for w in p.warnings)
+    if p.advice:
+        extra += "\n\n**Configurations that fit** (pick one below to apply it):" + "".join(
+            f"\n- {s.change}: {s.kv_tokens:,} KV tokens" for s in p.advice)
+    elif not p.fits:
+        extra += "\n\nNo configuration of up to 8 GPUs fits: choose a smaller model."
+    return f"{verdict}\n\n{table}\n{extra}\n\n`{p.config.command('serve')}`"
 
 
 def split_text(split: SideBySideSplit) -> str:
@@ -86,3 +96,59 @@ def split_text(split: SideBySideSplit) -> str:
     return (f"{icon} Side by side: 16-bit engine at **{split.baseline_utilization}** "
             f"({split.baseline.kv_tokens:,} KV tokens), FP8 engine at **{split.fp8_utilization}** "
             f"({split.fp8.kv_tokens:,} KV tokens). {split.reason}")
+
+
+def headline(snapshots: Sequence[ColumnSnapshot], mode: str) -> str:
+    """The one line a visitor came for: how much faster the second engine decodes than the first."""
+    if len(snapshots) != 2:
+        return ""
+    a, b = snapshots
+    ma, mb = a.metrics(), b.metrics()
+    if not (a.decode_tok_s and b.decode_tok_s and ma and mb):
+        return "_Waiting for both engines to answer…_"
+    ratio = b.decode_tok_s / a.decode_tok_s
+    word = f"**{ratio:.2f}× faster**" if ratio >= 1 else f"**{1 / ratio:.2f}× slower**"
+    how = ("each engine had the GPU to itself (fair mode: one after the other)" if mode == "fair"
+           else "both engines ran at once and shared the GPU (race mode: both slower than alone)")
+    return (f"### {b.label} is {word} than {a.label} at decode\n"
+            f"{b.decode_tok_s:.1f} vs {a.decode_tok_s:.1f} tok/s · TTFT {_ms(mb.ttft_p50_s)} vs {_ms(ma.ttft_p50_s)} · "
+            f"end-to-end {mb.duration_s:.2f} s vs {ma.duration_s:.2f} s · {how}.")
+
+
+def quality_text(diffs: Sequence) -> str:
+    if not diffs:
+        return "_The quality diff is computed at temperature 0._"
+    lines = ["| prompt | token agreement | KL (nats/token) | top-1 logprob gap | first differing character |",
+             "|---|---|---|---|---|"]
+    for i, d in enumerate(diffs):
+        if d is None:
+            lines.append(f"| {i + 1} | – | – | – | – |")
+        else:
+            where = "identical" if d.first_difference_char is None else str(d.first_difference_char)
+            lines.append(f"| {i + 1} | {100 * d.token_agreement:.1f}% | {d.mean_kl:.4f} | {d.mean_top1_logprob_gap:+.4f} | {where} |")
+    return ("**Did FP8 change the answer?** Teacher-forced on the 16-bit answer: agreement = FP8's top token equals "
+            "16-bit's; KL over the top-20 tokens (rest pooled).\n\n" + "\n".join(lines))
+
+
+def precision_table(rows) -> str:
+    """FP16 / FP8 / FP8-KV side by side (planner.compare_precisions rows)."""
+    head = "| | " + " | ".join(r.precision for r in rows) + " |\n|---|" + "---|" * len(rows)
+
+    def line(name, cell):
+        return f"| {name} | " + " | ".join(cell(r) for r in rows) + " |"
+
+    body = [
+        line("verdict", lambda r: "✅ fits" if r.plan.fits else f"❌ short by {r.plan.shortfall_bytes / GIB:.2f} GiB"
+             if r.plan.shortfall_bytes else "❌ does not fit"),
+        line("weights per GPU", lambda r: f"{r.plan.weights_bytes / GIB:.2f} GiB"),
+        line("KV cache", lambda r: f"{max(r.plan.kv_cache_bytes, 0) / GIB:.2f} GiB"),
+        line("KV tokens", lambda r: f"{r.plan.kv_tokens:,} ± {r.plan.kv_tokens_spread:,}" if r.plan.fits else "–"),
+        line("largest batch at the context", lambda r: f"{r.largest_batch:,}"),
+        line("longest context at the batch", lambda r: f"{r.longest_context:,}"),
+    ]
+    return head + "\n" + "\n".join(body)
+
+
+def need_text(answer) -> str:
+    icon = "✅" if answer.fits else "❌"
+    return f"{icon} {answer.reason}\n\n```\n{answer.serve_command}\n```"

@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import sys
 
+from planner.engine_config import EngineConfig
+from planner.errors import PlannerError
 from playground.bench import store
 from playground.bench.runner import BenchConfig, BenchmarkService, cpu_source, vllm_source
 from playground.bench.sweep import PRECISIONS, SweepSpec
@@ -31,10 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backend", choices=["cpu", "vllm"], default="cpu")
     p.add_argument("--model", default="", help="vLLM: model folder (config.json) or HF id")
-    p.add_argument("--load-format", default="auto", choices=["auto", "dummy"])
-    p.add_argument("--dtype", default="bfloat16")
-    p.add_argument("--max-model-len", type=int, default=None)
-    p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
+    p.add_argument("--gpu", type=int, default=None, help="which GPU (CUDA_VISIBLE_DEVICES); default: the first")
+    EngineConfig.add_arguments(p)
+    p.set_defaults(dtype="bfloat16")
     p.add_argument("--concurrency", type=_ints, default=(1, 8, 64, 256))
     p.add_argument("--input-len", type=int, default=512)
     p.add_argument("--output-len", type=int, default=256)
@@ -58,7 +59,7 @@ def print_points(points) -> None:
         roof = f"{pt.roofline_output_tok_s:,.0f}" if pt.roofline_output_tok_s else "-"
         pct = f"{pt.percent_of_roofline:.0f}%" if pt.percent_of_roofline else "-"
         ms = lambda s: f"{s * 1000:.1f}" if s is not None else "-"  # noqa: E731
-        print(f"{pt.precision:<9} {pt.concurrency:>5} {m.output_tok_s:>10.1f} {m.total_tok_s:>10.1f} {m.request_s:>7.2f} "
+        print(f"{pt.precision:<9} {pt.concurrency:>5} {m.output_tok_s:>10.1f} {m.total_tok_s:>10.1f} {m.requests_per_s:>7.2f} "
               f"{ms(m.ttft_p50_s):>11} {ms(m.tpot_p50_s):>11} {ms(m.itl_p99_s):>10} {roof:>9} {pct:>6}")
 
 
@@ -81,23 +82,28 @@ def main(argv=None) -> int:
     spec = SweepSpec(concurrency=args.concurrency, input_len=args.input_len, output_len=args.output_len,
                      num_prompts=args.num_prompts, repeats=args.repeats, seed=args.seed,
                      precisions=tuple((args.precisions or default_precisions).split(",")))
-    config = BenchConfig(backend=args.backend, model=args.model, load_format=args.load_format, dtype=args.dtype,
-                         max_model_len=args.max_model_len, gpu_memory_utilization=args.gpu_memory_utilization,
-                         data_dir=args.data_dir)
     if args.backend == "vllm":
         if not args.model:
             print("error: --model is required with --backend vllm", file=sys.stderr)
             return 2
         from planner import model_spec
 
+        try:
+            engine = EngineConfig.from_args(args, gpu_ids=(args.gpu,) if args.gpu is not None else None)
+        except PlannerError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        config = BenchConfig(backend="vllm", engine=engine, data_dir=args.data_dir)
         shape = model_spec(args.model)
         vocab, max_len = shape.vocab_size, args.max_model_len or shape.max_position_embeddings
         source = vllm_source(config, max(spec.concurrency))
     else:
         from planner.assets import load_json
 
-        cpu = load_json("cpu_model.json")["config"]
-        vocab, max_len, source = cpu["vocab_size"], cpu["max_position_embeddings"], cpu_source()
+        from playground.engines.smollm2 import load_tokenizer
+
+        config = BenchConfig(backend="cpu", data_dir=args.data_dir)
+        vocab, max_len, source = len(load_tokenizer()), 2048, cpu_source()
     service = BenchmarkService(args.data_dir)
 
     def progress(done: int, total: int, message: str) -> None:
@@ -105,7 +111,7 @@ def main(argv=None) -> int:
         print(f"[{bar:<20}] {done}/{total} {message}", file=sys.stderr, flush=True)
 
     try:
-        run_id, points = asyncio.run(service.run(config, spec, source, vocab, max_len, progress=progress))
+        run_id, points, _status = asyncio.run(service.run(config, spec, source, vocab, max_len, progress=progress))
     except RequestError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

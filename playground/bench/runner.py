@@ -13,6 +13,8 @@ import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, replace
+
+from planner.engine_config import EngineConfig
 from pathlib import Path
 
 from playground.bench import store
@@ -25,14 +27,17 @@ EngineSource = Callable[[str], "AsyncIterator[Engine]"]  # an async context mana
 
 @dataclass(frozen=True)
 class BenchConfig:
+    """What a sweep runs on: the backend, and for vLLM the engine (one EngineConfig; each precision
+    replaces its quantization and kv_cache_dtype). One dtype for every precision, so FP8 KV
+    (bfloat16-only on Hopper) is comparable."""
+
     backend: str = "cpu"  # "cpu" or "vllm"
-    model: str = ""  # vLLM: a model folder or HF id; CPU: ignored
-    load_format: str = "auto"
-    dtype: str = "bfloat16"  # one dtype for every precision, so FP8 KV (bfloat16-only on Hopper) is comparable
-    max_model_len: int | None = None
-    gpu_memory_utilization: float = 0.9
-    tensor_parallel_size: int = 1
+    engine: EngineConfig | None = None
     data_dir: str = "data"
+
+    def for_precision(self, precision: str, max_num_seqs: int | None = None) -> EngineConfig:
+        config = replace(self.engine, **PRECISIONS[precision])
+        return replace(config, max_num_seqs=max_num_seqs) if max_num_seqs else config
 
 
 def cpu_source() -> EngineSource:
@@ -57,18 +62,13 @@ def vllm_source(config: BenchConfig, max_concurrency: int) -> EngineSource:
     async def source(precision: str):
         from planner.memory import default_batch_limits
         from planner.nvml import read_gpus
-        from playground.engines.vllm_engine import VllmEngine, VllmEngineConfig
+        from playground.engines.vllm_engine import VllmEngine
 
         # The LLM class's defaults for this GPU, so each point matches `vllm bench throughput`
         # and the planner's prediction for the same engine.
-        max_num_seqs, max_num_batched_tokens = default_batch_limits(read_gpus(0)[0].to_spec())
-        engine = VllmEngine(VllmEngineConfig(
-            label=precision, model=config.model, load_format=config.load_format, dtype=config.dtype,
-            max_model_len=config.max_model_len, tensor_parallel_size=config.tensor_parallel_size,
-            gpu_memory_utilization=config.gpu_memory_utilization,
-            max_num_seqs=max(max_num_seqs, max_concurrency), max_num_batched_tokens=max_num_batched_tokens,
-            **PRECISIONS[precision],
-        ))
+        gpu = read_gpus((config.engine.gpu_ids or (0,))[0])[0].to_spec()
+        max_num_seqs, _ = default_batch_limits(gpu)
+        engine = VllmEngine(config.for_precision(precision, max(max_num_seqs, max_concurrency)), label=precision)
         await engine.start()
         try:
             yield engine
@@ -93,24 +93,16 @@ def resident_source(engines: Mapping[str, Engine]) -> EngineSource:
 
 def vllm_bench_command(config: BenchConfig, precision: str, spec: SweepSpec, concurrency: int) -> str:
     """The `vllm bench throughput` line that measures the same point, for cross-checking."""
-    args = ["vllm", "bench", "throughput", "--model", config.model or "<model>", "--dataset-name", "random",
-            "--random-input-len", str(spec.input_len), "--random-output-len", str(spec.output_len),
-            "--num-prompts", str(spec.prompts_for(concurrency)), "--max-num-seqs", str(concurrency),
-            "--dtype", config.dtype, "--seed", str(spec.seed)]
-    if config.load_format != "auto":
-        args += ["--load-format", config.load_format]
-    if config.max_model_len:
-        args += ["--max-model-len", str(config.max_model_len)]
-    q = PRECISIONS[precision]
-    if q["quantization"]:
-        args += ["--quantization", q["quantization"]]
-    if q["kv_cache_dtype"] != "auto":
-        args += ["--kv-cache-dtype", q["kv_cache_dtype"]]
-    return shlex.join(args)
+    if config.engine is None:
+        return ""
+    engine = config.for_precision(precision, concurrency)
+    return engine.command("bench-throughput", extra=[
+        "--dataset-name", "random", "--random-input-len", str(spec.input_len), "--random-output-len",
+        str(spec.output_len), "--num-prompts", str(spec.prompts_for(concurrency))])
 
 
 def environment(config: BenchConfig) -> dict:
-    env = {"backend": config.backend, "engine_args": asdict(config), "python": platform.python_version(),
+    env = {"backend": config.backend, "engine_args": asdict(config.engine) if config.engine else None, "python": platform.python_version(),
            "machine": platform.machine(), "quantization_scheme": {
                "fp8": "vLLM online dynamic FP8 W8A8: float8_e4m3fn weights, per-tensor scale amax/448",
                "fp8-kv8": "as fp8, plus kv_cache_dtype='fp8' (E4M3 KV cache)"}}
@@ -121,12 +113,11 @@ def environment(config: BenchConfig) -> dict:
     except ImportError:
         pass
     if config.backend == "vllm":
-        import vllm
-
         from planner.nvml import read_gpus
+        from playground.engines.vllm_engine import vllm_version
 
-        reading = read_gpus(0)[0]
-        env.update(vllm=vllm.__version__, gpu=reading.name, driver=reading.driver_version,
+        reading = read_gpus((config.engine.gpu_ids or (0,))[0])[0]
+        env.update(vllm=vllm_version(), gpu=reading.name, driver=reading.driver_version,
                    gpu_total_bytes=reading.total_bytes, bandwidth_gb_s=reading.bandwidth_gb_s)
     else:
         env["gpu"] = None
@@ -135,26 +126,24 @@ def environment(config: BenchConfig) -> dict:
 
 
 def _describer(config: BenchConfig, spec: SweepSpec) -> Callable[[str, int, RunMetrics, int | None], dict]:
-    model = gpu = None
+    gpu = None
     if config.backend == "vllm":
-        from planner import model_spec, read_gpus
+        from planner import read_gpus
 
-        model = model_spec(config.model)
-        gpu = replace(read_gpus(0)[0].to_spec(), free_bytes=None)  # the plan of the engine as it started
+        gpu = replace(read_gpus((config.engine.gpu_ids or (0,))[0])[0].to_spec(), free_bytes=None)
 
     def describe(precision: str, concurrency: int, metrics: RunMetrics, kv_tokens: int | None = None) -> dict:
         """The command line and the roofline; ``kv_tokens`` is what the engine reported (else the plan's)."""
         extra = {"vllm_bench_command": vllm_bench_command(config, precision, spec, concurrency)}
-        if model is not None and gpu is not None and gpu.fp16_tflops:
+        if gpu is not None and gpu.fp16_tflops:
             from planner.memory import plan
             from planner.roofline import roofline
 
+            engine = config.for_precision(precision)
             if not kv_tokens:
-                kv_tokens = plan(model, gpu, dtype=config.dtype, max_model_len=config.max_model_len,
-                                 gpu_memory_utilization=config.gpu_memory_utilization, _advise=False,
-                                 **PRECISIONS[precision]).kv_tokens
-            limit = roofline(model, gpu, concurrency=concurrency, input_len=spec.input_len, output_len=spec.output_len,
-                             dtype=config.dtype, kv_tokens=kv_tokens, **PRECISIONS[precision])
+                kv_tokens = plan(engine, gpu, advise=False).kv_tokens
+            limit = roofline(engine, gpu, concurrency=concurrency, input_len=spec.input_len,
+                             output_len=spec.output_len, kv_tokens=kv_tokens)
             extra.update(roofline_output_tok_s=limit.output_tok_s, roofline_bound=limit.bound)
         return extra
 
@@ -196,7 +185,8 @@ class BenchmarkService:
             if config.backend == "vllm":
                 from planner.nvml import Sampler
 
-                sampler = lambda: Sampler(0)  # noqa: E731
+                gpu_index = (config.engine.gpu_ids or (0,))[0]
+                sampler = lambda: Sampler(gpu_index)  # noqa: E731
             for precision in spec.precisions:
                 progress(done, total, f"starting {precision} engine")
                 async with source(precision) as engine:
@@ -216,8 +206,9 @@ class BenchmarkService:
             self._busy.release()
         conn = store.connect(self.data_dir)
         try:
-            run_id = store.save_run(conn, status=status, backend=config.backend, model=config.model or "cpu",
+            run_id = store.save_run(conn, status=status, backend=config.backend,
+                                    model=config.engine.model if config.engine else "cpu",
                                     environment=environment(config), spec=asdict(spec), points=points)
         finally:
             conn.close()
-        return run_id, points
+        return run_id, points, status

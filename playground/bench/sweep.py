@@ -18,11 +18,7 @@ import numpy as np
 from playground.engines.base import Engine, GenerationRequest, RequestError, SamplingSettings
 from playground.metrics import RequestTiming, RunMetrics, summarize
 
-PRECISIONS = {
-    "fp16": dict(quantization=None, kv_cache_dtype="auto"),
-    "fp8": dict(quantization="fp8", kv_cache_dtype="auto"),
-    "fp8-kv8": dict(quantization="fp8", kv_cache_dtype="fp8"),
-}
+from planner.fit import PRECISIONS  # noqa: E402  (one definition of the three precisions)
 MAX_PROMPTS = 4096
 MAX_CONCURRENCY = 1024
 

@@ -64,6 +64,7 @@ class GenerationRequest:
     sampling: SamplingSettings
     prompt: str | None = None
     prompt_token_ids: tuple[int, ...] | None = None  # the benchmark sends exact-length token prompts
+    chat: bool = False  # wrap the prompt in the model's chat template (instruct models)
 
     def __post_init__(self):
         if self.prompt_token_ids is None:
@@ -81,7 +82,8 @@ class StreamChunk:
 
     text: str  # the new text since the previous chunk
     num_output_tokens: int  # cumulative
-    t_s: float
+    token_ids: tuple[int, ...] = ()  # the new token ids since the previous chunk
+    t_s: float = 0.0
     num_prompt_tokens: int = 0
     finished: bool = False
     finish_reason: str | None = None
@@ -100,6 +102,8 @@ class EngineInfo:
     gpu_name: str | None = None
     gpu_memory_utilization: float | None = None
     notes: tuple[str, ...] = field(default=())
+    chat_template: bool = False  # the model has one (instruct model)
+    speed_note: str = ""  # what the speeds mean on this backend
 
     def status_line(self) -> str:
         quant = self.quantization or "none"
@@ -119,4 +123,9 @@ class Engine(Protocol):
 
     async def stop(self) -> None: ...
 
-    def count_prompt_tokens(self, prompt: str) -> int: ...
+    def count_prompt_tokens(self, prompt: str, chat: bool = False) -> int: ...
+
+    async def score(self, prompt: str, chat: bool, continuation: tuple[int, ...], top_k: int) -> list[dict[int, float]]:
+        """Teacher-forced: for each token of ``continuation`` after the prompt, the engine's top_k
+        next-token logprobs (and the continuation token's own), as {token_id: logprob}."""
+        ...

@@ -1,48 +1,40 @@
-"""The embedded default: a small Llama-architecture model run by transformers on the CPU.
+"""The embedded default: SmolLM2-135M-Instruct run by transformers on the CPU.
 
-Two instances make the CPU comparison: a bfloat16 baseline and an FP8 twin whose decoder Linear
-weights are stored as float8_e4m3fn (per-tensor scale amax / 448) and dequantized at use. The
-weights come from a seeded generator (assets/cpu_model.json says why), so the text is gibberish;
-the FP8 numerics and this machine's measured speed are real. It never claims GPU numbers.
+Two instances make the CPU comparison: the 16-bit model (bfloat16) and an FP8 twin whose decoder
+Linear weights are stored as float8_e4m3fn (per-tensor scale amax / 448) and dequantized at use.
+Both start from the same pretrained weights (playground/engines/smollm2.py), so the text is real
+and the difference between the columns is FP8's. A CPU has no FP8 matmul: the twin is slower here,
+and the engine says so.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import threading
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from functools import cache
 
 import torch
 
-from planner.assets import ASSETS_DIR, load_json
+from planner.assets import load_json
 from playground.engines.base import EngineInfo, GenerationRequest, RequestError, SamplingSettings, StreamChunk
 from playground.engines.fp8 import quantize_linears
+from playground.engines.smollm2 import load_base_model, load_tokenizer
 
-
-@cache
-def load_tokenizer():
-    import sentencepiece
-
-    return sentencepiece.SentencePieceProcessor(model_file=str(ASSETS_DIR / "tokenizer.model"))
+CPU_SPEED_NOTE = ("CPU speeds: a CPU has no FP8 matrix units, so the FP8 twin dequantizes its weights at every use "
+                  "and runs slower than 16-bit here. This is not FP8's speed on a GPU.")
 
 
 def build_model(fp8: bool) -> torch.nn.Module:
-    """The CPU model, identical weights every time (seeded), optionally with FP8 Linear weights."""
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    spec = load_json("cpu_model.json")
-    config = AutoConfig.for_model(**spec["config"])
-    with torch.random.fork_rng():  # seed the initialisation without touching the caller's RNG
-        torch.manual_seed(spec["seed"])
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-    model.eval()
-    if fp8:
-        quantize_linears(model)
-    return model
+    """The 16-bit model, or a copy with FP8 Linear weights (the LM head stays 16-bit, as in vLLM)."""
+    base = load_base_model()
+    if not fp8:
+        return base
+    twin = copy.deepcopy(base)
+    quantize_linears(twin)
+    return twin
 
 
 class _PenaltyProcessor:
@@ -79,9 +71,13 @@ def _logits_processors(s: SamplingSettings, prompt_len: int):
     return processors
 
 
-@dataclass
-class _Running:
-    cancel: threading.Event
+def prompt_ids(prompt: str, chat: bool) -> list[int]:
+    tokenizer = load_tokenizer()
+    if chat:
+        ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                            tokenize=True)
+        return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+    return tokenizer.encode(prompt)
 
 
 class CpuEngine:
@@ -90,29 +86,26 @@ class CpuEngine:
     def __init__(self, label: str, fp8: bool, max_workers: int = 2):
         self.fp8 = fp8
         self._model = None
-        self._running: dict[str, _Running] = {}
+        self._running: dict[str, threading.Event] = {}
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"cpu-{label}")
         spec = load_json("cpu_model.json")
         self.info = EngineInfo(
             backend="cpu", label=label, model=spec["name"], dtype="bfloat16",
             quantization="fp8 (float8_e4m3fn weights, per-tensor amax/448)" if fp8 else None,
-            kv_cache_dtype="bfloat16", max_model_len=spec["config"]["max_position_embeddings"],
-            notes=("random weights (seeded): the text is gibberish; speed is this CPU's, not a GPU's",),
+            kv_cache_dtype="bfloat16", max_model_len=2048, notes=(spec["description"],),
+            chat_template=True, speed_note=CPU_SPEED_NOTE,
         )
 
     async def start(self) -> None:
         self._model = await asyncio.to_thread(build_model, self.fp8)
-        load_tokenizer()
+        await asyncio.to_thread(load_tokenizer)
 
-    def count_prompt_tokens(self, prompt: str) -> int:
-        return len(load_tokenizer().encode(prompt)) + 1  # + BOS
+    def count_prompt_tokens(self, prompt: str, chat: bool = False) -> int:
+        return len(prompt_ids(prompt, chat))
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamChunk]:
         s = request.sampling.validate(self.info.max_model_len)
-        if request.prompt_token_ids is not None:
-            ids = list(request.prompt_token_ids)
-        else:
-            ids = [load_tokenizer().bos_id(), *load_tokenizer().encode(request.prompt)]
+        ids = list(request.prompt_token_ids) if request.prompt_token_ids is not None else prompt_ids(request.prompt, request.chat)
         if len(ids) + s.max_tokens > self.info.max_model_len:
             raise RequestError(
                 "max_tokens" if len(ids) < self.info.max_model_len else "prompt",
@@ -120,13 +113,13 @@ class CpuEngine:
             )
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
-        running = _Running(cancel=threading.Event())
-        self._running[request.request_id] = running
+        cancel = threading.Event()
+        self._running[request.request_id] = cancel
 
         def emit(item) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
-        future = loop.run_in_executor(self._pool, self._generate, ids, s, running.cancel, emit)
+        future = loop.run_in_executor(self._pool, self._generate, ids, s, cancel, emit)
         try:
             while True:
                 item = await queue.get()
@@ -136,18 +129,19 @@ class CpuEngine:
                 if item.finished:
                     break
         finally:
-            running.cancel.set()
+            cancel.set()
             self._running.pop(request.request_id, None)
             if not future.done():  # let the worker thread see the cancel flag and finish
                 await asyncio.wrap_future(future)
 
     @torch.inference_mode()
-    def _generate(self, prompt_ids: list[int], s: SamplingSettings, cancel: threading.Event, emit) -> None:
+    def _generate(self, ids: list[int], s: SamplingSettings, cancel: threading.Event, emit) -> None:
         try:
             tokenizer = load_tokenizer()
+            eos = tokenizer.eos_token_id
             generator = torch.Generator().manual_seed(s.seed if s.seed is not None else int(time.time_ns() % 2**31))
-            processors = _logits_processors(s, len(prompt_ids))
-            all_ids = torch.tensor([prompt_ids])
+            processors = _logits_processors(s, len(ids))
+            all_ids = torch.tensor([ids])
             step_input, past = all_ids, None
             out_ids: list[int] = []
             text = ""
@@ -161,34 +155,50 @@ class CpuEngine:
                     token = int(scores.argmax(-1))
                 else:
                     token = int(torch.multinomial(torch.softmax(scores, -1), 1, generator=generator))
+                reason = "stop" if token == eos and not s.ignore_eos else None
                 out_ids.append(token)
                 all_ids = torch.cat([all_ids, torch.tensor([[token]])], dim=1)
                 step_input = all_ids[:, -1:]
-                new_text = tokenizer.decode(out_ids)
-                reason = None
-                if token == tokenizer.eos_id() and not s.ignore_eos:
-                    reason = "stop"
+                new_text = tokenizer.decode(out_ids, skip_special_tokens=True)
                 hit = next((stop for stop in s.stop if stop in new_text), None)
                 if hit is not None:
                     new_text, reason = new_text[: new_text.index(hit)], "stop"
                 if reason is None and len(out_ids) == s.max_tokens:
                     reason = "length"
-                emit(StreamChunk(
-                    text=new_text[len(text):], num_output_tokens=len(out_ids), t_s=time.perf_counter(),
-                    num_prompt_tokens=len(prompt_ids), finished=reason is not None, finish_reason=reason,
-                ))
+                emit(StreamChunk(text=new_text[len(text):], num_output_tokens=len(out_ids), token_ids=(token,),
+                                 t_s=time.perf_counter(), num_prompt_tokens=len(ids), finished=reason is not None,
+                                 finish_reason=reason))
                 text = new_text
                 if reason is not None:
                     return
         except BaseException as e:  # hand any failure to the awaiting stream instead of losing it in the thread
             emit(e)
 
+    async def score(self, prompt: str, chat: bool, continuation: tuple[int, ...], top_k: int = 20) -> list[dict[int, float]]:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, self._score, prompt_ids(prompt, chat), tuple(continuation), top_k)
+
+    @torch.inference_mode()
+    def _score(self, ids: list[int], continuation: tuple[int, ...], top_k: int) -> list[dict[int, float]]:
+        if not continuation:
+            return []
+        full = torch.tensor([ids + list(continuation)])
+        logits = self._model(input_ids=full).logits[0, len(ids) - 1:-1].float()
+        logprobs = torch.log_softmax(logits, -1)
+        top = logprobs.topk(top_k, -1)
+        rows = []
+        for i, token in enumerate(continuation):
+            row = {int(t): float(v) for t, v in zip(top.indices[i], top.values[i])}
+            row.setdefault(int(token), float(logprobs[i, token]))
+            rows.append(row)
+        return rows
+
     async def abort(self, request_id: str) -> None:
-        running = self._running.get(request_id)
-        if running:
-            running.cancel.set()
+        cancel = self._running.get(request_id)
+        if cancel:
+            cancel.set()
 
     async def stop(self) -> None:
-        for running in self._running.values():
-            running.cancel.set()
+        for cancel in self._running.values():
+            cancel.set()
         self._pool.shutdown(wait=False, cancel_futures=True)

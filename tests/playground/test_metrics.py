@@ -18,7 +18,7 @@ def test_summary_aggregates_over_the_wall_time_of_the_run():
     m = summarize([a, b])
     assert m.duration_s == 4.0 and m.output_tokens == 5
     assert m.output_tok_s == pytest.approx(5 / 4.0) and m.total_tok_s == pytest.approx(25 / 4.0)
-    assert m.request_s == pytest.approx(0.5)
+    assert m.requests_per_s == pytest.approx(0.5)
     assert m.ttft_p50_s == pytest.approx(1.0)
 
 

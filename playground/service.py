@@ -1,0 +1,136 @@
+"""The playground as a library: the loaded engines, fair comparisons, the benchmark and the history.
+
+app.py builds one Playground and hands it to the UI tabs and the public API; nothing here knows
+Gradio, so every number on the page can be had from Python too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from playground.bench import store
+from playground.bench.runner import BenchConfig, BenchmarkService, resident_source
+from playground.bench.sweep import SweepSpec
+from playground.compare import ColumnSnapshot, EnginePhases, check_request, compare, parse_prompts, score_quality
+from playground.engines.base import RequestError, SamplingSettings
+from playground.quality import QualityDiff
+from playground.runtime import EngineRuntime, SupervisedEngine
+
+READY_WAIT_S = 5.0  # a request that arrives while the engines start waits this long, then is told
+
+
+@dataclass(frozen=True)
+class ComparisonResult:
+    snapshots: tuple[ColumnSnapshot, ...]
+    quality: tuple[QualityDiff | None, ...]
+    mode: str
+
+
+class Playground:
+    def __init__(self, engines: list[SupervisedEngine], runtime: EngineRuntime, data_dir: str | Path,
+                 backend: str, bench_engine=None, vocab_size: int = 32000):
+        self.engines, self.runtime, self.backend = engines, runtime, backend
+        self.bench = BenchmarkService(data_dir)
+        self.bench_engine = bench_engine  # the EngineConfig the vLLM engines share (None on the CPU)
+        self.vocab_size = vocab_size
+        self._phases: EnginePhases | None = None
+
+    # ---- engines
+    def start_in_background(self) -> threading.Thread:
+        """Start the engines one after the other (each profiles memory without the other's load in
+        flight) while the web server already answers."""
+        def run():
+            for engine in self.engines:
+                try:
+                    self.runtime.call(engine.start())
+                except Exception as e:  # noqa: BLE001 - the stage line carries the message to the page
+                    print(f"error: {engine.info.label} engine failed to start: {e}", flush=True)
+                    return
+        thread = threading.Thread(target=run, name="engine-start", daemon=True)
+        thread.start()
+        return thread
+
+    def status_lines(self) -> list[str]:
+        return [e.status_line() for e in self.engines]
+
+    def engine_facts(self) -> list[dict]:
+        return [asdict(e.info) | {"restarts": e.restarts, "stage": e.stage, "ready": e.ready,
+                                  "ready_after_s": e.ready_after_s} for e in self.engines]
+
+    async def _ready_engines(self, wanted: list[SupervisedEngine]) -> list:
+        for e in wanted:
+            await e.wait_ready(READY_WAIT_S)
+        for e in wanted:
+            await self.runtime.acall(e.ensure_running())
+        return [e.engine for e in wanted]
+
+    def find(self, label: str) -> SupervisedEngine:
+        chosen = next((e for e in self.engines if e.info.label.lower() == str(label).lower()), None)
+        if chosen is None:
+            raise RequestError("engine", f"{label!r} is not running; choose one of {[e.info.label for e in self.engines]}")
+        return chosen
+
+    # ---- comparisons
+    async def compare(self, prompts_text: str, sampling: SamplingSettings, *, mode: str = "fair", chat: bool = True,
+                      quality: bool = True, engines: list[SupervisedEngine] | None = None
+                      ) -> AsyncIterator[ColumnSnapshot | ComparisonResult]:
+        """Yield column snapshots while the engines answer, then one ComparisonResult (with the
+        quality diff at temperature 0 when two engines answered)."""
+        wanted = engines or self.engines
+        prompts = parse_prompts(prompts_text)
+        live = await self._ready_engines(wanted)
+        chat = chat and all(e.info.chat_template for e in live)
+        check_request(live, prompts, sampling, chat)
+        if self._phases is None:
+            self._phases = EnginePhases(len(self.engines))
+        phases = self._phases if len(live) == len(self.engines) else None
+        final = None
+        async for final in self.runtime.stream(lambda: compare(live, prompts, sampling, mode=mode if phases else "race",
+                                                               phases=phases, chat=chat)):
+            yield final
+        diffs: tuple = ()
+        if quality and len(live) == 2 and sampling.temperature == 0 and final is not None:
+            diffs = tuple(await self.runtime.acall(score_quality(live, prompts, final, chat)))
+        yield ComparisonResult(final, diffs, mode)
+
+    # ---- benchmark and history
+    async def benchmark(self, spec: SweepSpec, progress) -> tuple[int, list, str]:
+        live = await self._ready_engines(self.engines)
+        resident = {_precision_of(e.info): e for e in live}
+        max_len = min(e.info.max_model_len for e in live)
+        config = BenchConfig(backend=self.backend, engine=self.bench_engine, data_dir=str(self.bench.data_dir))
+        return await self.runtime.acall(self.bench.run(config, spec, resident_source(resident), self.vocab_size,
+                                                       max_len, progress=progress))
+
+    def available_precisions(self) -> list[str]:
+        return [_precision_of(e.info) for e in self.engines]
+
+    def runs(self) -> list[dict]:
+        conn = store.connect(self.bench.data_dir)
+        try:
+            return store.list_runs(conn)
+        finally:
+            conn.close()
+
+    def run_rows(self, run_id: int, other_id: int | None = None) -> tuple[dict, list[dict]]:
+        conn = store.connect(self.bench.data_dir)
+        try:
+            meta, rows = store.load_run(conn, run_id)
+            if other_id is not None:
+                _, other_rows = store.load_run(conn, other_id)
+                rows = rows + [dict(r, precision=f"{r['precision']} (#{other_id})") for r in other_rows]
+        finally:
+            conn.close()
+        return meta, rows
+
+
+def _precision_of(info) -> str:
+    if not info.quantization:
+        return "fp16"
+    return "fp8-kv8" if str(info.kv_cache_dtype).startswith("fp8") else "fp8"
+
+

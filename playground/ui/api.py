@@ -1,0 +1,135 @@
+"""The public API: the documented endpoints, with named, typed parameters and the UI's validation.
+
+    /compare /generate /plan /plan_precisions /plan_need /engines /benchmark /history
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import gradio as gr
+
+from planner import PlannerError, compare_precisions, min_utilization_for
+from planner.fit import PRECISIONS
+from playground import views
+from playground.bench.sweep import SweepSpec
+from playground.service import ComparisonResult, Playground
+from playground.ui.inputs import USER_ERRORS, sampling_from
+from playground.ui.planner_tab import resolve_gpu, resolve_model
+
+ENDPOINTS = ("compare", "generate", "plan", "plan_precisions", "plan_need", "engines", "benchmark", "history")
+
+
+def _result(final: ComparisonResult) -> dict:
+    out = views.comparison_api_result(final.snapshots, None)
+    out["mode"] = final.mode
+    out["quality"] = [asdict(q) if q else None for q in final.quality]
+    if len(final.snapshots) == 2 and all(c["decode_tok_s"] for c in out["columns"]):
+        out["decode_ratio"] = out["columns"][1]["decode_tok_s"] / out["columns"][0]["decode_tok_s"]
+    return out
+
+
+def register(playground: Playground, models_dir: str | None) -> None:
+    async def compare(prompts: str, temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0,
+                      max_tokens: int = 64, seed: int = 0, repetition_penalty: float = 1.0,
+                      presence_penalty: float = 0.0, frequency_penalty: float = 0.0, stop: str = "",
+                      mode: str = "fair", chat_template: bool = True) -> dict:
+        """Run prompts (separate several with a line '---') through both engines. mode 'fair' times each
+        engine with the GPU to itself; 'race' runs both at once. Returns texts, metrics per engine,
+        decode_ratio (second / first) and, at temperature 0, the quality diff per prompt."""
+        try:
+            sampling = sampling_from(temperature, top_p, top_k, max_tokens, seed, repetition_penalty,
+                                     presence_penalty, frequency_penalty, stop)
+            async for item in playground.compare(prompts, sampling, mode=mode, chat=chat_template):
+                if isinstance(item, ComparisonResult):
+                    return _result(item)
+        except USER_ERRORS as e:
+            raise gr.Error(str(e)) from e
+        raise gr.Error("compare: the engines returned nothing")
+
+    async def generate(prompt: str, engine: str = "FP8", temperature: float = 0.0, max_tokens: int = 64,
+                       seed: int = 0, chat_template: bool = True) -> dict:
+        """One engine, one prompt: the text and its metrics."""
+        try:
+            chosen = playground.find(engine)
+            sampling = sampling_from(temperature, 1.0, 0, max_tokens, seed, 1.0, 0.0, 0.0, "")
+            async for item in playground.compare(prompt, sampling, mode="race", chat=chat_template, quality=False,
+                                                 engines=[chosen]):
+                if isinstance(item, ComparisonResult):
+                    return _result(item)["columns"][0]
+        except USER_ERRORS as e:
+            raise gr.Error(str(e)) from e
+        raise gr.Error("generate: the engine returned nothing")
+
+    def plan(model: str = "llama-3.1-8b", gpu: str = "h100-sxm", quantization: str = "fp8",
+             kv_cache_dtype: str = "auto", dtype: str = "auto", gpu_memory_utilization: float = 0.9,
+             max_model_len: int = 8192, tensor_parallel_size: int = 1, enforce_eager: bool = False) -> dict:
+        """planner.plan(): model is a catalog name or the text of a config.json; gpu a preset or 'local:N'.
+        Returns every memory term in bytes, KV tokens with their ±, the verdict and configurations that fit."""
+        from planner import plan as plan_fn
+
+        try:
+            return plan_fn(resolve_model(model, "", models_dir), resolve_gpu(gpu), quantization=quantization,
+                           kv_cache_dtype=kv_cache_dtype, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
+                           max_model_len=max_model_len, tensor_parallel_size=tensor_parallel_size,
+                           enforce_eager=enforce_eager).as_dict()
+        except (PlannerError, ValueError) as e:
+            raise gr.Error(str(e)) from e
+
+    def plan_precisions(model: str = "llama-3.1-8b", gpu: str = "h100-sxm", gpu_memory_utilization: float = 0.9,
+                        max_model_len: int = 8192, context_len: int = 4096, batch_size: int = 32,
+                        tensor_parallel_size: int = 1) -> list[dict]:
+        """FP16, FP8 and FP8 + FP8 KV side by side: plan, largest batch at context_len, longest context at batch_size."""
+        try:
+            rows = compare_precisions(resolve_model(model, "", models_dir), resolve_gpu(gpu), context_len=context_len,
+                                      batch_size=batch_size, gpu_memory_utilization=gpu_memory_utilization,
+                                      max_model_len=max_model_len, tensor_parallel_size=tensor_parallel_size)
+        except (PlannerError, ValueError) as e:
+            raise gr.Error(str(e)) from e
+        return [{"precision": r.precision, "largest_batch": r.largest_batch, "longest_context": r.longest_context,
+                 "plan": r.plan.as_dict()} for r in rows]
+
+    def plan_need(model: str = "llama-3.1-8b", gpu: str = "h100-sxm", concurrency: int = 32, context_len: int = 8192,
+                  precision: str = "fp8", tensor_parallel_size: int = 1) -> dict:
+        """The inverse of plan: the smallest gpu_memory_utilization that runs `concurrency` requests of
+        `context_len` tokens at once, the KV tokens it buys and the `vllm serve` line to launch with."""
+        if precision not in PRECISIONS:
+            raise gr.Error(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+        try:
+            answer = min_utilization_for(resolve_model(model, "", models_dir), resolve_gpu(gpu), concurrency=concurrency,
+                                         context_len=context_len, tensor_parallel_size=tensor_parallel_size,
+                                         **PRECISIONS[precision])
+        except (PlannerError, ValueError) as e:
+            raise gr.Error(str(e)) from e
+        return {"fits": answer.fits, "gpu_memory_utilization": answer.plan.gpu_memory_utilization,
+                "kv_tokens": answer.plan.kv_tokens, "kv_tokens_spread": answer.plan.kv_tokens_spread,
+                "reason": answer.reason, "vllm_serve_command": answer.serve_command}
+
+    def engines() -> list[dict]:
+        """The engines: backend, model, dtype, quantization, KV tokens, GPU, start-up stage."""
+        return playground.engine_facts()
+
+    async def benchmark(concurrency: str = "1,8", input_len: int = 512, output_len: int = 128, repeats: int = 3,
+                        precisions: str = "fp16,fp8") -> dict:
+        """A paired sweep on the loaded engines; saved to the history. Returns the run id and its points."""
+        try:
+            spec = SweepSpec(concurrency=tuple(int(x) for x in concurrency.split(",") if x.strip()),
+                             input_len=input_len, output_len=output_len, repeats=repeats,
+                             precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()))
+            run_id, points, status = await playground.benchmark(spec, lambda *_: None)
+        except USER_ERRORS as e:
+            raise gr.Error(str(e)) from e
+        return {"run_id": run_id, "status": status, "points": [p.as_row() for p in points]}
+
+    def history(run_id: int = 0) -> dict:
+        """The saved runs (run_id 0), or one run's points."""
+        if not run_id:
+            return {"runs": playground.runs()}
+        try:
+            meta, rows = playground.run_rows(int(run_id))
+        except KeyError as e:
+            raise gr.Error(f"run_id: {e.args[0]}") from e
+        return {"run": meta, "points": rows}
+
+    for fn in (compare, generate, plan, plan_precisions, plan_need, engines, benchmark, history):
+        gr.api(fn, api_name=fn.__name__)

@@ -1,0 +1,93 @@
+"""The Benchmark tab: a paired sweep on the loaded engines, its charts, and the saved history."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from playground import charts
+from playground.bench import store
+from playground.bench.sweep import SweepSpec
+from playground.service import Playground
+from playground.ui.inputs import USER_ERRORS
+
+
+def table(rows) -> str:
+    def roof(r):
+        return f"{r['percent_of_roofline']:.0f}%" if r.get("percent_of_roofline") else "–"
+    head = "| precision | concurrency | output tok/s | TTFT p50 ms | TPOT p50 ms | % of roofline |\n|---|---|---|---|---|---|\n"
+    return head + "\n".join(
+        f"| {r['precision']} | {r['concurrency']} | {r['output_tok_s']:.1f} | {(r['ttft_p50_s'] or 0) * 1000:.0f} | "
+        f"{(r['tpot_p50_s'] or 0) * 1000:.1f} | {roof(r)} |" for r in rows)
+
+
+def outputs_for(rows):
+    return charts.throughput(rows), charts.speedup(rows), charts.latency(rows), charts.memory(rows), table(rows)
+
+
+def run_choices(playground: Playground) -> list[str]:
+    return [f"#{r['id']} {r['created_at']} {r['model']} ({r['status']})" for r in playground.runs()]
+
+
+def build(playground: Playground) -> dict:
+    cpu = playground.backend == "cpu"
+    gr.Markdown("Random token prompts of exact length (seeded), `ignore_eos`, warm-up excluded, each point the median "
+                "of the repeats. TTFT = time to first token; TPOT = time per output token after the first. The sweep "
+                "runs on the engines loaded above.")
+    with gr.Row():
+        conc = gr.Textbox(value="1,4" if cpu else "1,8,64,256", label="Concurrency levels", elem_id="bench-concurrency",
+                          info="requests in flight at once, comma-separated")
+        in_len = gr.Number(value=32 if cpu else 512, precision=0, label="Prompt tokens (input_len)")
+        out_len = gr.Number(value=16 if cpu else 256, precision=0, label="Output tokens (output_len)")
+        repeats = gr.Number(value=3, precision=0, label="Repeats", elem_id="bench-repeats")
+        precisions = gr.CheckboxGroup(playground.available_precisions(), value=playground.available_precisions(),
+                                      label="Precisions", info="only the engines that are loaded")
+    with gr.Row():
+        bench_button = gr.Button("Run sweep", variant="primary", elem_id="bench")
+        cancel_button = gr.Button("Cancel")
+    status = gr.Markdown(elem_id="bench-status")
+    with gr.Row():
+        tput, speedup = gr.Plot(label="Throughput"), gr.Plot(label="FP8 speed-up")
+    with gr.Row():
+        latency, memory = gr.Plot(label="Latency"), gr.Plot(label="GPU memory")
+    bench_table = gr.Markdown(elem_id="bench-table")
+    with gr.Accordion("History", open=False):
+        with gr.Row():
+            run_pick = gr.Dropdown(run_choices(playground), label="Run")
+            other_pick = gr.Dropdown(run_choices(playground), label="Compare with (optional)")
+            show = gr.Button("Show")
+        files = gr.File(label="Export (CSV, JSON)", file_count="multiple")
+    charts_out = [tput, speedup, latency, memory, bench_table]
+
+    async def on_bench(conc_v, in_v, out_v, repeats_v, precisions_v, progress=gr.Progress()):
+        try:
+            levels = tuple(int(x) for x in str(conc_v).split(",") if x.strip())
+            spec = SweepSpec(concurrency=levels, input_len=int(in_v), output_len=int(out_v), repeats=int(repeats_v),
+                             precisions=tuple(precisions_v))
+            run_id, points, state = await playground.benchmark(spec, lambda d, t, m: progress(d / t, desc=m))
+        except USER_ERRORS as e:
+            raise gr.Error(str(e)) from e
+        rows = [p.as_row() for p in points]
+        label = {"complete": "Saved as run", "cancelled": "Cancelled; the finished points are saved as run"}.get(
+            state, f"Failed ({state}); the finished points are saved as run")
+        choices = run_choices(playground)
+        return (*outputs_for(rows), f"{label} #{run_id}.", gr.update(choices=choices), gr.update(choices=choices))
+
+    bench_button.click(on_bench, [conc, in_len, out_len, repeats, precisions],
+                       [*charts_out, status, run_pick, other_pick], concurrency_limit=1, api_visibility="private")
+    cancel_button.click(lambda: (playground.bench.cancel_event.set(), "Cancelling after the current repeat…")[1], None,
+                        status, api_visibility="private")
+
+    def on_show(choice, other):
+        if not choice:
+            raise gr.Error("run: pick a saved run")
+        meta, rows = playground.run_rows(int(choice.split()[0][1:]), int(other.split()[0][1:]) if other else None)
+        out = Path(tempfile.mkdtemp()) / f"run-{meta['id']}"
+        out.with_suffix(".csv").write_text(store.to_csv(rows))
+        out.with_suffix(".json").write_text(store.to_json(meta, rows))
+        return (*outputs_for(rows), [str(out.with_suffix(".csv")), str(out.with_suffix(".json"))])
+
+    show.click(on_show, [run_pick, other_pick], [*charts_out, files], api_visibility="private")
+    return {}

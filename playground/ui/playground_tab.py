@@ -1,0 +1,88 @@
+"""The Playground tab: prompts in, both engines' answers side by side, the headline ratio first."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from playground import charts, views
+from playground.service import ComparisonResult, Playground
+from playground.ui.inputs import USER_ERRORS, as_gradio_error, sampling_from
+
+MODE_CHOICES = [("Fair: one engine after the other, each with the GPU to itself", "fair"),
+                ("Race: both at once, sharing the GPU (slower than alone)", "race")]
+
+
+def engine_column(label: str):
+    """One column of the comparison; called once per engine."""
+    with gr.Column(min_width=280):
+        gr.Markdown(f"### {label}")
+        text = gr.Textbox(label=f"{label} answer", lines=10, max_lines=30, interactive=False, elem_id=f"out-{label}")
+        metrics = gr.Markdown("–", elem_id=f"metrics-{label}")
+    return text, metrics
+
+
+def build(playground: Playground, examples: list[str]) -> dict:
+    labels = [e.info.label for e in playground.engines]
+    headline = gr.Markdown("_Run a prompt: the ratio of the two engines' decode speeds appears here._", elem_id="headline")
+    prompts = gr.Textbox(label="Prompts (separate several with a line holding only ---)", lines=3,
+                         value=examples[0], elem_id="prompts")
+    gr.Examples(examples, inputs=prompts)
+    with gr.Row():
+        mode = gr.Radio(MODE_CHOICES, value="fair", label="Timing",
+                        info="Fair mode gives the true FP8/16-bit ratio; race mode shows both live on a shared GPU.")
+        chat = gr.Checkbox(value=True, label="Chat template",
+                           info="Wrap the prompt in the instruct model's chat format and stop at its end-of-turn token.")
+    with gr.Accordion("Sampling", open=False):
+        with gr.Row():
+            temperature = gr.Slider(0, 2, value=0.0, step=0.05, label="Temperature",
+                                    info="0 = greedy (and the quality diff is computed)")
+            top_p = gr.Slider(0.01, 1, value=1.0, step=0.01, label="Top-p", info="keep the smallest set of tokens with this probability")
+            top_k = gr.Number(value=0, precision=0, label="Top-k", info="keep the k most likely tokens (0 = off)")
+            max_tokens = gr.Number(value=64, precision=0, label="Max new tokens")
+            seed = gr.Number(value=0, precision=0, label="Seed", info="-1 = random")
+        with gr.Row():
+            repetition = gr.Slider(0.5, 2, value=1.0, step=0.05, label="Repetition penalty")
+            presence = gr.Slider(-2, 2, value=0.0, step=0.1, label="Presence penalty")
+            frequency = gr.Slider(-2, 2, value=0.0, step=0.1, label="Frequency penalty")
+            stop = gr.Textbox(label="Stop strings", info="separate with |", value="")
+    with gr.Row():
+        run = gr.Button("Run", variant="primary", elem_id="run")
+        stop_button = gr.Button("Stop", elem_id="stop")
+        gr.DeepLinkButton()
+    error = gr.Markdown(elem_id="run-error")
+    with gr.Row(equal_height=False):
+        text_a, metrics_a = engine_column(labels[0])
+        text_b, metrics_b = engine_column(labels[1])
+    speed_note = gr.Markdown(playground.engines[0].info.speed_note, elem_id="speed-note")
+    timeline = gr.Plot(label="Tokens over time", elem_id="speed-chart")
+    quality = gr.Markdown(elem_id="quality")
+    sampling_inputs = [temperature, top_p, top_k, max_tokens, seed, repetition, presence, frequency, stop]
+    outputs = [headline, text_a, metrics_a, text_b, metrics_b, timeline, quality, error]
+
+    async def on_run(prompts_text, mode_value, chat_value, *sampling_values):
+        """Stream both columns; keeps the last good results when the request is refused."""
+        try:
+            sampling = sampling_from(*sampling_values)
+            final = None
+            async for item in playground.compare(prompts_text, sampling, mode=mode_value, chat=chat_value):
+                if isinstance(item, ComparisonResult):
+                    final = item
+                    break
+                a, b = item
+                yield (views.headline(item, mode_value), views.column_text(a), views.column_metrics(a),
+                       views.column_text(b), views.column_metrics(b), gr.skip(), gr.skip(), "")
+        except USER_ERRORS as e:
+            yield (gr.skip(),) * 7 + (f"⚠️ {e}",)  # the previous results stay; the error sits by the Run button
+            return
+        a, b = final.snapshots
+        yield (views.headline(final.snapshots, final.mode), views.column_text(a), views.column_metrics(a),
+               views.column_text(b), views.column_metrics(b), charts.timeline(final.snapshots, final.mode),
+               views.quality_text(final.quality), "")
+
+    event = run.click(on_run, [prompts, mode, chat, *sampling_inputs], outputs, api_visibility="private")
+
+    def on_stop():
+        return "_Stopped._", "Stopped: idle.", "Stopped: idle."
+
+    stop_button.click(on_stop, None, [error, metrics_a, metrics_b], cancels=[event], api_visibility="private")
+    return {"speed_note": speed_note}
