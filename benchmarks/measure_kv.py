@@ -23,6 +23,7 @@ def main() -> None:
     p.add_argument("--dtype", default="auto")
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
     p.add_argument("--max-model-len", type=int, default=None)
+    p.add_argument("--tensor-parallel-size", type=int, default=1)
     args = p.parse_args()
 
     from vllm import LLM
@@ -33,11 +34,12 @@ def main() -> None:
     gpu = read_gpus(0)[0]
     predicted = plan(spec, gpu.to_spec(), quantization=args.quantization, kv_cache_dtype=args.kv_cache_dtype,
                      dtype=args.dtype, gpu_memory_utilization=args.gpu_memory_utilization,
-                     max_model_len=args.max_model_len)
+                     max_model_len=args.max_model_len, tensor_parallel_size=args.tensor_parallel_size)
     started = time.perf_counter()
     llm = LLM(model=args.model_dir, load_format="dummy", quantization=args.quantization,
               kv_cache_dtype=args.kv_cache_dtype, dtype=args.dtype, max_model_len=args.max_model_len,
-              gpu_memory_utilization=args.gpu_memory_utilization, skip_tokenizer_init=True, seed=0)
+              gpu_memory_utilization=args.gpu_memory_utilization, skip_tokenizer_init=True, seed=0,
+              tensor_parallel_size=args.tensor_parallel_size)
     cache = llm.llm_engine.vllm_config.cache_config
     import vllm
 
@@ -46,9 +48,12 @@ def main() -> None:
         "dtype": args.dtype, "gpu_memory_utilization": args.gpu_memory_utilization,
         "max_model_len": llm.llm_engine.vllm_config.model_config.max_model_len,
         "measured_kv_tokens": cache.num_gpu_blocks * cache.block_size, "block_size": cache.block_size,
-        "predicted_kv_tokens": predicted.kv_tokens, "gpu": gpu.name, "gpu_total_bytes": gpu.total_bytes,
+        "predicted_kv_tokens": predicted.kv_tokens, "tensor_parallel_size": args.tensor_parallel_size,
+        "predicted_weights_gib": predicted.weights_bytes / 2**30, "gpu": gpu.name, "gpu_total_bytes": gpu.total_bytes,
         "gpu_free_bytes_before": gpu.free_bytes, "vllm": vllm.__version__, "startup_s": round(time.perf_counter() - started, 1),
     }), flush=True)
+    import os
+    os._exit(0)
 
 
 if __name__ == "__main__":

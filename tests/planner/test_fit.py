@@ -10,8 +10,9 @@ H100 = gpu_preset("h100-sxm")
 def test_largest_batch_is_whole_kv_blocks_per_sequence():
     spec = model_spec("llama-3-8b")
     p = plan(spec, H100, max_model_len=4096)
-    assert max_batch_size(spec, H100, context_len=4096, max_model_len=4096) == min(p.max_num_seqs, p.num_gpu_blocks // 256)
-    assert max_batch_size(spec, H100, context_len=1000, max_model_len=4096) == min(p.max_num_seqs, p.num_gpu_blocks // math.ceil(1000 / 16))
+    low = p.kv_tokens - p.kv_tokens_spread  # conservative: the low end of the plan's ±
+    assert max_batch_size(spec, H100, context_len=4096, max_model_len=4096) == min(p.max_num_seqs, low // 4096)
+    assert max_batch_size(spec, H100, context_len=1000, max_model_len=4096) == min(p.max_num_seqs, low // (math.ceil(1000 / 16) * 16))
 
 
 def test_largest_batch_is_capped_by_max_num_seqs():
@@ -23,7 +24,8 @@ def test_longest_context_divides_the_cache_between_sequences():
     one = max_context_len(spec, H100, batch_size=1)
     four = max_context_len(spec, H100, batch_size=4)
     assert one == 131072  # the model's limit: the cache holds more than that
-    assert four == (plan(spec, H100, max_model_len=131072).num_gpu_blocks // 4) * 16
+    p = plan(spec, H100, max_model_len=131072)
+    assert four == ((p.kv_tokens - p.kv_tokens_spread) // 4) // 16 * 16
     assert four < one
 
 

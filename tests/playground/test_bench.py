@@ -21,14 +21,14 @@ def run_sweep(tmp_path, spec=SMALL):
 
 
 def test_cpu_sweep_measures_real_timings_and_saves_them(tmp_path):
-    run_id, points = run_sweep(tmp_path)
+    run_id, points, _ = run_sweep(tmp_path)
     assert [(p.precision, p.concurrency) for p in points] == [("fp16", 1), ("fp16", 2), ("fp8", 1), ("fp8", 2)]
     for p in points:
         m = p.metrics
         assert m.output_tokens == 2 * 6 and m.prompt_tokens == 2 * 16  # ignore_eos: exactly output_len each
         assert m.duration_s > 0 and m.output_tok_s == pytest.approx(m.output_tokens / m.duration_s)
         assert m.ttft_p50_s > 0 and m.tpot_p50_s > 0 and len(p.repeat_output_tok_s) == 2
-        assert "--random-input-len 16" in p.vllm_bench_command
+        assert p.vllm_bench_command == ""  # a CPU point has no vLLM engine to reproduce it on
     conn = store.connect(tmp_path)
     meta, rows = store.load_run(conn, run_id)
     assert meta["status"] == "complete" and len(rows) == 4
@@ -77,7 +77,7 @@ def test_cancel_keeps_the_database_whole(tmp_path):
             service.cancel_event.set()
 
     spec = SweepSpec(concurrency=(1, 2), input_len=8, output_len=3, num_prompts=2, repeats=2, precisions=("fp16", "fp8"))
-    run_id, points = asyncio.run(service.run(BenchConfig(data_dir=str(tmp_path)), spec, cpu_source(), 32000, 2048, progress))
+    run_id, points, _ = asyncio.run(service.run(BenchConfig(data_dir=str(tmp_path)), spec, cpu_source(), 32000, 2048, progress))
     meta, rows = store.load_run(store.connect(tmp_path), run_id)
     assert meta["status"] == "cancelled" and rows == [] and points == []
     assert sqlite3.connect(tmp_path / "bench.sqlite").execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -107,10 +107,15 @@ def test_roofline_caps_concurrency_at_what_the_kv_cache_holds():
 
 
 def test_vllm_bench_command_reproduces_the_point():
-    command = vllm_bench_command(BenchConfig(backend="vllm", model="/m", load_format="dummy"), "fp8-kv8",
-                                 SweepSpec(), 64)
-    assert command.startswith("vllm bench throughput --model /m --dataset-name random")
-    assert "--quantization fp8 --kv-cache-dtype fp8" in command and "--max-num-seqs 64" in command
+    from planner import EngineConfig
+
+    engine = EngineConfig(model="/m", load_format="dummy", dtype="bfloat16", gpu_memory_utilization=0.45,
+                          tensor_parallel_size=2)
+    command = vllm_bench_command(BenchConfig(backend="vllm", engine=engine), "fp8-kv8", SweepSpec(), 64)
+    assert command.startswith("vllm bench throughput --model /m --quantization fp8 --kv-cache-dtype fp8")
+    for flag in ("--max-num-seqs 64", "--gpu-memory-utilization 0.45", "--tensor-parallel-size 2", "--load-format dummy"):
+        assert flag in command  # the memory share and TP travel with the command (they used to be missing)
+    assert EngineConfig.parse_command(command).precision_label == "fp8-kv8"
 
 
 def test_an_engine_failing_mid_sweep_keeps_the_finished_points_marked_failed(tmp_path):
@@ -131,7 +136,7 @@ def test_an_engine_failing_mid_sweep_keeps_the_finished_points_marked_failed(tmp
 
     service = BenchmarkService(tmp_path)
     spec = SweepSpec(concurrency=(1,), input_len=8, output_len=3, num_prompts=2, repeats=1, precisions=("fp16", "fp8"))
-    run_id, points = asyncio.run(service.run(BenchConfig(data_dir=str(tmp_path)), spec, source, 32000, 2048, lambda done, total, m: None))
+    run_id, points, _ = asyncio.run(service.run(BenchConfig(data_dir=str(tmp_path)), spec, source, 32000, 2048, lambda done, total, m: None))
     meta, rows = store.load_run(store.connect(tmp_path), run_id)
     assert meta["status"].startswith("failed: RuntimeError: CUDA error")
     assert [r["precision"] for r in rows] == ["fp16"] and len(points) == 1

@@ -1,0 +1,124 @@
+"""The playground's GPU measurements (drives vLLM through the engine adapter; no web server).
+
+    python benchmarks/gpu_playground.py fair --model DIR --out FILE.json        # issue 7: fair vs solo vs race
+    python benchmarks/gpu_playground.py text --model DIR --out FILE.json        # the seed prompts, real weights
+
+fair: both engines resident on one GPU (the app's split); for each engine alone, then the fair
+comparison (one after the other) and the race (both at once), batch 1, 256 tokens, 3 runs each;
+prints the FP8/16-bit decode ratios. text: the seed prompts at temperature 0 with the chat
+template, both engines, and the quality diff.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from planner import EngineConfig, model_spec, read_gpus, side_by_side_split
+from playground.compare import compare, score_quality
+from playground.engines.base import SamplingSettings
+from playground.engines.vllm_engine import VllmEngine
+
+EXAMPLES = json.loads((Path(__file__).resolve().parent.parent / "assets/prompts.json").read_text())["prompts"]
+
+
+async def engines_for(model: str, load_format: str, gpu_index: int) -> list[VllmEngine]:
+    gpu = read_gpus(gpu_index)[0].to_spec()
+    split = side_by_side_split(model_spec(model), gpu, batch_size=16, context_len=1024, dtype="bfloat16")
+    base = replace(split.baseline.config, model=model, load_format=load_format, gpu_ids=(gpu_index,))
+    fp8 = replace(split.fp8.config, model=model, load_format=load_format, gpu_ids=(gpu_index,))
+    out = []
+    for config, label in ((base, "BF16"), (fp8, "FP8")):
+        t = time.perf_counter()
+        engine = VllmEngine(config, label)
+        await engine.start()
+        print(f"{label} started in {time.perf_counter() - t:.0f} s: {engine.info.kv_tokens:,} KV tokens, "
+              f"`{config.command('serve')}`", flush=True)
+        out.append(engine)
+    return out
+
+
+async def final_of(engines, prompts, sampling, mode, chat=False):
+    final = None
+    async for final in compare(engines, prompts, sampling, mode=mode, chat=chat):
+        pass
+    return final
+
+
+async def fair(args) -> dict:
+    engines = await engines_for(args.model, args.load_format, args.gpu)
+    sampling = SamplingSettings(temperature=0.0, max_tokens=256, ignore_eos=True)
+    prompt = [EXAMPLES[0]]
+    await final_of(engines, prompt, sampling, "race")  # warm-up
+    result = {"engines": [asdict(e.info) for e in engines], "runs": {}}
+    for name, make in (("solo", None), ("fair", "fair"), ("race", "race")):
+        speeds = {e.info.label: [] for e in engines}
+        for _ in range(3):
+            if make is None:
+                for e in engines:
+                    snap = (await final_of([e], prompt, sampling, "race"))[0]
+                    speeds[e.info.label].append(snap.decode_tok_s)
+            else:
+                for snap in await final_of(engines, prompt, sampling, make):
+                    speeds[snap.label].append(snap.decode_tok_s)
+        med = {k: statistics.median(v) for k, v in speeds.items()}
+        result["runs"][name] = {"decode_tok_s": speeds, "median": med, "ratio": med["FP8"] / med["BF16"]}
+        print(f"{name:5}: BF16 {med['BF16']:.1f} tok/s, FP8 {med['FP8']:.1f} tok/s, FP8/BF16 {med['FP8'] / med['BF16']:.3f}",
+              flush=True)
+    solo, fair_ratio = result["runs"]["solo"]["ratio"], result["runs"]["fair"]["ratio"]
+    result["fair_vs_solo_percent"] = 100 * (fair_ratio - solo) / solo
+    print(f"fair ratio vs solo ratio: {result['fair_vs_solo_percent']:+.2f}%", flush=True)
+    # 16 users at once, fair mode: every request completes, in order
+    t = time.perf_counter()
+    from playground.compare import EnginePhases
+
+    phases = EnginePhases(2)
+    async def one(i):
+        final = None
+        async for final in compare(engines, [f"{EXAMPLES[i % 3]} ({i})"], SamplingSettings(temperature=0.8, max_tokens=128, seed=i),
+                                   mode="fair", phases=phases):
+            pass
+        return final
+    finals = await asyncio.gather(*(one(i) for i in range(16)))
+    result["fair_16_users"] = {"wall_s": time.perf_counter() - t, "completed": sum(all(c.finished and not c.error for c in f) for f in finals),
+                               "output_tokens": sum(c.output_tokens for f in finals for c in f)}
+    print("fair mode, 16 users:", result["fair_16_users"], flush=True)
+    return result
+
+
+async def text(args) -> dict:
+    engines = await engines_for(args.model, args.load_format, args.gpu)
+    sampling = SamplingSettings(temperature=0.0, max_tokens=96)
+    final = await final_of(engines, EXAMPLES, sampling, "fair", chat=True)
+    quality = await score_quality(engines, EXAMPLES, final, chat=True)
+    out = {"engines": [asdict(e.info) for e in engines], "prompts": EXAMPLES,
+           "answers": {c.label: list(c.texts) for c in final},
+           "decode_tok_s": {c.label: c.decode_tok_s for c in final},
+           "quality": [asdict(q) if q else None for q in quality]}
+    for i, p in enumerate(EXAMPLES):
+        print(f"--- {p}\nBF16: {final[0].texts[i]!r}\nFP8 : {final[1].texts[i]!r}\n{quality[i].summary() if quality[i] else ''}",
+              flush=True)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=["fair", "text"])
+    p.add_argument("--model", required=True)
+    p.add_argument("--load-format", default="auto")
+    p.add_argument("--gpu", type=int, default=0)
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    result = asyncio.run(fair(args) if args.what == "fair" else text(args))
+    Path(args.out).write_text(json.dumps(result, indent=2, default=str))
+    import os
+    os._exit(0)  # vLLM's engine-core processes are shut down with the interpreter
+
+
+if __name__ == "__main__":
+    main()
