@@ -74,6 +74,12 @@ def cpu_app(tmp_path_factory):
     else:
         proc.kill()
         raise RuntimeError(f"app did not start: {log_path.read_text()[-2000:]}")
+    # The page answers before the engines have loaded (that is the point); tests that generate wait for them.
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    while time.time() < deadline and not all(e["ready"] for e in client.predict(api_name="/engines")):
+        time.sleep(1)
     yield url
     proc.terminate()
     proc.wait(30)
