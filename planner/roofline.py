@@ -8,7 +8,8 @@ tensor-core rate). Under tensor parallelism each GPU reads 1/TP of the split wei
 bandwidth, and each layer adds one all-reduce of the step's hidden states (two for attention + MLP).
 
 What a decode step reads: the LM head whole (also when it is the tied embedding matrix); the
-embedding only as gathered rows when it is not tied; of an MoE layer's E routed experts, the
+embedding only as gathered rows when it is not tied; the rotary cos/sin cache only at the step's
+positions; of an MoE layer's E routed experts, the
 expected number touched by B sequences choosing k each: E * (1 - (1 - k/E)^B).
 """
 
@@ -49,6 +50,8 @@ def decode_step_bytes(model: ModelSpec, config: EngineConfig, *, batch: int, mea
         # The embedding is gathered (batch rows), not read whole; a tied matrix is read as the LM head.
         stored -= model.embedding_params * act_bytes / tp
         stored += batch * model.hidden_size * act_bytes
+    # RotaryEmbedding.cos_sin_cache is on the GPU for every position but a step reads only its rows.
+    stored -= (model.max_position_embeddings - batch) * model.rotary_dim * act_bytes
     experts = model.params.experts
     if experts:
         touched = experts_touched(model.num_experts, model.experts_per_token, batch) / model.num_experts

@@ -13,6 +13,22 @@ pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM) and not Path(CHROMIUM
                                 reason="Debian's chromium is not installed (apt-get install chromium)")
 
 
+COMMON_WORDS = {"the", "a", "an", "is", "of", "to", "and", "in", "it", "for", "on", "you", "your", "i", "that",
+                "with", "be", "can", "are", "fp8", "gpu", "h100", "this", "as", "if", "or", "model", "yes", "no"}
+
+
+def looks_like_english(text: str) -> bool:
+    """Real words from the pretrained model, not the random model's fragments."""
+    words = [w.strip(".,!?;:'\"()*-").lower() for w in text.split()]
+    words = [w for w in words if w]
+    return len(words) >= 5 and sum(w in COMMON_WORDS for w in words) >= 2
+
+
+def test_the_english_check_tells_real_text_from_random_tokens():
+    assert looks_like_english("Yes, FP8 is worth it on an H100 if your model fits.")
+    assert not looks_like_english("ĠquestĠzy ĉ>< recon lahstreet otto pul")
+
+
 @pytest.fixture(scope="module")
 def page(cpu_app):
     from playwright.sync_api import sync_playwright
@@ -35,7 +51,8 @@ def test_a_comparison_in_the_page_fills_both_columns_and_shows_metrics(page):
         metrics.get_by_text("tokens/s", exact=False).or_(metrics.get_by_text("tok/s", exact=False)).first.wait_for(timeout=60_000)
     page.get_by_text("streaming…").first.wait_for(state="detached", timeout=60_000)
     for label in ("16-bit", "FP8"):
-        assert page.locator(f"#out-{label} textarea").input_value().strip()
+        answer = page.locator(f"#out-{label} textarea").input_value()
+        assert looks_like_english(answer), f"{label} column does not read as English: {answer!r}"
         text = page.locator(f"#metrics-{label}").inner_text()
         assert "tokens" in text and "TTFT" in text and "decode" in text and "tok/s" in text
     page.locator("#speed-chart").scroll_into_view_if_needed()
@@ -46,8 +63,11 @@ def test_a_comparison_in_the_page_fills_both_columns_and_shows_metrics(page):
 def test_the_planner_tab_plans_a_model_in_the_page(page):
     page.get_by_role("tab", name="Planner").click()
     page.locator("#plan").click()
-    page.locator("#plan-table").get_by_role("cell", name="KV tokens").wait_for(timeout=60_000)
-    assert "Fits" in page.locator("#plan-table").inner_text()
+    table = page.locator("#plan-table")
+    # one table per precision (16-bit, FP8, FP8 + FP8 KV), each with its own KV-tokens row
+    table.get_by_role("cell", name="KV tokens").first.wait_for(timeout=60_000)
+    assert table.get_by_role("cell", name="KV tokens").count() == 3
+    assert "Fits" in table.inner_text()
     page.screenshot(path=str(SHOTS / "planner.png"), full_page=True)
 
 
