@@ -24,7 +24,15 @@ def main() -> None:
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
     p.add_argument("--max-model-len", type=int, default=None)
     p.add_argument("--tensor-parallel-size", type=int, default=1)
+    p.add_argument("--inspect", action="store_true",
+                   help="run the engine in this process (VLLM_ENABLE_V1_MULTIPROCESSING=0) and print what the CUDA "
+                        "memory after load holds: the model's parameters and buffers by dtype, and every other live "
+                        "CUDA tensor of 16 MiB or more (where online FP8 leaves memory behind)")
     args = p.parse_args()
+    if args.inspect:
+        import os
+
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
 
     from vllm import LLM
 
@@ -41,6 +49,8 @@ def main() -> None:
               gpu_memory_utilization=args.gpu_memory_utilization, skip_tokenizer_init=True, seed=0,
               tensor_parallel_size=args.tensor_parallel_size)
     cache = llm.llm_engine.vllm_config.cache_config
+    if args.inspect:
+        print(json.dumps({"inspect": inspect_memory(llm)}), flush=True)
     import vllm
 
     print(json.dumps({
@@ -54,6 +64,38 @@ def main() -> None:
     }), flush=True)
     import os
     os._exit(0)
+
+
+def inspect_memory(llm) -> dict:
+    """What the weights' memory is made of, in the engine's own process."""
+    import gc
+    from collections import Counter
+
+    import torch
+
+    core = llm.llm_engine.engine_core.engine_core
+    model = core.model_executor.driver_worker.worker.model_runner.model
+    owned = {}
+    for name, t in [*model.named_parameters(), *model.named_buffers()]:
+        owned[t.data_ptr()] = (name, t)
+    by_dtype = Counter()
+    for _, t in owned.values():
+        if t.is_cuda:
+            by_dtype[str(t.dtype)] += t.numel() * t.element_size()
+    strays = []
+    for obj in gc.get_objects():
+        try:
+            if isinstance(obj, torch.Tensor) and obj.is_cuda and obj.data_ptr() not in owned:
+                size = obj.untyped_storage().nbytes()
+                if size >= 16 * 2**20:
+                    strays.append((size, str(obj.dtype), tuple(obj.shape)))
+        except Exception:  # noqa: BLE001 - some objects refuse introspection; they are not ours to size
+            continue
+    strays.sort(reverse=True)
+    return {"allocated_gib": torch.cuda.memory_allocated() / 2**30,
+            "model_tensors_gib_by_dtype": {k: v / 2**30 for k, v in by_dtype.items()},
+            "other_cuda_tensors": [{"gib": s / 2**30, "dtype": d, "shape": sh} for s, d, sh in strays[:20]],
+            "other_cuda_tensors_gib": sum(s for s, _, _ in strays) / 2**30}
 
 
 if __name__ == "__main__":

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, fields
 
+from planner.engine_config import EngineConfig
 from planner.errors import PlannerError
-from planner.fit import largest_model, max_batch_size, max_context_len
+from planner.fit import largest_model, max_batch_size, max_context_len, min_utilization_for
 from planner.gpus import GIB, GpuSpec, gpu_preset, gpu_presets
 from planner.memory import MemoryPlan, plan
 from planner.models import catalog_names, model_spec
@@ -22,29 +23,34 @@ def build_parser() -> argparse.ArgumentParser:
                     "before anything is loaded. Engine arguments keep vLLM's names.",
         epilog="Examples:\n  python -m planner --model llama-2-7b --gpu h100-sxm\n"
                "  python -m planner --model llama-3-8b --gpu h100-sxm --quantization fp8 --kv-cache-dtype fp8 "
-               "--dtype bfloat16\n  python -m planner --largest-model --gpu l40s --quantization fp8\n"
+               "--dtype bfloat16\n  python -m planner --model qwen3-30b-a3b --gpu h100-sxm --quantization fp8 --need 32x8192\n"
+               "  python -m planner --largest-model --gpu l40s --quantization fp8\n"
+               "  python -m planner --list-gpus                                # what NVML reads on this host\n"
                "  python -m planner --model ./my-model/config.json          # the local GPU, through NVML",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", help=f"catalog name ({', '.join(catalog_names())}) or a config.json path")
+    parser.add_argument("--model", default=None, help=f"catalog name ({', '.join(catalog_names())}) or a config.json path")
+    EngineConfig.add_arguments(parser)  # the engine flags: one definition for every CLI of the project
     parser.add_argument("--gpu", default="local",
                         help=f"'local' (read through NVML, default) or a preset: {', '.join(gpu_presets())}")
     parser.add_argument("--gpu-index", type=int, default=0, help="which local GPU (default 0)")
-    parser.add_argument("--quantization", choices=["none", "fp8"], default="none")
-    parser.add_argument("--kv-cache-dtype", default="auto", choices=["auto", "fp8", "fp8_e4m3", "fp8_e5m2"])
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--gpu-memory-utilization", type=float, default=0.9)
-    parser.add_argument("--max-model-len", type=int, default=None)
-    parser.add_argument("--tensor-parallel-size", type=int, default=1)
-    parser.add_argument("--max-num-seqs", type=int, default=None)
-    parser.add_argument("--max-num-batched-tokens", type=int, default=None)
-    parser.add_argument("--enforce-eager", action="store_true")
     parser.add_argument("--context-len", type=int, default=None,
                         help="tokens per sequence for the largest-batch answer (default: max_model_len)")
     parser.add_argument("--batch-size", type=int, default=1, help="sequences for the longest-context answer")
+    parser.add_argument("--need", metavar="SEQSxTOKENS", default=None,
+                        help="the inverse plan: the smallest gpu_memory_utilization that holds SEQS concurrent "
+                             "requests of TOKENS tokens each (e.g. 32x8192), and the `vllm serve` line to launch with")
     parser.add_argument("--largest-model", action="store_true", help="list the catalog models that fit, biggest first")
+    parser.add_argument("--list-gpus", action="store_true", help="print the GPUs NVML reads on this host and exit")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
+
+
+def parse_need(text: str) -> tuple[int, int]:
+    seqs, sep, tokens = text.lower().partition("x")
+    if not sep or not seqs.strip().isdigit() or not tokens.strip().isdigit():
+        raise PlannerError("need", f"{text!r} must be SEQSxTOKENS, e.g. 32x8192")
+    return int(seqs), int(tokens)
 
 
 def resolve_gpu(name: str, index: int) -> GpuSpec:
@@ -80,19 +86,23 @@ def format_plan(p: MemoryPlan, batch: int, context: int, batch_size: int, longes
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    engine_args = dict(
-        quantization=None if args.quantization == "none" else args.quantization,
-        kv_cache_dtype=args.kv_cache_dtype, dtype=args.dtype,
-        gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len,
-        tensor_parallel_size=args.tensor_parallel_size, max_num_seqs=args.max_num_seqs,
-        max_num_batched_tokens=args.max_num_batched_tokens, enforce_eager=args.enforce_eager,
-    )
+    if args.quantization == "none":
+        args.quantization = None
     try:
+        if args.list_gpus:
+            for reading in read_gpus():
+                print(json.dumps(asdict(reading)) if args.json else
+                      f"{reading.index}: {reading.name}  total {reading.total_bytes / GIB:.2f} GiB  "
+                      f"free {reading.free_bytes / GIB:.2f} GiB  used by others {reading.used_bytes / GIB:.2f} GiB")
+            return 0
+        config = EngineConfig.from_args(args, model=args.model or "any catalog model")
+        engine_args = {f.name: getattr(config, f.name) for f in fields(EngineConfig)
+                       if f.name not in ("model", "load_format", "seed", "gpu_ids")}
         gpu = resolve_gpu(args.gpu, args.gpu_index)
         if args.largest_model:
             plans = largest_model(gpu, **engine_args)
             if args.json:
-                print(json.dumps([asdict(p) | {"kv_tokens": p.kv_tokens} for p in plans], indent=2))
+                print(json.dumps([p.as_dict() for p in plans], indent=2, default=str))
             else:
                 print(f"Catalog models that fit on {gpu.name}, biggest first:")
                 for p in plans:
@@ -101,8 +111,22 @@ def main(argv: list[str] | None = None) -> int:
                     print("  none")
             return 0
         if not args.model:
-            parser.error("--model is required (or pass --largest-model)")
+            parser.error("--model is required (or pass --largest-model / --list-gpus)")
         spec = model_spec(args.model)
+        if args.need:
+            seqs, tokens = parse_need(args.need)
+            engine_args.pop("gpu_memory_utilization")
+            engine_args.pop("max_model_len")
+            engine_args.pop("max_num_seqs")
+            answer = min_utilization_for(spec, gpu, concurrency=seqs, context_len=tokens, **engine_args)
+            if args.json:
+                print(json.dumps({"fits": answer.fits, "reason": answer.reason, "serve_command": answer.serve_command,
+                                  "plan": answer.plan.as_dict()}, indent=2, default=str))
+            else:
+                print(answer.reason)
+                if answer.fits:
+                    print(answer.serve_command)
+            return 0 if answer.fits else 1
         p = plan(spec, gpu, **engine_args)
         context = args.context_len or p.max_model_len
         batch = max_batch_size(spec, gpu, context_len=context, **engine_args)
@@ -111,8 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(asdict(p) | {"kv_tokens": p.kv_tokens, "max_concurrent_seqs": p.max_concurrent_seqs,
-                                      "largest_batch": batch, "longest_context": longest}, indent=2))
+        print(json.dumps(p.as_dict() | {"largest_batch": batch, "longest_context": longest}, indent=2, default=str))
     else:
         print(format_plan(p, batch, context, args.batch_size, longest))
     return 0 if p.fits else 1

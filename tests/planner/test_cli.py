@@ -22,10 +22,41 @@ def test_cli_json_matches_the_library():
     assert data["kv_tokens"] == plan(model_spec("qwen2.5-7b"), gpu_preset("h100-sxm"), quantization="fp8").kv_tokens
 
 
-def test_cli_without_a_driver_explains_how_to_use_a_preset():
-    out = run("--model", "llama-2-7b")
-    assert out.returncode == 2
-    assert "--gpu h100-sxm" in out.stderr and "Traceback" not in out.stderr
+def test_cli_without_a_driver_explains_how_to_use_a_preset(monkeypatch, capsys):
+    # NVML is made to fail here, so the test means the same on a GPU host and on CI.
+    import pynvml
+
+    from planner import cli
+
+    def no_driver():
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_LIBRARY_NOT_FOUND)
+
+    monkeypatch.setattr(pynvml, "nvmlInit", no_driver)
+    assert cli.main(["--model", "llama-2-7b"]) == 2
+    err = capsys.readouterr().err
+    assert "--gpu h100-sxm" in err and "Traceback" not in err
+
+
+def test_cli_need_prints_the_smallest_utilization_and_the_serve_line():
+    from planner import EngineConfig, gpu_preset, min_utilization_for
+
+    out = run("--model", "qwen3-30b-a3b", "--gpu", "h100-sxm", "--quantization", "fp8", "--dtype", "bfloat16",
+              "--need", "32x8192")
+    assert out.returncode == 0, out.stderr
+    reason, serve = out.stdout.strip().splitlines()
+    answer = min_utilization_for("qwen3-30b-a3b", gpu_preset("h100-sxm"), concurrency=32, context_len=8192,
+                                 quantization="fp8", dtype="bfloat16")
+    assert reason == answer.reason and serve == answer.serve_command
+    config = EngineConfig.parse_command(serve)
+    assert (config.max_model_len, config.max_num_seqs, config.quantization) == (8192, 32, "fp8")
+    assert config.gpu_memory_utilization == answer.plan.gpu_memory_utilization < 0.9
+
+
+def test_cli_need_that_cannot_fit_exits_1_and_bad_need_names_the_argument():
+    out = run("--model", "llama-3.1-70b", "--gpu", "rtx-4090", "--need", "8x4096")
+    assert out.returncode == 1 and "do not fit" in out.stdout
+    out = run("--model", "llama-2-7b", "--gpu", "h100-sxm", "--need", "lots")
+    assert out.returncode == 2 and out.stderr.startswith("error: need")
 
 
 def test_cli_bad_input_is_one_line_naming_the_argument():

@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from playground.compare import compare, divergence_note, parse_prompts
+from playground.compare import compare, parse_prompts
 from playground.engines.base import EngineInfo, RequestError, SamplingSettings
 from playground.engines.cpu_engine import CpuEngine
 
@@ -42,7 +42,6 @@ def test_both_columns_stream_and_finish_with_metrics():
         assert column.output_tokens == 16 and all(column.texts)
         metrics = column.metrics()
         assert metrics.ttft_p50_s > 0 and column.decode_tok_s > 0
-    assert "prompt 1" in divergence_note(*final)
 
 
 def test_a_failing_engine_is_reported_while_the_other_finishes():

@@ -1,0 +1,83 @@
+"""The quality diff: pure arithmetic on hand-made rows, then real logits from SmolLM2 and its FP8 twin."""
+
+import asyncio
+import math
+
+import pytest
+
+from playground.compare import ColumnSnapshot, compare, divergence_note, score_quality
+from playground.engines.base import SamplingSettings
+from playground.engines.cpu_engine import CpuEngine
+from playground.quality import quality_diff
+
+
+def rows(*dists):
+    return [{t: math.log(p) for t, p in d.items()} for d in dists]
+
+
+def test_identical_scorings_give_zero_kl_and_full_agreement():
+    ref = rows({1: 0.7, 2: 0.2}, {3: 0.9, 4: 0.05})
+    diff = quality_diff([1, 3], ref, ref, "same", "same")
+    assert (diff.token_agreement, diff.mean_kl, diff.mean_top1_logprob_gap, diff.first_difference_char) == (1.0, 0.0, 0.0, None)
+
+
+def test_a_flipped_top_token_lowers_agreement_and_the_kl_matches_hand_arithmetic():
+    ref = rows({1: 0.7, 2: 0.2}, {3: 0.9, 4: 0.05})
+    cand = rows({1: 0.2, 2: 0.7}, {3: 0.9, 4: 0.05})
+    diff = quality_diff([1, 3], ref, cand, "abc", "abd")
+    # position 1: KL over {1, 2, rest 0.1}; position 2 identical
+    kl_1 = 0.7 * math.log(0.7 / 0.2) + 0.2 * math.log(0.2 / 0.7) + 0.1 * math.log(0.1 / 0.1)
+    assert diff.token_agreement == 0.5
+    assert diff.mean_kl == pytest.approx(kl_1 / 2)
+    assert diff.mean_top1_logprob_gap == pytest.approx((math.log(0.7) - math.log(0.2)) / 2)
+    assert diff.first_difference_char == 2
+
+
+def snapshot(*texts):
+    return ColumnSnapshot(label="x", texts=texts, token_ids=((),) * len(texts), timings=(), finished=True)
+
+
+def test_divergence_note_says_identical_when_the_engines_agree():
+    assert divergence_note(snapshot("Paris is the capital."), snapshot("Paris is the capital.")) == "prompt 1: identical"
+
+
+def test_divergence_note_names_the_first_differing_character_when_they_do_not():
+    note = divergence_note(snapshot("same", "Paris is the capital."), snapshot("same", "Paris was the capital."))
+    lines = note.splitlines()
+    assert lines[0] == "prompt 1: identical"
+    assert lines[1].startswith("prompt 2: first differs at character 6")
+
+
+@pytest.fixture(scope="module")
+def smollm2_engines():
+    engines = {"16-bit": CpuEngine("16-bit", fp8=False), "16-bit again": CpuEngine("16-bit again", fp8=False),
+               "FP8": CpuEngine("FP8", fp8=True)}
+
+    async def start():
+        for e in engines.values():
+            await e.start()
+
+    asyncio.run(start())
+    return engines
+
+
+def diff_of(engines, prompt="The capital of France is"):
+    async def go():
+        final = [s async for s in compare(engines, [prompt], SamplingSettings(temperature=0, max_tokens=24), mode="fair")][-1]
+        return await score_quality(engines, [prompt], final)
+
+    return asyncio.run(go())[0]
+
+
+def test_identical_real_engines_give_kl_0_and_100_percent_agreement(smollm2_engines):
+    diff = diff_of([smollm2_engines["16-bit"], smollm2_engines["16-bit again"]])
+    assert diff.positions > 0
+    assert diff.token_agreement == 1.0 and diff.mean_kl == pytest.approx(0, abs=1e-6)
+    assert diff.first_difference_char is None
+
+
+def test_fp8_weights_change_the_real_logits(smollm2_engines):
+    diff = diff_of([smollm2_engines["16-bit"], smollm2_engines["FP8"]])
+    assert diff.positions > 0
+    assert diff.mean_kl > 1e-4  # FP8 rounding moves the distribution; equal engines would give 0
+    assert diff.mean_top1_logprob_gap != 0
