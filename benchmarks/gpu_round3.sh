@@ -10,10 +10,13 @@ OUT=${OUT:-/tmp/out}; L=$OUT/logs; mkdir -p "$L" /tmp/models
 measure() {  # gpu(s) name util len quant kv dtype tp [extra]
   local tag="$2-$5-$6-$7-u$3-l$4-tp$8" q=""
   [ "$5" = none ] || q="--quantization $5"
-  CUDA_VISIBLE_DEVICES=$1 VLLM_LOGGING_LEVEL=DEBUG timeout 280 python3 benchmarks/measure_kv.py --model-dir /tmp/models/$2 \
+  # Its own session, killed whole afterwards: vLLM's engine-core and worker processes outlive a
+  # finished script and would hold the GPU for the next row.
+  CUDA_VISIBLE_DEVICES=$1 VLLM_LOGGING_LEVEL=DEBUG setsid timeout 280 python3 benchmarks/measure_kv.py --model-dir /tmp/models/$2 \
     --gpu-memory-utilization $3 --max-model-len $4 $q --kv-cache-dtype $6 --dtype $7 --tensor-parallel-size $8 ${9:-} \
-    > "$L/m-$tag.log" 2>&1
-  echo "== $tag rc=$?"; grep -aE '^\{' "$L/m-$tag.log" | cut -c1-1500
+    > "$L/m-$tag.log" 2>&1 &
+  local pid=$!; wait $pid; local rc=$?; kill -9 -- -$pid 2>/dev/null; sleep 3
+  echo "== $tag rc=$rc"; grep -aE '^\{' "$L/m-$tag.log" | cut -c1-1500
   grep -aoE "(Model loading took|Estimated CUDA graph memory|Available KV cache memory|GPU KV cache size|torch peak memory increase|non-torch forward increase memory|CUDA graph pool memory|Error:)[^\r]{0,110}" "$L/m-$tag.log" | sort -u
   gzip -f "$L/m-$tag.log"
 }
@@ -34,4 +37,10 @@ case "$1" in
     { measure 0,1 llama-3-8b 0.9 4096 none auto bfloat16 2; measure 0,1 qwen2.5-32b 0.9 8192 fp8 auto bfloat16 2
       measure 0,1 qwen3-30b-a3b 0.9 8192 fp8 auto bfloat16 2; } > $OUT/tp2.txt 2>&1
     cat $OUT/tp2.txt ;;
+  c)  # the rows a and b lost to a previous row's lingering engine processes
+    mk llama-3.1-8b phi-3-mini olmoe-1b-7b deepseek-v2-lite qwen3-30b-a3b qwen2.5-32b
+    ( measure 0 llama-3.1-8b 0.9 8192 fp8 auto bfloat16 1; measure 0 phi-3-mini 0.9 4096 none auto bfloat16 1 ) > $OUT/gpu0c.txt 2>&1 &
+    ( measure 1 olmoe-1b-7b 0.9 4096 none auto bfloat16 1; measure 1 deepseek-v2-lite 0.9 8192 fp8 auto bfloat16 1 ) > $OUT/gpu1c.txt 2>&1 &
+    wait; { measure 0,1 qwen3-30b-a3b 0.9 8192 fp8 auto bfloat16 2; measure 0,1 qwen2.5-32b 0.9 8192 fp8 auto bfloat16 2; } > $OUT/tp2c.txt 2>&1
+    cat $OUT/gpu0c.txt $OUT/gpu1c.txt $OUT/tp2c.txt ;;
 esac

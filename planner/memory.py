@@ -35,22 +35,32 @@ class Calibration:
 
     # Torch peak of the profile run per batched token, in activation-dtype elements, beyond the MLP's
     # (or the fused-MoE workspace's) own tensors: residual, attention input/output and norms.
-    hidden_copies_per_token: float = 2.94
-    fixed_peak_bytes: int = int(0.085 * GIB)
+    hidden_copies_per_token: float = 1.25
+    fixed_peak_bytes: int = 365072220  # 0.34 GiB
     # "non-torch forward increase memory": 0.22 GiB in every single-GPU run measured (cuBLAS
     # workspace, attention backend buffers).
-    non_torch_bytes: int = int(0.22 * GIB)
-    # Fused-MoE workspace per (token x routed expert) pair, in multiples of TritonExperts.workspace_shapes'
-    # two buffers: fitted to Qwen3-30B-A3B FP8 on the H100 (3.21 GiB torch peak logged), the one MoE measured.
-    moe_workspace_copies: float = 2.95
-    # NCCL / custom all-reduce buffers: per extra GPU of the tensor-parallel group.
-    non_torch_bytes_per_extra_gpu: int = int(0.25 * GIB)
-    # Online FP8 ("Model loading took" minus the tensors vLLM holds): 16-bit weights are materialised
-    # layer by layer and quantized; what the caching allocator still counts afterwards grows with the
-    # linear weights. Fitted, per 16-bit byte of quantized weights.
-    fp8_load_leftover_per_byte: float = 0.0
-    # The spread of the fitted rows' KV-token error: the plan's ± (as a fraction of KV tokens).
-    kv_tokens_relative_spread: float = 0.005
+    non_torch_bytes: int = 236223201  # 0.22 GiB
+    # Fused-MoE workspace per (token x routed expert) pair, in multiples of TritonExperts' three caches
+    # (M*topk*N, M*topk*N/2, M*topk*K): fitted to OLMoE-1B-7B 16-bit (1.80 GiB torch peak logged).
+    moe_workspace_copies: float = 1.11
+    # The V1 model runner's dummy sampler run (gpu_model_runner._dummy_sampler_run: top-k = vocab - 1
+    # and top-p, so a full sort) per logit of max_num_seqs x vocab: float32 logits, a float32 copy,
+    # torch.sort's float32 values and int64 indices. Fitted to Qwen3-30B-A3B (3.21 GiB logged); the
+    # V2 runner's sampler peak stays below its forward pass in every row measured (4 bytes: the logits).
+    v1_sampler_bytes_per_logit: float = 19.8
+    # NCCL / custom all-reduce buffers: per extra GPU of the tensor-parallel group. vLLM logged a
+    # non-torch increase of 0.54 GiB at TP=2 against 0.22 GiB at TP=1 (llama-3-8b, qwen2.5-32b FP8).
+    non_torch_bytes_per_extra_gpu: int = 343597383  # 0.32 GiB
+    # vLLM's "Estimated CUDA graph memory" (gpu_model_runner.profile_cudagraph_memory: the first FULL
+    # capture plus one increment per further graph), subtracted from the KV cache. Only the V1 model
+    # runner estimates it, and vLLM 0.25.1 runs MoE models on V1 except DeepSeek-V2 / Qwen2-MoE /
+    # GraniteMoE (config/vllm.py, DEFAULT_V2_MODEL_RUNNER_ARCHITECTURES). Logged 0.64 GiB for Qwen3-30B-A3B.
+    v1_runner_cudagraph_estimate_bytes: int = 547608330  # 0.51 GiB
+    # The largest KV-token error of the fitted 16-bit (FP8) rows: the plan's ± as a fraction of KV
+    # tokens. FP8's is wider: online FP8 left 0.94 GiB more than its tensors after loading Qwen2.5-14B
+    # (docs/planner.md), which the planner does not model, so the verdict keeps that margin.
+    kv_tokens_relative_spread: float = 0.003
+    kv_tokens_relative_spread_fp8: float = 0.019
     # CUDA graphs, captured after the KV cache (outside the request): measured 0.67 to 1.20 GiB.
     cudagraph_bytes_per_layer: int = int(0.03 * GIB)
     # A CUDA context per process, outside vLLM's request (for two engines resident at once).
@@ -94,6 +104,8 @@ class MemoryPlan:
     reason: str
     warnings: tuple[str, ...] = ()
     advice: tuple[Suggestion, ...] = field(default=())
+    # vLLM's own estimate of the CUDA graphs, taken from the KV cache before it is sized (V1 runner only)
+    cudagraph_estimate_bytes: int = 0
 
     # The engine arguments, as attributes, for readers of the plan.
     @property
@@ -145,7 +157,7 @@ class MemoryPlan:
 
     @property
     def non_kv_bytes(self) -> int:
-        return self.weights_bytes + self.activation_peak_bytes + self.non_torch_bytes
+        return self.weights_bytes + self.activation_peak_bytes + self.non_torch_bytes + self.cudagraph_estimate_bytes
 
     def breakdown_gib(self) -> dict[str, float]:
         """The parts of the GPU, in GiB (for tables and charts); never negative."""
@@ -153,6 +165,7 @@ class MemoryPlan:
             "weights": self.weights_bytes,
             "activation peak": self.activation_peak_bytes,
             "non-torch": self.non_torch_bytes,
+            "CUDA-graph estimate": self.cudagraph_estimate_bytes,
             "KV cache": max(self.kv_cache_bytes, 0),
             "CUDA graphs (after the KV cache)": self.cudagraph_bytes,
         }
@@ -207,8 +220,7 @@ def weights_bytes(model: ModelSpec, *, dtype_bytes: int, quantization: str | Non
         # Online FP8: Linear and expert weights in float8_e4m3fn with float32 scales (a few per layer);
         # embeddings, lm_head, routers and norms stay 16-bit.
         scales = model.num_layers * 8 * 4
-        leftover = int(calibration.fp8_load_leftover_per_byte * linear * dtype_bytes)
-        return linear + scales + sixteen_bit + leftover
+        return linear + scales + sixteen_bit
     return linear * dtype_bytes + sixteen_bit
 
 
@@ -218,16 +230,32 @@ def activation_peak_bytes(model: ModelSpec, *, act_bytes: int, max_num_batched_t
     tokens = max_num_batched_tokens
     hidden = model.hidden_size
     if model.num_experts:
-        # TritonExperts.workspace_shapes (fused_moe/experts/triton_moe.py): two (M, topk, .) buffers
-        # and an (M, K) output; N = 2 x expert width / tp, K = hidden.
+        # TritonExperts.workspace_shapes (fused_moe/experts/triton_moe.py): (M, topk, N), (M*topk, N/2)
+        # and (M, topk, K) caches; N = 2 x expert width / tp, K = hidden.
         n = 2 * model.intermediate_size // tp
-        mlp = tokens * (calibration.moe_workspace_copies * model.experts_per_token
-                        * (max(n // 2, hidden) + max(n, hidden)) + hidden)
+        mlp = tokens * calibration.moe_workspace_copies * model.experts_per_token * (n + n // 2 + hidden)
     else:
         mlp = tokens * 3 * model.intermediate_size // tp  # gate_up output and SiLU-and-mul output
     forward = (mlp + tokens * calibration.hidden_copies_per_token * hidden) * act_bytes
-    sampler = max_num_seqs * model.vocab_size * 4  # the sampler's dummy run: float32 logits
+    per_logit = calibration.v1_sampler_bytes_per_logit if runs_on_v1_model_runner(model) else 4
+    sampler = max_num_seqs * model.vocab_size * per_logit  # the sampler's dummy run
     return int(max(forward, sampler) + calibration.fixed_peak_bytes)
+
+
+V2_RUNNER_MOE_ARCHITECTURES = frozenset({"DeepseekV2ForCausalLM", "Qwen2MoeForCausalLM", "GraniteMoeForCausalLM"})
+
+
+def runs_on_v1_model_runner(model: ModelSpec) -> bool:
+    """vLLM 0.25.1's VllmConfig.use_v2_model_runner: dense models and three MoE families run on the
+    V2 runner; every other MoE model on V1, whose profile run also estimates CUDA-graph memory."""
+    return bool(model.num_experts) and model.architecture not in V2_RUNNER_MOE_ARCHITECTURES
+
+
+def cudagraph_estimate_bytes(model: ModelSpec, *, enforce_eager: bool, calibration: Calibration = CALIBRATION) -> int:
+    """What vLLM subtracts from the KV cache for CUDA graphs before sizing it (0 on the V2 runner or eager)."""
+    if enforce_eager or not runs_on_v1_model_runner(model):
+        return 0
+    return calibration.v1_runner_cudagraph_estimate_bytes
 
 
 def cudagraph_bytes(model: ModelSpec, *, enforce_eager: bool = False, calibration: Calibration = CALIBRATION) -> int:
@@ -333,12 +361,14 @@ def _plan(spec: ModelSpec, gpu: GpuSpec, config: EngineConfig, calibration: Cali
                                  max_num_seqs=config.max_num_seqs, tp=tp, calibration=calibration)
     non_torch = calibration.non_torch_bytes + (tp - 1) * calibration.non_torch_bytes_per_extra_gpu
     graphs = cudagraph_bytes(spec, enforce_eager=config.enforce_eager, calibration=calibration)
-    kv_memory = requested - weights - peak - non_torch
+    graph_estimate = cudagraph_estimate_bytes(spec, enforce_eager=config.enforce_eager, calibration=calibration)
+    kv_memory = requested - weights - peak - non_torch - graph_estimate
     layout = kv_layout(spec, kv_bytes=kv_bytes, tp=tp, max_model_len=max_model_len,
                        max_num_batched_tokens=config.max_num_batched_tokens)
     num_blocks = layout.num_blocks(kv_memory)
     kv_tokens = layout.tokens(num_blocks, max_model_len)
-    spread = math.ceil(kv_tokens * calibration.kv_tokens_relative_spread)
+    spread = math.ceil(kv_tokens * (calibration.kv_tokens_relative_spread_fp8 if config.quantization == "fp8"
+                                    else calibration.kv_tokens_relative_spread))
 
     warnings = list(notes) + list(spec.notes)
     if config.quantization == "fp8" and not gpu.supports_fp8_tensor_cores:
@@ -350,7 +380,7 @@ def _plan(spec: ModelSpec, gpu: GpuSpec, config: EngineConfig, calibration: Cali
         weights_bytes=weights, activation_peak_bytes=peak, non_torch_bytes=non_torch, cudagraph_bytes=graphs,
         kv_cache_bytes=kv_memory, kv_bytes_per_token=kv_bytes_per_token(spec, kv_bytes=kv_bytes, tp=tp),
         block_size=BLOCK_SIZE, num_gpu_blocks=num_blocks, kv_tokens=kv_tokens, kv_tokens_spread=spread,
-        fits=fits, reason=reason, warnings=tuple(warnings),
+        fits=fits, reason=reason, warnings=tuple(warnings), cudagraph_estimate_bytes=graph_estimate,
     )
     if not fits and advise:
         result = replace(result, advice=suggestions(spec, gpu, config, calibration))

@@ -84,6 +84,8 @@ def test_both_engines_resident(client, record):
     assert [e["backend"] for e in engines] == ["vllm", "vllm"]
     assert [e["quantization"] for e in engines] == [None, "fp8"]
     assert all(e["kv_tokens"] >= 16 * 1024 for e in engines)  # the app's default split: 16 x 1024 tokens each
+    for row in rows:  # the planner's bar: 1.5% of KV tokens (the second engine starts beside the first)
+        assert abs(row["error_percent"]) <= 1.5, row
 
 
 def test_seed_prompts_answered_side_by_side(client, record):

@@ -1,0 +1,136 @@
+"""Fit the planner's calibration (planner.memory.Calibration) from the fitted rows of
+tests/data/vllm_kv_measurements.json; held-out rows are never read. Prints the coefficients and,
+with --check, exits 1 when they differ from the frozen ones (tests/planner/test_calibration.py runs that).
+
+    python benchmarks/fit_calibration.py           # print the fit
+    python benchmarks/fit_calibration.py --check   # compare with planner.memory.CALIBRATION
+
+Each coefficient is the term vLLM measures at start-up and its source gives no formula for:
+- hidden_copies_per_token, fixed_peak_bytes: least squares of the dense rows' logged torch peak on
+  max_num_batched_tokens x hidden (the MLP's own 3 x intermediate tensors are subtracted first);
+- non_torch_bytes: the median of the single-GPU rows' logged non-torch increase;
+- non_torch_bytes_per_extra_gpu: (non-torch at TP=N - single-GPU median) / (N - 1);
+- moe_workspace_copies: the MoE row on the V2-free path whose peak is its forward pass (OLMoE);
+- v1_sampler_bytes_per_logit: the MoE row whose peak is the V1 sampler's dummy run (Qwen3-30B-A3B);
+- v1_runner_cudagraph_estimate_bytes: the logged 'Estimated CUDA graph memory' of the V1-runner rows;
+- kv_tokens_relative_spread(_fp8): the largest relative KV-token error of the fitted 16-bit (FP8) rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import json
+import statistics
+import sys
+from dataclasses import fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from planner import gpu_preset, model_spec, plan
+from planner.gpus import GIB
+from planner.memory import CALIBRATION, Calibration, default_batch_limits, runs_on_v1_model_runner
+
+DATA = Path(__file__).resolve().parent.parent / "tests/data/vllm_kv_measurements.json"
+H100 = gpu_preset("h100-sxm")
+
+
+def fitted_rows() -> list[dict]:
+    return [r for r in json.loads(DATA.read_text())["rows"] if not r.get("held_out")]
+
+
+def _round(value: float, digits: int) -> float:
+    return float(f"{value:.{digits}g}")
+
+
+def fit(rows: list[dict]) -> Calibration:
+    seqs, tokens = default_batch_limits(H100)
+    logged = lambda key: [r for r in rows if r.get(key) is not None]  # noqa: E731
+    tp1 = [r for r in rows if r.get("tensor_parallel_size", 1) == 1]
+
+    # Dense activation peak: peak - 3 * intermediate * tokens * 2 = fixed + copies * hidden * tokens * 2
+    xs, ys = [], []
+    for r in logged("vllm_torch_peak_increase_gib"):
+        spec = model_spec(r["model"])
+        if spec.num_experts or r.get("tensor_parallel_size", 1) != 1:
+            continue
+        xs.append(tokens * spec.hidden_size * 2)
+        ys.append(r["vllm_torch_peak_increase_gib"] * GIB - tokens * 3 * spec.intermediate_size * 2)
+    slope, intercept = np.polyfit(np.array(xs, float), np.array(ys, float), 1)
+    copies, fixed = _round(slope, 3), int(_round(intercept / GIB, 2) * GIB)
+
+    non_torch_values = [r["vllm_non_torch_gib"] for r in logged("vllm_non_torch_gib") if r in tp1]
+    non_torch = _round(statistics.median(non_torch_values), 2)
+    extra = [(r["vllm_non_torch_gib"] - non_torch) / (r["tensor_parallel_size"] - 1)
+             for r in logged("vllm_non_torch_gib") if r.get("tensor_parallel_size", 1) > 1]
+    per_extra_gpu = _round(statistics.median(extra), 2)
+
+    moe_copies = sampler = None
+    for r in logged("vllm_torch_peak_increase_gib"):
+        spec = model_spec(r["model"])
+        if not spec.num_experts:
+            continue
+        peak = r["vllm_torch_peak_increase_gib"] * GIB - fixed
+        n = 2 * spec.intermediate_size
+        forward_rest = tokens * copies * spec.hidden_size * 2
+        workspace = tokens * spec.experts_per_token * (n + n // 2 + spec.hidden_size) * 2
+        # 20 bytes a logit (float32 logits and a copy, torch.sort's float32 values and int64 indices) tells
+        # which term is the peak: on the V1 runner a big vocabulary's sampler run outgrows the MoE workspace.
+        if runs_on_v1_model_runner(spec) and seqs * spec.vocab_size * 20 > workspace:
+            sampler = _round(peak / (seqs * spec.vocab_size), 3)
+        else:
+            moe_copies = _round((peak - forward_rest) / (tokens * spec.experts_per_token * (n + n // 2 + spec.hidden_size) * 2), 3)
+
+    graph_estimates = [r["vllm_cudagraph_estimate_gib"] for r in logged("vllm_cudagraph_estimate_gib")
+                       if runs_on_v1_model_runner(model_spec(r["model"])) and r.get("tensor_parallel_size", 1) == 1]
+    graph = _round(statistics.median(graph_estimates), 2) if graph_estimates else 0.0
+
+    calibration = replace(CALIBRATION, hidden_copies_per_token=copies, fixed_peak_bytes=fixed,
+                          non_torch_bytes=int(non_torch * GIB), non_torch_bytes_per_extra_gpu=int(per_extra_gpu * GIB),
+                          moe_workspace_copies=moe_copies if moe_copies is not None else CALIBRATION.moe_workspace_copies,
+                          v1_sampler_bytes_per_logit=sampler if sampler is not None else CALIBRATION.v1_sampler_bytes_per_logit,
+                          v1_runner_cudagraph_estimate_bytes=int(graph * GIB))
+
+    def worst(selected):
+        errors = []
+        for r in selected:
+            p = plan(model_spec(r["model"]), H100, calibration=calibration, advise=False, quantization=r["quantization"],
+                     kv_cache_dtype=r["kv_cache_dtype"], dtype=r["dtype"], gpu_memory_utilization=r["gpu_memory_utilization"],
+                     max_model_len=r["max_model_len"], tensor_parallel_size=r.get("tensor_parallel_size", 1))
+            errors.append(abs(p.kv_tokens - r["measured_kv_tokens"]) / r["measured_kv_tokens"])
+        return math.ceil(max(errors) * 1000) / 1000 if errors else 0.005  # rounded up: the verdict stays conservative
+
+    return replace(calibration, kv_tokens_relative_spread=worst([r for r in rows if r["quantization"] != "fp8"]),
+                   kv_tokens_relative_spread_fp8=worst([r for r in rows if r["quantization"] == "fp8"]))
+
+
+FITTED = ("hidden_copies_per_token", "fixed_peak_bytes", "non_torch_bytes", "non_torch_bytes_per_extra_gpu",
+          "moe_workspace_copies", "v1_sampler_bytes_per_logit", "v1_runner_cudagraph_estimate_bytes",
+          "kv_tokens_relative_spread", "kv_tokens_relative_spread_fp8")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="exit 1 if the fit differs from planner.memory.CALIBRATION")
+    args = parser.parse_args()
+    rows = fitted_rows()
+    result = fit(rows)
+    differ = []
+    print(f"fitted from {len(rows)} rows of {DATA.name} (held-out rows are not read)")
+    for name in FITTED:
+        got, frozen = getattr(result, name), getattr(CALIBRATION, name)
+        gib = f"  ({got / GIB:.2f} GiB)" if name.endswith("_bytes") or name.endswith("_gpu") else ""
+        mark = "" if got == frozen else f"   <- frozen: {frozen}"
+        differ += [name] if got != frozen else []
+        print(f"{name:<38} {got}{gib}{mark}")
+    if args.check and differ:
+        print(f"differs from the frozen calibration: {', '.join(differ)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+assert set(FITTED) <= {f.name for f in fields(Calibration)}
+
+if __name__ == "__main__":
+    raise SystemExit(main())
