@@ -30,17 +30,23 @@ def test_the_english_check_tells_real_text_from_random_tokens():
 
 
 @pytest.fixture(scope="module")
-def page(cpu_app):
+def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
             "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1300})
-        page.goto(cpu_app)
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(cpu_app, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1300})
+    page.goto(cpu_app)
+    yield page
+    page.close()
 
 
 def test_a_comparison_in_the_page_fills_both_columns_and_shows_metrics(page):
@@ -79,3 +85,20 @@ def test_the_benchmark_tab_runs_a_sweep_and_draws_its_charts(page):
     page.locator("#bench-status").get_by_text("Saved as run #").wait_for(timeout=120_000)
     assert page.locator(".js-plotly-plot").count() >= 4
     page.screenshot(path=str(SHOTS / "benchmark.png"), full_page=True)
+
+
+def test_at_phone_width_no_tab_widens_the_page(cpu_app, browser):
+    """At 390 px every tab fits the viewport (tables scroll inside their panel); screenshots for the README."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=1)
+    phone.goto(cpu_app)
+    phone.locator("#run").wait_for(timeout=60_000)
+    overflow = {}
+    for tab, shot in (("Playground", "phone-playground.png"), ("Planner", "phone-planner.png"),
+                      ("Benchmark", "phone-benchmark.png")):
+        phone.get_by_role("tab", name=tab).click()
+        phone.wait_for_timeout(1500)
+        overflow[tab] = phone.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        phone.screenshot(path=str(SHOTS / shot), full_page=False)
+    phone.close()
+    assert all(scroll <= inner for scroll, inner in overflow.values()), overflow

@@ -13,8 +13,9 @@ def test_gpu_readings_show_free_memory_processes_and_bandwidth():
 
 
 def test_plan_table_shows_the_verdict_tokens_and_advice():
-    ok = views.plan_table(plan(model_spec("llama-2-7b"), gpu_preset("h100-sxm"), max_model_len=2048))
-    assert ok.startswith("✅ **Fits**") and "116,784" in ok
+    fitting = plan(model_spec("llama-2-7b"), gpu_preset("h100-sxm"), max_model_len=2048)
+    ok = views.plan_table(fitting)
+    assert ok.startswith("✅ **Fits**") and f"{fitting.kv_tokens:,}" in ok
     bad = views.plan_table(plan(model_spec("llama-3.1-70b"), gpu_preset("h100-sxm"), max_model_len=8192))
     assert bad.startswith("❌ **Does not fit**") and "tensor_parallel_size=2" in bad and "short by" in bad
     assert "None" not in bad and "-" + "0" not in bad.split("sizes from")[0].replace("--", "")
