@@ -68,6 +68,7 @@ def format_plan(p: MemoryPlan, batch: int, context: int, batch_size: int, longes
         ("  weights", f"{p.weights_bytes / GIB:.2f} GiB"),
         ("  activation peak", f"{p.activation_peak_bytes / GIB:.2f} GiB (max_num_batched_tokens={p.max_num_batched_tokens}, max_num_seqs={p.max_num_seqs})"),
         ("  non-torch", f"{p.non_torch_bytes / GIB:.2f} GiB"),
+        ("  graph estimate", f"{p.cudagraph_estimate_bytes / GIB:.2f} GiB (CUDA graphs; vLLM's V1 model runner sets it aside before the KV cache)"),
         ("  KV cache", f"{p.kv_cache_bytes / GIB:.2f} GiB"),
         ("CUDA graphs", f"{p.cudagraph_bytes / GIB:.2f} GiB, captured after the KV cache (outside the request)"),
         ("KV bytes per token", f"{p.kv_bytes_per_token:,}"),
