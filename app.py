@@ -2,6 +2,8 @@
 
     python app.py                                     # SmolLM2-135M-Instruct on the CPU, 16-bit vs FP8
     python app.py --backend vllm --model DIR          # two vLLM engines on the GPU
+    python app.py --backend openai --engine FP16=http://host:8000/v1 --engine FP8=http://host:8001/v1
+                                                      # engines that are running servers (vllm serve)
     python app.py --share --auth user:secret          # a public link, behind a login
 
 This module only wires the web: it parses arguments, builds the engines from one EngineConfig,
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from planner import EngineConfig, PlannerError, model_spec, read_gpus, side_by_side_split
+from planner import EngineConfig, PlannerError, gpu_presets, model_spec, read_gpus, side_by_side_split
 from playground import views
 from playground.runtime import EngineRuntime, SupervisedEngine
 from playground.service import Playground
@@ -30,7 +32,16 @@ EXAMPLES = json.loads((Path(__file__).parent / "assets" / "prompts.json").read_t
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backend", choices=["cpu", "vllm"], default="cpu", help="cpu: embedded, no GPU needed (default)")
+    p.add_argument("--backend", choices=["cpu", "vllm", "openai"], default="cpu",
+                   help="cpu: embedded, no GPU needed (default); vllm: two engines in this process; "
+                        "openai: running OpenAI-compatible servers given with --engine")
+    p.add_argument("--engine", action="append", default=[], metavar="LABEL=URL[#MODEL]",
+                   help="openai: one server per flag, e.g. FP8=http://host:8001/v1 (two or more; a label "
+                        "containing 'fp8' marks FP8 weights; #MODEL picks a model on a server serving several)")
+    p.add_argument("--remote-gpu", default="h100-sxm", choices=list(gpu_presets()), help="openai: the GPU preset the planner assumes for the "
+                                                              "servers (their NVML is not reachable from here)")
+    p.add_argument("--api-key-env", default=None, metavar="NAME",
+                   help="openai: the environment variable holding the servers' API key")
     p.add_argument("--model", default="", help="vLLM: model folder or HF id (python -m playground.model_dirs writes one)")
     EngineConfig.add_arguments(p)
     p.add_argument("--fp8-kv-cache", action="store_true", help="the FP8 engine also stores its KV cache in FP8")
@@ -60,6 +71,12 @@ def check_launch_args(args: argparse.Namespace) -> tuple[str, str] | None:
         auth = (user, password)
     if args.share and auth is None and not args.insecure_share:
         raise SystemExit("error: --share makes the app public; add --auth user:password (or --insecure-share to accept the risk)")
+    if args.backend == "openai" and len(args.engine) < 2:
+        raise SystemExit("error: --backend openai needs two or more --engine LABEL=URL (e.g. FP16=http://localhost:8000/v1)")
+    if args.backend != "openai" and args.engine:
+        raise SystemExit("error: --engine is for --backend openai")
+    if args.api_key_env and not os.environ.get(args.api_key_env):
+        raise SystemExit(f"error: --api-key-env {args.api_key_env}: that environment variable is empty")
     if args.backend == "vllm" and not args.model:
         raise SystemExit("error: --backend vllm needs --model (a folder with config.json, or an HF id)")
     if args.dtype and "fp8" in args.dtype.lower():
@@ -74,6 +91,19 @@ def build_engines(args: argparse.Namespace) -> tuple[list[SupervisedEngine], Eng
 
         return [SupervisedEngine(lambda: CpuEngine("16-bit", fp8=False)),
                 SupervisedEngine(lambda: CpuEngine("FP8", fp8=True))], None
+    if args.backend == "openai":
+        from playground.engines.base import RequestError
+        from playground.engines.openai_engine import OpenAIEngine, RemoteEngineSpec
+
+        key = os.environ.get(args.api_key_env) if args.api_key_env else None
+        try:
+            specs = [RemoteEngineSpec.parse(text) for text in args.engine]
+        except RequestError as e:
+            raise SystemExit(f"error: {e}") from e
+        if len({s.label.lower() for s in specs}) != len(specs):
+            raise SystemExit("error: --engine labels must differ")
+        return [SupervisedEngine(lambda s=s: OpenAIEngine(s, key, gpu_preset=args.remote_gpu),
+                                 retry_failed_start=True) for s in specs], None
     from playground.engines.vllm_engine import VllmEngine
 
     try:
@@ -122,7 +152,9 @@ def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     auth = check_launch_args(args)
     engines, shared_config = build_engines(args)
-    vocab = 49152 if args.backend == "cpu" else model_spec(args.model).vocab_size
+    # The benchmark's random prompts draw token ids below the vocabulary size; a remote server's is not
+    # published, and every tokenizer served today has at least 32,000 tokens.
+    vocab = {"cpu": 49152, "openai": 32000}.get(args.backend) or model_spec(args.model).vocab_size
     playground = Playground(engines, EngineRuntime(), args.data_dir, args.backend, shared_config, vocab)
     playground.start_in_background()
     demo = build_ui(playground, args.models_dir)

@@ -124,11 +124,11 @@ def check_request(engines: Sequence[Engine], prompts: Sequence[str], sampling: S
     for p in prompts:
         GenerationRequest("check", sampling, prompt=p)
     for engine in engines:
-        limit = engine.info.max_model_len
+        limit = engine.info.max_model_len or None  # 0: not known (a server not reached yet)
         sampling.validate(limit)
         for i, p in enumerate(prompts):
             n = engine.count_prompt_tokens(p, chat)
-            if n + sampling.max_tokens > limit:
+            if n is not None and limit and n + sampling.max_tokens > limit:  # None: a remote server checks it itself
                 where = f"prompt {i + 1}" if len(prompts) > 1 else "the prompt"
                 raise RequestError("prompt" if n >= limit else "max_tokens",
                                    f"{where} has {n:,} tokens; with max_tokens={sampling.max_tokens:,} it exceeds "

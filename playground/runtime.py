@@ -64,8 +64,11 @@ class EngineRuntime:
 class SupervisedEngine:
     """An engine plus how to build it again: if it dies, ``ensure_running`` starts a new one."""
 
-    def __init__(self, factory: Callable[[], Engine]):
+    def __init__(self, factory: Callable[[], Engine], *, retry_failed_start: bool = False):
         self.factory = factory
+        # A remote server that was not up when the app started is tried again on the next request;
+        # a local engine that failed (out of memory) is not restarted on every click.
+        self.retry_failed_start = retry_failed_start
         self.engine = factory()
         self.restarts = 0
         self.stage = "waiting to start"  # waiting to start → starting → ready | failed: …
@@ -107,6 +110,16 @@ class SupervisedEngine:
             if self.stage.startswith("failed"):
                 raise RequestError("engine", f"{self.info.label} engine {self.stage}")
             raise RequestError("engine", f"{self.info.label} engine is still starting ({self.stage}); try again shortly")
+
+    @property
+    def failed(self) -> bool:
+        return self.stage.startswith("failed")
+
+    async def retry_start(self) -> None:
+        """Start again after a failed start (on the engine loop), with a fresh engine object."""
+        if self.failed and self.retry_failed_start:
+            self.engine = self.factory()
+            await self.start()
 
     def is_dead(self) -> bool:
         return bool(getattr(self.engine, "errored", False))

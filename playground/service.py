@@ -49,7 +49,6 @@ class Playground:
                     self.runtime.call(engine.start())
                 except Exception as e:  # noqa: BLE001 - the stage line carries the message to the page
                     print(f"error: {engine.info.label} engine failed to start: {e}", flush=True)
-                    return
         thread = threading.Thread(target=run, name="engine-start", daemon=True)
         thread.start()
         return thread
@@ -61,12 +60,27 @@ class Playground:
         return [asdict(e.info) | {"restarts": e.restarts, "stage": e.stage, "ready": e.ready,
                                   "ready_after_s": e.ready_after_s} for e in self.engines]
 
-    async def _ready_engines(self, wanted: list[SupervisedEngine]) -> list:
+    async def _ready_engines(self, wanted: list[SupervisedEngine], *, partial: bool = False) -> list:
+        """The engines to run on. With ``partial`` (a comparison), an engine that cannot be had
+        becomes a column that shows why, and the others go on; without, any failure is the error."""
+        live = []
         for e in wanted:
-            await e.wait_ready(READY_WAIT_S)
-        for e in wanted:
-            await self.runtime.acall(e.ensure_running())
-        return [e.engine for e in wanted]
+            try:
+                if e.failed and e.retry_failed_start:
+                    try:
+                        await self.runtime.acall(e.retry_start())
+                    except Exception:  # noqa: BLE001 - the stage now says why; wait_ready raises it
+                        pass
+                await e.wait_ready(READY_WAIT_S)
+                await self.runtime.acall(e.ensure_running())
+                live.append(e.engine)
+            except RequestError as err:
+                if not partial:
+                    raise
+                live.append(UnavailableEngine(e.info, str(err)))
+        if all(isinstance(x, UnavailableEngine) for x in live):
+            raise RequestError("engine", "; ".join(x.reason for x in live))
+        return live
 
     def find(self, label: str) -> SupervisedEngine:
         chosen = next((e for e in self.engines if e.info.label.lower() == str(label).lower()), None)
@@ -82,8 +96,8 @@ class Playground:
         quality diff at temperature 0 when two engines answered)."""
         wanted = engines or self.engines
         prompts = parse_prompts(prompts_text)
-        live = await self._ready_engines(wanted)
-        chat = chat and all(e.info.chat_template for e in live)
+        live = await self._ready_engines(wanted, partial=len(wanted) > 1)
+        chat = chat and all(e.info.chat_template for e in live if not isinstance(e, UnavailableEngine))
         check_request(live, prompts, sampling, chat)
         if self._phases is None:
             self._phases = EnginePhases(len(self.engines))
@@ -126,6 +140,23 @@ class Playground:
         finally:
             conn.close()
         return meta, rows
+
+
+class UnavailableEngine:
+    """Stands in for an engine that could not be started or reached: its column shows the reason."""
+
+    def __init__(self, info, reason: str):
+        self.info, self.reason = info, reason
+
+    def count_prompt_tokens(self, prompt: str, chat: bool = False) -> None:
+        return None
+
+    async def stream(self, request):
+        raise RequestError("engine", self.reason)
+        yield  # an async generator, like every engine's stream
+
+    async def score(self, *args, **kwargs):
+        raise RequestError("engine", self.reason)
 
 
 def _precision_of(info) -> str:

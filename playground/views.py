@@ -99,20 +99,24 @@ def split_text(split: SideBySideSplit) -> str:
 
 
 def headline(snapshots: Sequence[ColumnSnapshot], mode: str) -> str:
-    """The one line a visitor came for: how much faster the second engine decodes than the first."""
-    if len(snapshots) != 2:
+    """The one line a visitor came for: how much faster each engine decodes than the first (the reference)."""
+    if len(snapshots) < 2:
         return ""
-    a, b = snapshots
-    ma, mb = a.metrics(), b.metrics()
-    if not (a.decode_tok_s and b.decode_tok_s and ma and mb):
-        return "_Waiting for both engines to answer…_"
-    ratio = b.decode_tok_s / a.decode_tok_s
-    word = f"**{ratio:.2f}× faster**" if ratio >= 1 else f"**{1 / ratio:.2f}× slower**"
+    a = snapshots[0]
+    ma = a.metrics()
     how = ("each engine had the GPU to itself (fair mode: one after the other)" if mode == "fair"
-           else "both engines ran at once and shared the GPU (race mode: both slower than alone)")
-    return (f"### {b.label} is {word} than {a.label} at decode\n"
-            f"{b.decode_tok_s:.1f} vs {a.decode_tok_s:.1f} tok/s · TTFT {_ms(mb.ttft_p50_s)} vs {_ms(ma.ttft_p50_s)} · "
-            f"end-to-end {mb.duration_s:.2f} s vs {ma.duration_s:.2f} s · {how}.")
+           else "the engines ran at once and shared the GPU (race mode: slower than alone)")
+    lines = []
+    for b in snapshots[1:]:
+        mb = b.metrics()
+        if not (a.decode_tok_s and b.decode_tok_s and ma and mb):
+            return "_Waiting for the engines to answer…_"
+        ratio = b.decode_tok_s / a.decode_tok_s
+        word = f"**{ratio:.2f}× faster**" if ratio >= 1 else f"**{1 / ratio:.2f}× slower**"
+        lines.append(f"### {b.label} is {word} than {a.label} at decode\n"
+                     f"{b.decode_tok_s:.1f} vs {a.decode_tok_s:.1f} tok/s · TTFT {_ms(mb.ttft_p50_s)} vs {_ms(ma.ttft_p50_s)} · "
+                     f"end-to-end {mb.duration_s:.2f} s vs {ma.duration_s:.2f} s")
+    return "\n".join(lines) + f" · {how}."
 
 
 def quality_text(diffs: Sequence) -> str:

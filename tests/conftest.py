@@ -40,7 +40,7 @@ def record():
     return write
 
 
-def _free_port() -> int:
+def free_port() -> int:
     import socket
 
     with socket.socket() as s:
@@ -55,7 +55,7 @@ def cpu_app(tmp_path_factory):
     import time
     import urllib.request
 
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("app") / "app.log"
     log = open(log_path, "w")
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port),
@@ -83,3 +83,34 @@ def cpu_app(tmp_path_factory):
     yield url
     proc.terminate()
     proc.wait(30)
+
+
+def start_servers(*servers: tuple[list[str], str, Path], timeout_s: float = 180) -> list:
+    """Start server processes at once (argv, a URL that answers when up, a log path) and wait until
+    each URL answers with any HTTP status."""
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.request
+
+    procs = [subprocess.Popen([sys.executable, *argv], stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=ROOT)
+             for argv, _, log in servers]
+    deadline = time.time() + timeout_s
+    for proc, (argv, url, log) in zip(procs, servers):
+        while True:
+            if proc.poll() is not None or time.time() > deadline:
+                for p in procs:
+                    p.kill()
+                raise RuntimeError(f"{argv} did not start ({proc.returncode}): {log.read_text()[-2000:]}")
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except urllib.error.HTTPError:  # answering, with an error status: up
+                break
+            except OSError:
+                time.sleep(0.5)
+    return procs
+
+
+def start_server(argv: list[str], url: str, log_path: Path, timeout_s: float = 180):
+    return start_servers((argv, url, log_path), timeout_s=timeout_s)[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from dataclasses import replace
 
 from planner.engine_config import EngineConfig
 from planner.errors import PlannerError
@@ -29,9 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "TPOT = (end-to-end - TTFT) / (output tokens - 1), as in vllm bench serve.",
         epilog="Examples:\n  python -m playground.bench --backend cpu --concurrency 1,2 --input-len 32 --output-len 16\n"
                "  python -m playground.bench --backend vllm --model /models/llama-2-7b --load-format dummy\n"
+               "  python -m playground.bench --backend openai --engine FP16=http://h:8000/v1 --engine FP8=http://h:8001/v1\n"
                "  python -m playground.bench --history\n  python -m playground.bench --export 3 --format csv",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backend", choices=["cpu", "vllm"], default="cpu")
+    p.add_argument("--backend", choices=["cpu", "vllm", "openai"], default="cpu",
+                   help="openai: sweep running servers given with --engine (labels with 'fp8' are FP8)")
+    p.add_argument("--engine", action="append", default=[], metavar="LABEL=URL[#MODEL]",
+                   help="openai: a server, e.g. FP8=http://host:8001/v1 (repeat per precision)")
+    p.add_argument("--api-key-env", default=None, metavar="NAME", help="openai: the variable holding the API key")
     p.add_argument("--model", default="", help="vLLM: model folder (config.json) or HF id")
     p.add_argument("--gpu", type=int, default=None, help="which GPU (CUDA_VISIBLE_DEVICES); default: the first")
     EngineConfig.add_arguments(p)
@@ -48,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export", type=int, metavar="RUN_ID", help="print a saved run")
     p.add_argument("--format", choices=["csv", "json"], default="json")
     return p
+
+
+def _label_precision(label: str) -> str:
+    from playground.engines.openai_engine import OpenAIEngine, RemoteEngineSpec
+
+    return OpenAIEngine(RemoteEngineSpec(label, "http://x/v1")).precision
 
 
 def print_points(points) -> None:
@@ -81,7 +93,27 @@ def main(argv=None) -> int:
     spec = SweepSpec(concurrency=args.concurrency, input_len=args.input_len, output_len=args.output_len,
                      num_prompts=args.num_prompts, repeats=args.repeats, seed=args.seed,
                      precisions=tuple((args.precisions or default_precisions).split(",")))
-    if args.backend == "vllm":
+    if args.backend == "openai":
+        import os
+
+        from playground.bench.runner import remote_source
+        from playground.engines.openai_engine import RemoteEngineSpec
+
+        try:
+            specs = [RemoteEngineSpec.parse(text) for text in args.engine]
+        except RequestError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if not specs:
+            print("error: --backend openai needs --engine LABEL=URL (one per precision)", file=sys.stderr)
+            return 2
+        if args.precisions is None:
+            spec = replace(spec, precisions=tuple(dict.fromkeys(_label_precision(s.label) for s in specs)))
+        config = BenchConfig(backend="openai", data_dir=args.data_dir)
+        key = os.environ.get(args.api_key_env) if args.api_key_env else None
+        # random prompts draw ids below 32,000: every served tokenizer has at least that many
+        vocab, max_len, source = 32000, args.max_model_len or 1 << 20, remote_source(specs, key)
+    elif args.backend == "vllm":
         if not args.model:
             print("error: --model is required with --backend vllm", file=sys.stderr)
             return 2

@@ -31,7 +31,7 @@ class BenchConfig:
     replaces its quantization and kv_cache_dtype). One dtype for every precision, so FP8 KV
     (bfloat16-only on Hopper) is comparable."""
 
-    backend: str = "cpu"  # "cpu" or "vllm"
+    backend: str = "cpu"  # "cpu", "vllm" or "openai"
     engine: EngineConfig | None = None
     data_dir: str = "data"
 
@@ -75,6 +75,28 @@ def vllm_source(config: BenchConfig, max_concurrency: int) -> EngineSource:
         finally:
             await engine.stop()
             await asyncio.sleep(2)  # let the engine-core process release the GPU before the next starts
+
+    return source
+
+
+def remote_source(specs, api_key: str | None = None) -> EngineSource:
+    """Servers that are already running (`--backend openai`): the precision is read from each label."""
+
+    @asynccontextmanager
+    async def source(precision: str):
+        from playground.engines.openai_engine import OpenAIEngine
+
+        for spec in specs:
+            engine = OpenAIEngine(spec, api_key)
+            if engine.precision == precision:
+                await engine.start()
+                try:
+                    yield engine
+                finally:
+                    await engine.stop()
+                return
+        labels = ", ".join(f"{s.label} ({OpenAIEngine(s).precision})" for s in specs)
+        raise RequestError("precisions", f"{precision!r} is not among the servers: {labels}")
 
     return source
 

@@ -104,12 +104,14 @@ class EngineInfo:
     notes: tuple[str, ...] = field(default=())
     chat_template: bool = False  # the model has one (instruct model)
     speed_note: str = ""  # what the speeds mean on this backend
+    planner_note: str = ""  # a remote engine: the planner's prediction beside what the server reports
 
     def status_line(self) -> str:
         quant = self.quantization or "none"
         kv = f", {self.kv_tokens:,} KV tokens" if self.kv_tokens else ""
         where = self.gpu_name or "CPU"
-        return f"{self.label}: {self.backend} · {self.model} · dtype {self.dtype} · quantization {quant} · kv {self.kv_cache_dtype}{kv} · {where}"
+        line = f"{self.label}: {self.backend} · {self.model} · dtype {self.dtype} · quantization {quant} · kv {self.kv_cache_dtype}{kv} · {where}"
+        return line + (f" · {self.planner_note}" if self.planner_note else "")
 
 
 class Engine(Protocol):

@@ -174,9 +174,16 @@ class CpuEngine:
         except BaseException as e:  # hand any failure to the awaiting stream instead of losing it in the thread
             emit(e)
 
+    @property
+    def num_running(self) -> int:
+        """Requests generating now (a cancelled one leaves as soon as its worker sees the flag)."""
+        return len(self._running)
+
     async def score(self, prompt: str, chat: bool, continuation: tuple[int, ...], top_k: int = 20) -> list[dict[int, float]]:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._pool, self._score, prompt_ids(prompt, chat), tuple(continuation), top_k)
+        return await self.score_ids(prompt_ids(prompt, chat), continuation, top_k)
+
+    async def score_ids(self, ids: list[int], continuation: tuple[int, ...], top_k: int = 20) -> list[dict[int, float]]:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._score, list(ids), tuple(continuation), top_k)
 
     @torch.inference_mode()
     def _score(self, ids: list[int], continuation: tuple[int, ...], top_k: int) -> list[dict[int, float]]:

@@ -51,13 +51,16 @@ def build(playground: Playground, examples: list[str]) -> dict:
         gr.DeepLinkButton()
     error = gr.Markdown(elem_id="run-error")
     with gr.Row(equal_height=False):
-        text_a, metrics_a = engine_column(labels[0])
-        text_b, metrics_b = engine_column(labels[1])
+        columns = [engine_column(label) for label in labels]
     speed_note = gr.Markdown(playground.engines[0].info.speed_note, elem_id="speed-note")
     timeline = gr.Plot(label="Tokens over time", elem_id="speed-chart")
     quality = gr.Markdown(elem_id="quality")
     sampling_inputs = [temperature, top_p, top_k, max_tokens, seed, repetition, presence, frequency, stop]
-    outputs = [headline, text_a, metrics_a, text_b, metrics_b, timeline, quality, error]
+    column_outputs = [component for column in columns for component in column]
+    outputs = [headline, *column_outputs, timeline, quality, error]
+
+    def column_values(snapshots):
+        return [v for s in snapshots for v in (views.column_text(s), views.column_metrics(s))]
 
     async def on_run(prompts_text, mode_value, chat_value, *sampling_values):
         """Stream both columns; keeps the last good results when the request is refused."""
@@ -68,21 +71,18 @@ def build(playground: Playground, examples: list[str]) -> dict:
                 if isinstance(item, ComparisonResult):
                     final = item
                     break
-                a, b = item
-                yield (views.headline(item, mode_value), views.column_text(a), views.column_metrics(a),
-                       views.column_text(b), views.column_metrics(b), gr.skip(), gr.skip(), "")
+                yield (views.headline(item, mode_value), *column_values(item), gr.skip(), gr.skip(), "")
         except USER_ERRORS as e:
-            yield (gr.skip(),) * 7 + (f"⚠️ {e}",)  # the previous results stay; the error sits by the Run button
+            yield (gr.skip(),) * (len(outputs) - 1) + (f"⚠️ {e}",)  # the previous results stay; the error sits by Run
             return
-        a, b = final.snapshots
-        yield (views.headline(final.snapshots, final.mode), views.column_text(a), views.column_metrics(a),
-               views.column_text(b), views.column_metrics(b), charts.timeline(final.snapshots, final.mode),
-               views.quality_text(final.quality), "")
+        yield (views.headline(final.snapshots, final.mode), *column_values(final.snapshots),
+               charts.timeline(final.snapshots, final.mode), views.quality_text(final.quality), "")
 
     event = run.click(on_run, [prompts, mode, chat, *sampling_inputs], outputs, api_visibility="private")
 
     def on_stop():
-        return "_Stopped._", "Stopped: idle.", "Stopped: idle."
+        return ("_Stopped._",) + ("Stopped: idle.",) * len(columns)
 
-    stop_button.click(on_stop, None, [error, metrics_a, metrics_b], cancels=[event], api_visibility="private")
+    stop_button.click(on_stop, None, [error, *(metrics for _, metrics in columns)], cancels=[event],
+                      api_visibility="private")
     return {"speed_note": speed_note}
