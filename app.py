@@ -57,7 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--insecure-share", action="store_true", help="allow --share without --auth")
     p.add_argument("--data-dir", default="data", help="benchmark history folder")
     p.add_argument("--models-dir", default=None, help="the only folder whose config.json files web visitors may plan")
-    p.add_argument("--concurrency-limit", type=int, default=64, help="requests served at once per event")
+    p.add_argument("--concurrency-limit", type=int, default=256,
+                   help="requests served at once per endpoint (vLLM batches them); more wait in the queue")
+    p.add_argument("--max-queue", type=int, default=512,
+                   help="requests allowed to wait; beyond it a caller is told the queue is full")
+    p.add_argument("--load-test", action="store_true",
+                   help="publish /direct_load for benchmarks/web_load.py (runs bursts on the engines: not for public links)")
     return p
 
 
@@ -69,6 +74,8 @@ def check_launch_args(args: argparse.Namespace) -> tuple[str, str] | None:
         if not sep or not user or not password:
             raise SystemExit("error: --auth must be user:password")
         auth = (user, password)
+    if args.load_test and args.share:
+        raise SystemExit("error: --load-test lets any caller run bursts on the engines; do not combine it with --share")
     if args.share and auth is None and not args.insecure_share:
         raise SystemExit("error: --share makes the app public; add --auth user:password (or --insecure-share to accept the risk)")
     if args.backend == "openai" and len(args.engine) < 2:
@@ -129,7 +136,7 @@ def build_engines(args: argparse.Namespace) -> tuple[list[SupervisedEngine], Eng
     return [SupervisedEngine(lambda: VllmEngine(base, label)), SupervisedEngine(lambda: VllmEngine(fp8, "FP8"))], base
 
 
-def build_ui(playground: Playground, models_dir: str | None) -> gr.Blocks:
+def build_ui(playground: Playground, models_dir: str | None, load_test: bool = False) -> gr.Blocks:
     with gr.Blocks(title="FP8 LLM playground") as demo:
         gr.Markdown("# FP8 LLM playground\nIs FP8 worth it on my GPU, and what fits on it? FP8 and 16-bit engines "
                     "answer side by side; the planner sizes any model before it is loaded.")
@@ -144,21 +151,26 @@ def build_ui(playground: Playground, models_dir: str | None) -> gr.Blocks:
             bench_tab.build(playground)
         on_plan, inputs, outputs = planner["on_load"]
         demo.load(on_plan, inputs, outputs, api_visibility="private")
-        api.register(playground, models_dir)
+        api.register(playground, models_dir, load_test=load_test)
     return demo
 
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     auth = check_launch_args(args)
+    if args.backend == "vllm":
+        # vLLM's torch.compile cache in the app's data folder: a restart with the same model and
+        # arguments loads the compiled graphs instead of compiling again.
+        os.environ.setdefault("VLLM_CACHE_ROOT", str(Path(args.data_dir).expanduser().resolve() / "vllm-cache"))
     engines, shared_config = build_engines(args)
     # The benchmark's random prompts draw token ids below the vocabulary size; a remote server's is not
     # published, and every tokenizer served today has at least 32,000 tokens.
     vocab = {"cpu": 49152, "openai": 32000}.get(args.backend) or model_spec(args.model).vocab_size
     playground = Playground(engines, EngineRuntime(), args.data_dir, args.backend, shared_config, vocab)
+    playground.max_in_flight = 2 * args.concurrency_limit  # /compare and /generate at their limits at once
     playground.start_in_background()
-    demo = build_ui(playground, args.models_dir)
-    demo.queue(default_concurrency_limit=args.concurrency_limit)
+    demo = build_ui(playground, args.models_dir, args.load_test)
+    demo.queue(default_concurrency_limit=args.concurrency_limit, max_size=args.max_queue)
     demo.launch(server_name=args.host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                 server_port=args.port or int(os.environ.get("GRADIO_SERVER_PORT", 7860)), root_path=args.root_path,
                 share=args.share, auth=auth, theme=gr.themes.Soft(), show_error=True)

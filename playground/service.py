@@ -21,6 +21,7 @@ from playground.quality import QualityDiff
 from playground.runtime import EngineRuntime, SupervisedEngine
 
 READY_WAIT_S = 5.0  # a request that arrives while the engines start waits this long, then is told
+MAX_IN_FLIGHT = 512  # comparisons and generations admitted at once; more are told the server is busy
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Playground:
         self.bench_engine = bench_engine  # the EngineConfig the vLLM engines share (None on the CPU)
         self.vocab_size = vocab_size
         self._phases: EnginePhases | None = None
+        self.max_in_flight = MAX_IN_FLIGHT
+        self.in_flight = 0
 
     # ---- engines
     def start_in_background(self) -> threading.Thread:
@@ -58,7 +61,9 @@ class Playground:
 
     def engine_facts(self) -> list[dict]:
         return [asdict(e.info) | {"restarts": e.restarts, "stage": e.stage, "ready": e.ready,
-                                  "ready_after_s": e.ready_after_s} for e in self.engines]
+                                  "ready_after_s": e.ready_after_s,
+                                  "num_running": getattr(e.engine, "num_running", None) if e.ready else None}
+                for e in self.engines]
 
     async def _ready_engines(self, wanted: list[SupervisedEngine], *, partial: bool = False) -> list:
         """The engines to run on. With ``partial`` (a comparison), an engine that cannot be had
@@ -96,6 +101,21 @@ class Playground:
         quality diff at temperature 0 when two engines answered)."""
         wanted = engines or self.engines
         prompts = parse_prompts(prompts_text)
+        if self.in_flight >= self.max_in_flight:  # back-pressure: say so now instead of queueing without end
+            raise RequestError("server", f"busy: {self.in_flight} requests are being served (the limit is "
+                                         f"{self.max_in_flight}); try again in a moment")
+        self.in_flight += 1
+        released = False
+        try:
+            async for item in self._compare(wanted, prompts, sampling, mode, chat, quality):
+                if isinstance(item, ComparisonResult):  # the last item: callers may stop iterating here
+                    self.in_flight, released = self.in_flight - 1, True
+                yield item
+        finally:
+            if not released:
+                self.in_flight -= 1
+
+    async def _compare(self, wanted, prompts, sampling, mode, chat, quality):
         live = await self._ready_engines(wanted, partial=len(wanted) > 1)
         chat = chat and all(e.info.chat_template for e in live if not isinstance(e, UnavailableEngine))
         check_request(live, prompts, sampling, chat)

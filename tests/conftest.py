@@ -48,6 +48,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+CPU_APP_STARTUP: dict = {}  # what the cpu_app fixture saw when the page first answered
+
+
 @pytest.fixture(scope="session")
 def cpu_app(tmp_path_factory):
     """The real app on the CPU backend, served on localhost for the API and browser tests."""
@@ -58,10 +61,11 @@ def cpu_app(tmp_path_factory):
     port = free_port()
     log_path = tmp_path_factory.mktemp("app") / "app.log"
     log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port),
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--load-test",
                              "--data-dir", str(tmp_path_factory.mktemp("bench"))],
                             stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     url = f"http://127.0.0.1:{port}/"
+    started = time.time()
     deadline = time.time() + 180
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -78,6 +82,8 @@ def cpu_app(tmp_path_factory):
     from gradio_client import Client
 
     client = Client(url, verbose=False)
+    CPU_APP_STARTUP["page_up_s"] = time.time() - started
+    CPU_APP_STARTUP["engines_at_page_up"] = client.predict(api_name="/engines")
     while time.time() < deadline and not all(e["ready"] for e in client.predict(api_name="/engines")):
         time.sleep(1)
     yield url

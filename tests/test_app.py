@@ -75,9 +75,101 @@ def test_benchmark_endpoint_runs_a_small_sweep_and_saves_it(client):
 
 
 def test_only_the_documented_endpoints_are_published(client):
+    """The documented ones, plus /direct_load because this app runs with --load-test."""
     from playground.ui.api import ENDPOINTS
 
-    assert sorted(client.view_api(return_format="dict", print_info=False)["named_endpoints"]) == sorted(f"/{e}" for e in ENDPOINTS)
+    published = sorted(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
+    assert published == sorted(f"/{e}" for e in (*ENDPOINTS, "direct_load"))
+
+
+def test_the_page_answers_while_the_engines_are_still_loading(cpu_app):
+    from conftest import CPU_APP_STARTUP
+
+    engines = CPU_APP_STARTUP["engines_at_page_up"]
+    assert CPU_APP_STARTUP["page_up_s"] < 60
+    assert not all(e["ready"] for e in engines), "the engines were ready before the page: nothing was shown early"
+    assert all(e["stage"] in ("waiting to start", "ready") or e["stage"].startswith("starting") for e in engines)
+
+
+def test_a_client_that_goes_away_stops_its_request_in_the_engine(cpu_app, client):
+    """A streaming /generate whose HTTP client disconnects: the engine's running count drops to 0."""
+    import time
+
+    import httpx
+
+    def running():
+        return {e["label"]: e["num_running"] for e in client.predict(api_name="/engines")}["FP8"]
+
+    http = httpx.Client(timeout=60)
+    event_id = http.post(f"{cpu_app}gradio_api/call/generate",
+                         json={"data": ["Tell me a long story about GPUs", "FP8", 0.0, 500, 0, True]}).json()["event_id"]
+    stream = http.stream("GET", f"{cpu_app}gradio_api/call/generate/{event_id}")
+    stream.__enter__()
+    deadline = time.time() + 60
+    while time.time() < deadline and running() == 0:
+        time.sleep(0.2)
+    assert running() == 1
+    stream.__exit__(None, None, None)
+    http.close()
+    deadline = time.time() + 15
+    while time.time() < deadline and running():
+        time.sleep(0.2)
+    assert running() == 0
+
+
+def test_the_web_load_script_runs_against_the_app(cpu_app, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "web_load.py"), "--url", cpu_app, "--users", "1,2",
+                          "--api", "generate", "--max-tokens", "4", "--json", str(tmp_path / "rows.json")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    assert [r["web"]["users"] for r in rows] == [1, 2]
+    for r in rows:
+        assert r["web"]["errors"] == 0 and r["web"]["completed"] == r["web"]["users"]
+        assert r["web"]["output_tokens"] == 4 * r["web"]["users"]  # max_tokens each (no early end in 4 tokens)
+        assert r["direct"]["completed"] == r["web"]["users"] and r["direct"]["output_tok_s"] > 0
+        assert r["web_over_direct"] > 0 and 0 <= r["generator_cpu_share"] < 1
+    assert "web/direct" in out.stdout
+
+
+def test_behind_auth_a_visitor_without_the_password_gets_only_the_login(tmp_path, monkeypatch):
+    """--auth: the page, its config, the API, files and the queue answer 401 or the bare login page until
+    the login; GRADIO_SERVER_NAME / GRADIO_SERVER_PORT choose the address when no flag does."""
+    import sys
+
+    import httpx
+    from conftest import ROOT, free_port, start_server
+
+    port = free_port()
+    monkeypatch.setenv("GRADIO_SERVER_PORT", str(port))
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "127.0.0.1")
+    url = f"http://127.0.0.1:{port}/"
+    # remote engines at a closed port: no model to load, the web is what is tested
+    proc = start_server([str(ROOT / "app.py"), "--backend", "openai", "--engine", "A=http://127.0.0.1:9/v1",
+                         "--engine", "B=http://127.0.0.1:9/v1", "--auth", "me:secret", "--data-dir", str(tmp_path)],
+                        url + "config", tmp_path / "app.log")
+    try:
+        with httpx.Client(timeout=10) as anonymous:
+            page = anonymous.get(url, headers={"Accept": "text/html"})
+            assert page.status_code == 200 and "FP8 LLM playground" not in page.text
+            for path in ("config", "gradio_api/info", "gradio_api/openapi.json", "gradio_api/file=/etc/passwd",
+                         "gradio_api/queue/status", "gradio_api/file=" + str(tmp_path / "app.log")):
+                assert anonymous.get(url + path).status_code == 401, path
+            assert anonymous.post(url + "gradio_api/call/plan", json={"data": ["llama-3-8b"]}).status_code == 401
+            assert anonymous.post(url + "login", data={"username": "me", "password": "wrong"}).status_code >= 400
+        with httpx.Client(timeout=10) as user:
+            assert user.post(url + "login", data={"username": "me", "password": "secret"}).status_code == 200
+            assert user.get(url + "config").status_code == 200
+            assert "FP8 LLM playground" in user.get(url, headers={"Accept": "text/html"}).text
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def test_a_server_path_is_not_read_over_the_web(client):

@@ -201,6 +201,19 @@ class BenchmarkService:
             done += 1
             progress(done, total, message)
 
+        model = config.engine.model if config.engine else "cpu"
+        conn = store.connect(self.data_dir)
+        try:
+            run_id = store.start_run(conn, backend=config.backend, model=model, environment=environment(config),
+                                     spec=asdict(spec))
+        except BaseException:
+            conn.close()
+            self._busy.release()
+            raise
+
+        def point_done(point: PointResult) -> None:
+            store.add_point(conn, run_id, point)
+
         try:
             describe = _describer(config, spec)
             sampler = None
@@ -215,7 +228,7 @@ class BenchmarkService:
                     measured_kv = engine.info.kv_tokens  # resident engines may hold less than a fresh one
                     points += await run_precision(engine, precision, spec, vocab_size,
                                                   lambda p, c, m, kv=measured_kv: describe(p, c, m, kv), repeat_done,
-                                                  self.cancel_event, sampler)
+                                                  self.cancel_event, sampler, point_done)
         except SweepCancelled as e:
             status = "cancelled"
             progress(done, total, str(e))
@@ -223,14 +236,13 @@ class BenchmarkService:
             status = f"failed: {type(e).__name__}: {e}"
             progress(done, total, status)
             if not points:
+                store.finish_run(conn, run_id, status)
+                conn.close()
                 raise
         finally:
             self._busy.release()
-        conn = store.connect(self.data_dir)
         try:
-            run_id = store.save_run(conn, status=status, backend=config.backend,
-                                    model=config.engine.model if config.engine else "cpu",
-                                    environment=environment(config), spec=asdict(spec), points=points)
+            store.finish_run(conn, run_id, status)
         finally:
             conn.close()
         return run_id, points, status

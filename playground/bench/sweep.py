@@ -119,7 +119,8 @@ class SweepCancelled(Exception):
 async def run_precision(engine: Engine, precision: str, spec: SweepSpec, vocab_size: int,
                         describe_point: Callable[[str, int, RunMetrics], dict],
                         repeat_done: Callable[[str], None], cancel: threading.Event | None = None,
-                        sampler: Callable[[], AbstractContextManager] | None = None) -> list[PointResult]:
+                        sampler: Callable[[], AbstractContextManager] | None = None,
+                        point_done: Callable[[PointResult], None] | None = None) -> list[PointResult]:
     """All concurrency levels for one started engine; ``repeat_done`` is called after every timed
     repeat. ``describe_point`` adds roofline/NVML/command fields; ``sampler`` (optional) is a
     context-manager factory that samples GPU memory and power."""
@@ -153,4 +154,6 @@ async def run_precision(engine: Engine, precision: str, spec: SweepSpec, vocab_s
                 extra["energy_j_per_output_token"] = reading["mean_power_w"] * median.duration_s / median.output_tokens
         results.append(PointResult(precision=precision, concurrency=c, num_prompts=len(prompts), metrics=median,
                                    repeat_output_tok_s=tuple(m.output_tok_s for m in repeats), **extra))
+        if point_done is not None:
+            point_done(results[-1])  # saved now: a sweep killed later keeps this point
     return results

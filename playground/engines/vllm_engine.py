@@ -144,6 +144,11 @@ class VllmEngine:
         rows = final.prompt_logprobs[len(ids):]
         return [{int(t): float(lp.logprob) for t, lp in row.items()} for row in rows]
 
+    @property
+    def num_running(self) -> int:
+        """Requests vLLM holds unfinished (running or waiting in its scheduler)."""
+        return self._engine.output_processor.get_num_unfinished_requests() if self._engine is not None else 0
+
     async def abort(self, request_id: str) -> None:
         await self._engine.abort(request_id)
 

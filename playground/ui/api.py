@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 
 import gradio as gr
@@ -17,6 +18,7 @@ from playground.service import ComparisonResult, Playground
 from playground.ui.inputs import USER_ERRORS, sampling_from
 from playground.ui.planner_tab import resolve_gpu, resolve_model
 
+STREAM_INTERVAL_S = 0.5
 ENDPOINTS = ("compare", "generate", "plan", "plan_precisions", "plan_need", "engines", "benchmark", "history")
 
 
@@ -29,37 +31,51 @@ def _result(final: ComparisonResult) -> dict:
     return out
 
 
-def register(playground: Playground, models_dir: str | None) -> None:
+async def _streamed(items, every_s: float = STREAM_INTERVAL_S):
+    """Partial API answers at most every ``every_s`` (formatting each costs the web server time that
+    the engines' callers would wait for), then the final ComparisonResult. Being a generator lets
+    Gradio stop it when the client disconnects; closing it aborts the engines' requests."""
+    last = time.perf_counter()
+    async for item in items:
+        if isinstance(item, ComparisonResult):
+            yield item
+            return
+        now = time.perf_counter()
+        if now - last >= every_s:
+            last = now
+            yield views.comparison_api_result(item, None) | {"partial": True}
+    raise gr.Error("the engines returned nothing")
+
+
+def register(playground: Playground, models_dir: str | None, *, load_test: bool = False) -> None:
     async def compare(prompts: str, temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0,
                       max_tokens: int = 64, seed: int = 0, repetition_penalty: float = 1.0,
                       presence_penalty: float = 0.0, frequency_penalty: float = 0.0, stop: str = "",
-                      mode: str = "fair", chat_template: bool = True) -> dict:
+                      mode: str = "fair", chat_template: bool = True) -> dict:  # Gradio reads the hint per yield
         """Run prompts (separate several with a line '---') through both engines. mode 'fair' times each
-        engine with the GPU to itself; 'race' runs both at once. Returns texts, metrics per engine,
-        decode_ratio (second / first) and, at temperature 0, the quality diff per prompt."""
+        engine with the GPU to itself; 'race' runs both at once. Streams partial results (texts so far),
+        then the final one: texts, metrics per engine, decode_ratio (second / first) and, at temperature 0,
+        the quality diff per prompt. A client that goes away stops the request in the engines."""
         try:
             sampling = sampling_from(temperature, top_p, top_k, max_tokens, seed, repetition_penalty,
                                      presence_penalty, frequency_penalty, stop)
-            async for item in playground.compare(prompts, sampling, mode=mode, chat=chat_template):
-                if isinstance(item, ComparisonResult):
-                    return _result(item)
+            async for partial in _streamed(playground.compare(prompts, sampling, mode=mode, chat=chat_template)):
+                yield partial if not isinstance(partial, ComparisonResult) else _result(partial)
         except USER_ERRORS as e:
             raise gr.Error(str(e)) from e
-        raise gr.Error("compare: the engines returned nothing")
 
     async def generate(prompt: str, engine: str = "FP8", temperature: float = 0.0, max_tokens: int = 64,
-                       seed: int = 0, chat_template: bool = True) -> dict:
-        """One engine, one prompt: the text and its metrics."""
+                       seed: int = 0, chat_template: bool = True) -> dict:  # Gradio reads the hint per yield
+        """One engine, one prompt: the text so far while it streams, then the text and its metrics.
+        A client that goes away stops the request in the engine."""
         try:
             chosen = playground.find(engine)
             sampling = sampling_from(temperature, 1.0, 0, max_tokens, seed, 1.0, 0.0, 0.0, "")
-            async for item in playground.compare(prompt, sampling, mode="race", chat=chat_template, quality=False,
-                                                 engines=[chosen]):
-                if isinstance(item, ComparisonResult):
-                    return _result(item)["columns"][0]
+            async for partial in _streamed(playground.compare(prompt, sampling, mode="race", chat=chat_template,
+                                                              quality=False, engines=[chosen])):
+                yield (partial if not isinstance(partial, ComparisonResult) else _result(partial))["columns"][0]
         except USER_ERRORS as e:
             raise gr.Error(str(e)) from e
-        raise gr.Error("generate: the engine returned nothing")
 
     def plan(model: str = "llama-3.1-8b", gpu: str = "h100-sxm", quantization: str = "fp8",
              kv_cache_dtype: str = "auto", dtype: str = "auto", gpu_memory_utilization: float = 0.9,
@@ -133,3 +149,16 @@ def register(playground: Playground, models_dir: str | None) -> None:
 
     for fn in (compare, generate, plan, plan_precisions, plan_need, engines, benchmark, history):
         gr.api(fn, api_name=fn.__name__)
+
+    if load_test:  # only with --load-test: a burst of engine work on request is not for public links
+        async def direct_load(api: str = "generate", users: int = 1, prompt: str = "Hello", max_tokens: int = 128,
+                              engine: str = "FP8") -> dict:
+            """The web-load workload run in this process without the web (benchmarks/web_load.py)."""
+            from playground.load import direct_load as run_direct
+
+            try:
+                return (await run_direct(playground, api, int(users), prompt, int(max_tokens), engine)).as_dict()
+            except USER_ERRORS as e:
+                raise gr.Error(str(e)) from e
+
+        gr.api(direct_load, api_name="direct_load")

@@ -156,3 +156,38 @@ def test_cli_sweep_prints_progress_and_the_table(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "playground.bench", "--concurrency", "0", "--data-dir", str(tmp_path)],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.startswith("error: concurrency")
+
+
+def test_a_sweep_killed_mid_way_keeps_its_finished_points_marked_interrupted(tmp_path):
+    """kill -9 after the first point is saved: the point stays, and the run reads 'interrupted'."""
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    proc = subprocess.Popen([sys.executable, "-m", "playground.bench", "--backend", "cpu", "--concurrency", "1,2,4",
+                             "--input-len", "8", "--output-len", "4", "--repeats", "1", "--data-dir", str(tmp_path)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, saved = time.time() + 240, 0
+    try:
+        while time.time() < deadline and not saved and proc.poll() is None:
+            time.sleep(0.1)
+            if (tmp_path / "bench.sqlite").exists():
+                conn = sqlite3.connect(tmp_path / "bench.sqlite")
+                try:
+                    saved = conn.execute("SELECT COUNT(*) FROM points").fetchone()[0]
+                except sqlite3.OperationalError:  # tables not created yet
+                    pass
+                conn.close()
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert saved, "the sweep saved no point before the deadline"
+    conn = store.connect(tmp_path)
+    runs = store.list_runs(conn)
+    assert len(runs) == 1 and runs[0]["status"] == "interrupted" and runs[0]["points"] >= 1
+    _, points = store.load_run(conn, runs[0]["id"])
+    assert points[0]["precision"] == "fp16" and points[0]["output_tok_s"] > 0

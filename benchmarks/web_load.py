@@ -1,0 +1,154 @@
+"""Drive the running app through its public API with bursts of concurrent users, and set the web
+path beside the same workload run directly on the engines (the app's /direct_load, started with
+--load-test).
+
+    ./run.sh app --backend vllm --model DIR --load-format dummy --load-test &
+    python benchmarks/web_load.py --url http://127.0.0.1:7860/ --users 1,16,64,256 --api generate,compare
+
+Each user is one asyncio task with its own Gradio call over one shared httpx client (no per-request
+process or thread): POST /gradio_api/call/<api>, then read the SSE answer. The script prints its
+own CPU use per point: well under one core means the generator is not the bottleneck.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from playground.load import APIS, LoadResult, summarize_load  # noqa: E402
+
+DEFAULT_PROMPT = "Explain how a GPU executes a matrix multiplication, step by step."
+
+
+def payload(api: str, prompt: str, max_tokens: int, engine: str) -> list:
+    """The positional data of /generate and /compare (playground/ui/api.py), temperature 0."""
+    if api == "generate":
+        return [prompt, engine, 0.0, max_tokens, 0, True]
+    return [prompt, 0.0, 1.0, 0, max_tokens, 0, 1.0, 0.0, 0.0, "", "fair", True]
+
+
+async def call(client, url: str, api: str, data: list, timeout_s: float) -> dict:
+    """One Gradio API call over HTTP: the event id, then the SSE stream until 'complete' or 'error'."""
+    r = await client.post(f"{url}gradio_api/call/{api}", json={"data": data})
+    r.raise_for_status()
+    event_id = r.json()["event_id"]
+    event = None
+    async with client.stream("GET", f"{url}gradio_api/call/{api}/{event_id}", timeout=timeout_s) as stream:
+        async for line in stream.aiter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                body = line[5:].strip()
+                if event == "error":
+                    raise RuntimeError(body if body != "null" else "the app returned an error")
+                return json.loads(body)[0]
+    raise RuntimeError("the stream ended without a result")
+
+
+def output_tokens(api: str, result: dict) -> int:
+    if api == "generate":
+        return int(result["output_tokens"])
+    errors = [c["error"] for c in result["columns"] if c.get("error")]
+    if errors:
+        raise RuntimeError(errors[0])
+    return sum(int(c["output_tokens"]) for c in result["columns"])
+
+
+async def web_point(client, url: str, api: str, users: int, prompt: str, max_tokens: int, engine: str,
+                    timeout_s: float) -> tuple[LoadResult, float]:
+    async def one():
+        t0 = time.perf_counter()
+        result = await call(client, url, api, payload(api, prompt, max_tokens, engine), timeout_s)
+        return time.perf_counter() - t0, output_tokens(api, result)
+
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    outcomes = await asyncio.gather(*(one() for _ in range(users)), return_exceptions=True)
+    wall = time.perf_counter() - t0
+    cpu_share = (time.process_time() - cpu0) / wall
+    done = [o for o in outcomes if not isinstance(o, BaseException)]
+    errors = [f"{type(o).__name__}: {o}" for o in outcomes if isinstance(o, BaseException)]
+    return summarize_load(api, users, [d[0] for d in done], [d[1] for d in done], errors, wall), cpu_share
+
+
+async def direct_point(client, url: str, api: str, users: int, prompt: str, max_tokens: int, engine: str,
+                       timeout_s: float) -> LoadResult:
+    d = await call(client, url, "direct_load", [api, users, prompt, max_tokens, engine], timeout_s)
+    return LoadResult(**{k: d[k] for k in LoadResult.__dataclass_fields__})
+
+
+async def login(client, url: str, auth: str | None) -> None:
+    if auth:
+        user, _, password = auth.partition(":")
+        r = await client.post(f"{url}login", data={"username": user, "password": password})
+        if r.status_code >= 400:
+            raise SystemExit(f"error: --auth: the app refused the login ({r.status_code})")
+
+
+async def main_async(args) -> list[dict]:
+    import httpx
+
+    url = args.url if args.url.endswith("/") else args.url + "/"
+    rows = []
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(args.timeout, connect=10), limits=limits) as client:
+        await login(client, url, args.auth)
+        # one small request per API first, untimed: the first call pays for lazy imports and graph warm-up
+        for api in args.api:
+            await web_point(client, url, api, 1, args.prompt, 4, args.engine, args.timeout)
+        print(f"{'api':<9} {'users':>5} {'web tok/s':>10} {'direct tok/s':>12} {'web/direct':>10} {'p50 s':>7} "
+              f"{'p99 s':>7} {'direct p50':>10} {'errors':>6} {'gen CPU':>7}", flush=True)
+        for api in args.api:
+            for users in args.users:
+                web, cpu_share = await web_point(client, url, api, users, args.prompt, args.max_tokens, args.engine,
+                                                 args.timeout)
+                direct = None if args.no_direct else await direct_point(client, url, api, users, args.prompt,
+                                                                         args.max_tokens, args.engine, args.timeout)
+                ratio = web.output_tok_s / direct.output_tok_s if direct and direct.output_tok_s else None
+                f = lambda v, w, d=2: f"{v:>{w}.{d}f}" if v is not None else f"{'-':>{w}}"  # noqa: E731
+                print(f"{api:<9} {users:>5} {web.output_tok_s:>10.1f} {f(direct and direct.output_tok_s, 12, 1)} "
+                      f"{f(ratio, 10)} {f(web.latency_p50_s, 7)} {f(web.latency_p99_s, 7)} "
+                      f"{f(direct and direct.latency_p50_s, 10)} {web.errors:>6} {100 * cpu_share:>6.0f}%", flush=True)
+                if web.first_error:
+                    print(f"  first error: {web.first_error}", flush=True)
+                rows.append({"web": web.as_dict(), "direct": direct.as_dict() if direct else None,
+                             "web_over_direct": ratio, "generator_cpu_share": cpu_share})
+    return rows
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--url", default="http://127.0.0.1:7860/")
+    p.add_argument("--users", default="1,16,64,256", type=lambda t: [int(x) for x in t.split(",") if x.strip()],
+                   help="burst sizes: this many users send one request each at once")
+    p.add_argument("--api", default="generate,compare", type=lambda t: [x.strip() for x in t.split(",") if x.strip()],
+                   help=f"from {', '.join(APIS)}")
+    p.add_argument("--max-tokens", type=int, default=128)
+    p.add_argument("--prompt", default=DEFAULT_PROMPT)
+    p.add_argument("--engine", default="FP8", help="/generate: which engine")
+    p.add_argument("--no-direct", action="store_true", help="skip the direct figures (an app without --load-test)")
+    p.add_argument("--auth", default=None, help="user:password when the app runs with --auth")
+    p.add_argument("--timeout", type=float, default=600)
+    p.add_argument("--json", default=None, help="also write the rows to this file")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    bad = [a for a in args.api if a not in APIS]
+    if bad or not args.users or min(args.users) < 1:
+        print(f"error: --api must be from {', '.join(APIS)} and --users positive whole numbers", file=sys.stderr)
+        return 2
+    rows = asyncio.run(main_async(args))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
