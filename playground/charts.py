@@ -41,24 +41,40 @@ def _by_precision(points: Sequence[dict]) -> dict[str, list[dict]]:
     return groups
 
 
+def _concurrency_axis(fig: go.Figure, points: Sequence[dict]) -> None:
+    """The measured concurrencies as categories, in order: no fractional ticks between them."""
+    levels = sorted({p["concurrency"] for p in points})
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=[str(c) for c in levels])
+
+
+def speed_words(ratio: float) -> str:
+    """1.52 → '1.52× faster'; 0.40 → '2.50× slower' (never '0.4× faster')."""
+    return f"{ratio:.2f}× faster" if ratio >= 1 else f"{1 / ratio:.2f}× slower"
+
+
 def throughput(points: Sequence[dict]) -> go.Figure:
-    """Output tok/s vs concurrency per precision, the roofline dashed beside each."""
+    """Output tok/s vs concurrency per precision, the roofline dashed beside each where one exists."""
     fig = go.Figure()
     for precision, rows in _by_precision(points).items():
-        x = [r["concurrency"] for r in rows]
+        x = [str(r["concurrency"]) for r in rows]
         color = COLORS.get(precision)
+        has_roof = any(r.get("percent_of_roofline") for r in rows)
+        roof = [f" ({r['percent_of_roofline']:.0f}% of the roofline)" if r.get("percent_of_roofline") else "" for r in rows]
         fig.add_scatter(x=x, y=[r["output_tok_s"] for r in rows], mode="lines+markers", name=precision,
-                        line=dict(color=color), customdata=[[r.get("percent_of_roofline") or 0] for r in rows],
-                        hovertemplate="conc %{x}: %{y:.1f} tok/s (%{customdata[0]:.0f}% of roofline)<extra></extra>")
-        if any(r.get("roofline_output_tok_s") for r in rows):
+                        line=dict(color=color), customdata=[[t] for t in roof],
+                        hovertemplate=f"{precision} · %{{x}} in flight: %{{y:,.1f}} output tok/s%{{customdata[0]}}<extra></extra>")
+        if has_roof:
             fig.add_scatter(x=x, y=[r.get("roofline_output_tok_s") for r in rows], mode="lines", name=f"{precision} roofline",
-                            line=dict(color=color, dash="dash"))
-    fig.update_xaxes(type="log")
-    return _layout(fig, "Output throughput vs concurrency (dashed: physical limit)", "concurrency", "output tok/s")
+                            line=dict(color=color, dash="dash"),
+                            hovertemplate=f"{precision} roofline · %{{x}} in flight: %{{y:,.0f}} output tok/s<extra></extra>")
+    _concurrency_axis(fig, points)
+    roofed = any(p.get("roofline_output_tok_s") for p in points)
+    return _layout(fig, "Output throughput vs concurrency" + (" (dashed: physical limit)" if roofed else ""),
+                   "requests in flight (concurrency)", "output tok/s")
 
 
 def speedup(points: Sequence[dict], baseline: str = "fp16") -> go.Figure:
-    """Measured FP8/16-bit speedup per concurrency, and the roofline's ideal ratio."""
+    """Measured speed of each precision over the baseline per concurrency, and the roofline's ideal ratio."""
     groups = _by_precision(points)
     base = {r["concurrency"]: r for r in groups.get(baseline, [])}
     fig = go.Figure()
@@ -66,16 +82,21 @@ def speedup(points: Sequence[dict], baseline: str = "fp16") -> go.Figure:
         if precision == baseline:
             continue
         paired = [r for r in rows if r["concurrency"] in base]
-        x = [r["concurrency"] for r in paired]
-        fig.add_scatter(x=x, y=[r["output_tok_s"] / base[r["concurrency"]]["output_tok_s"] for r in paired],
-                        mode="lines+markers", name=f"{precision} measured", line=dict(color=COLORS.get(precision)))
-        ideal = [(r.get("roofline_output_tok_s") or 0) / (base[r["concurrency"]].get("roofline_output_tok_s") or 1) for r in paired]
+        x = [str(r["concurrency"]) for r in paired]
+        ratios = [r["output_tok_s"] / base[r["concurrency"]]["output_tok_s"] for r in paired]
+        fig.add_scatter(x=x, y=ratios, mode="lines+markers", name=f"{precision} measured",
+                        line=dict(color=COLORS.get(precision)), customdata=[[speed_words(v)] for v in ratios],
+                        hovertemplate=f"{precision} · %{{x}} in flight: %{{customdata[0]}} than {baseline}<extra></extra>")
         if any(r.get("roofline_output_tok_s") for r in paired):
+            ideal = [(r.get("roofline_output_tok_s") or 0) / (base[r["concurrency"]].get("roofline_output_tok_s") or 1)
+                     for r in paired]
             fig.add_scatter(x=x, y=ideal, mode="lines", name=f"{precision} ideal (roofline)",
-                            line=dict(color=COLORS.get(precision), dash="dot"))
+                            line=dict(color=COLORS.get(precision), dash="dot"), customdata=[[speed_words(v)] for v in ideal],
+                            hovertemplate=f"{precision} ideal · %{{x}} in flight: %{{customdata[0]}}<extra></extra>")
     fig.add_hline(y=1.0, line=dict(color="grey", width=1))
-    fig.update_xaxes(type="log")
-    return _layout(fig, f"Speedup over {baseline}", "concurrency", "x faster")
+    _concurrency_axis(fig, points)
+    return _layout(fig, f"Speed relative to {baseline} (above 1: faster)", "requests in flight (concurrency)",
+                   f"× {baseline}'s output tok/s")
 
 
 def latency(points: Sequence[dict]) -> go.Figure:
@@ -86,21 +107,27 @@ def latency(points: Sequence[dict]) -> go.Figure:
         for metric, dash in (("ttft", "solid"), ("tpot", "dot")):
             for pct in ("p50", "p99"):
                 key = f"{metric}_{pct}_s"
+                name = f"{precision} {metric.upper()} {pct}"
                 fig.add_scatter(x=x, y=[(r.get(key) or 0) * 1000 for r in rows], mode="lines+markers",
-                                name=f"{precision} {metric.upper()} {pct}", line=dict(color=COLORS.get(precision), dash=dash),
-                                opacity=1.0 if pct == "p50" else 0.5)
+                                name=name, line=dict(color=COLORS.get(precision), dash=dash),
+                                opacity=1.0 if pct == "p50" else 0.5,
+                                hovertemplate=f"{name} · %{{x}} in flight: %{{y:,.1f}} ms<extra></extra>")
     fig.update_yaxes(type="log")
-    return _layout(fig, "Latency percentiles (TTFT solid, TPOT dotted)", "concurrency", "ms")
+    _concurrency_axis(fig, points)
+    return _layout(fig, "Latency: TTFT (time to first token, solid), TPOT (per output token, dotted)",
+                   "requests in flight (concurrency)", "ms")
 
 
 def memory(points: Sequence[dict]) -> go.Figure:
     fig = go.Figure()
     for precision, rows in _by_precision(points).items():
         fig.add_bar(name=precision, x=[str(r["concurrency"]) for r in rows],
-                    y=[(r.get("peak_memory_bytes") or 0) / 2**30 for r in rows], marker_color=COLORS.get(precision))
+                    y=[(r.get("peak_memory_bytes") or 0) / 2**30 for r in rows], marker_color=COLORS.get(precision),
+                    hovertemplate=f"{precision} · %{{x}} in flight: %{{y:.2f}} GiB peak<extra></extra>")
     sampled = any(r.get("peak_memory_bytes") for r in points)
     title = "Peak GPU memory during the point (NVML)" if sampled else "GPU memory: not sampled (no NVIDIA GPU)"
-    return _layout(fig, title, "concurrency", "GiB")
+    _concurrency_axis(fig, points)
+    return _layout(fig, title, "requests in flight (concurrency)", "GiB")
 
 
 def timeline(snapshots, mode: str) -> go.Figure:

@@ -15,16 +15,29 @@ from playground.ui.inputs import USER_ERRORS
 
 
 def table(rows) -> str:
-    def roof(r):
-        return f"{r['percent_of_roofline']:.0f}%" if r.get("percent_of_roofline") else "–"
-    head = "| precision | concurrency | output tok/s | TTFT p50 ms | TPOT p50 ms | % of roofline |\n|---|---|---|---|---|---|\n"
+    """The sweep's points; the roofline column only where a roofline exists (a GPU)."""
+    roofed = any(r.get("percent_of_roofline") for r in rows)
+    head = "| precision | concurrency | output tok/s | TTFT p50 ms | TPOT p50 ms |" + (" % of roofline |" if roofed else "")
+    head += "\n|---|---|---|---|---|" + ("---|" if roofed else "") + "\n"
     return head + "\n".join(
         f"| {r['precision']} | {r['concurrency']} | {r['output_tok_s']:.1f} | {(r['ttft_p50_s'] or 0) * 1000:.0f} | "
-        f"{(r['tpot_p50_s'] or 0) * 1000:.1f} | {roof(r)} |" for r in rows)
+        f"{(r['tpot_p50_s'] or 0) * 1000:.1f} |" + (f" {r['percent_of_roofline']:.0f}% |" if roofed and r.get("percent_of_roofline")
+                                                    else " – |" if roofed else "") for r in rows)
+
+
+def sweep_status(state: str, run_id: int) -> str:
+    """What the page says after a sweep: complete, cancelled or failed, never 'saved' alone for a failure."""
+    if state == "complete":
+        return f"✅ Complete: saved as run #{run_id}."
+    if state == "cancelled":
+        return f"⏹ Cancelled: the finished points are saved as run #{run_id} (marked cancelled)."
+    return f"❌ Failed ({state.removeprefix('failed: ')}): the finished points are saved as run #{run_id} (marked failed)."
 
 
 def outputs_for(rows):
-    return charts.throughput(rows), charts.speedup(rows), charts.latency(rows), charts.memory(rows), table(rows)
+    sampled = any(r.get("peak_memory_bytes") for r in rows)
+    return (charts.throughput(rows), charts.speedup(rows), charts.latency(rows),
+            gr.update(value=charts.memory(rows), visible=sampled), table(rows))
 
 
 def run_choices(playground: Playground) -> list[str]:
@@ -51,7 +64,8 @@ def build(playground: Playground) -> dict:
     with gr.Row():
         tput, speedup = gr.Plot(label="Throughput"), gr.Plot(label="FP8 speed-up")
     with gr.Row():
-        latency, memory = gr.Plot(label="Latency"), gr.Plot(label="GPU memory")
+        # GPU memory is sampled through NVML: no chart where there is no GPU
+        latency, memory = gr.Plot(label="Latency"), gr.Plot(label="GPU memory", visible=not cpu)
     bench_table = gr.Markdown(elem_id="bench-table")
     with gr.Accordion("History", open=False):
         with gr.Row():
@@ -70,10 +84,8 @@ def build(playground: Playground) -> dict:
         except USER_ERRORS as e:
             raise gr.Error(str(e)) from e
         rows = [p.as_row() for p in points]
-        label = {"complete": "Saved as run", "cancelled": "Cancelled; the finished points are saved as run"}.get(
-            state, f"Failed ({state}); the finished points are saved as run")
         choices = run_choices(playground)
-        return (*outputs_for(rows), f"{label} #{run_id}.", gr.update(choices=choices), gr.update(choices=choices))
+        return (*outputs_for(rows), sweep_status(state, run_id), gr.update(choices=choices), gr.update(choices=choices))
 
     bench_button.click(on_bench, [conc, in_len, out_len, repeats, precisions],
                        [*charts_out, status, run_pick, other_pick], concurrency_limit=1, api_visibility="private")

@@ -67,20 +67,25 @@ def build(models_dir: str | None) -> dict:
                 "three precisions side by side.")
     readings = gr.Markdown(elem_id="gpu-readings")
     with gr.Row():
-        model = gr.Dropdown(catalog_names(), value="llama-3.1-8b", label="Model", info="a catalog shape; or paste a config.json below")
+        model = gr.Dropdown(catalog_names(), value="llama-3.1-8b", label="Model", info="a catalog shape; or paste a config.json below",
+                            elem_id="plan-model")
         gpu = gr.Dropdown(gpus, value=gpus[0] if gpus[0].startswith("local:") else "h100-sxm", label="GPU",
-                          info="local GPUs are read through NVML; the rest are presets")
+                          info="local GPUs are read through NVML; the rest are presets", elem_id="plan-gpu")
     pasted = gr.Textbox(label="…or paste any model's config.json", lines=2, placeholder='{"model_type": "llama", ...}',
                         elem_id="pasted-config")
     with gr.Row():
         util = gr.Slider(0.05, 0.99, value=0.9, step=0.01, label="GPU memory share (gpu_memory_utilization)",
                          info="the part of the GPU vLLM may use: weights + activations + KV cache")
-        mml = gr.Number(value=8192, precision=0, label="Longest request (max_model_len, tokens)")
-        tp = gr.Dropdown([1, 2, 4, 8], value=1, label="GPUs per engine (tensor_parallel_size)")
+        mml = gr.Number(value=8192, precision=0, label="Longest request (max_model_len, tokens)",
+                        info="prompt + answer; vLLM refuses to start if one such request cannot fit the KV cache")
+        tp = gr.Dropdown([1, 2, 4, 8], value=1, label="GPUs per engine (tensor_parallel_size)",
+                         info="tensor parallel: the weights and KV cache are split across this many GPUs")
         eager = gr.Checkbox(value=False, label="Eager mode (enforce_eager)", info="no CUDA graphs: less memory, slower decode")
     with gr.Row():
-        batch = gr.Number(value=32, precision=0, label="Batch (for the longest context)")
-        context = gr.Number(value=4096, precision=0, label="Context (for the largest batch)")
+        batch = gr.Number(value=32, precision=0, label="Batch (for the longest context)",
+                          info="requests served at once")
+        context = gr.Number(value=4096, precision=0, label="Context (for the largest batch)",
+                            info="tokens per request (prompt + answer)")
     plan_button = gr.Button("Plan", variant="primary", elem_id="plan")
     precisions_md = gr.Markdown(elem_id="plan-precisions")
     with gr.Row():
@@ -92,7 +97,8 @@ def build(models_dir: str | None) -> dict:
         with gr.Row():
             need_seqs = gr.Number(value=32, precision=0, label="Concurrent requests")
             need_len = gr.Number(value=8192, precision=0, label="Tokens per request")
-            need_precision = gr.Radio(["fp16", "fp8", "fp8-kv8"], value="fp8", label="Precision")
+            need_precision = gr.Radio(["fp16", "fp8", "fp8-kv8"], value="fp8", label="Precision",
+                                      info="fp8: FP8 weights; fp8-kv8: also an FP8 KV cache (half the bytes per token)")
         need_button = gr.Button("Find the smallest gpu_memory_utilization")
         need_md = gr.Markdown(elem_id="need")
     state = gr.State([])

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import gradio as gr
 
 from playground import charts, views
 from playground.service import ComparisonResult, Playground
 from playground.ui.inputs import USER_ERRORS, as_gradio_error, sampling_from
 
+UI_INTERVAL_S = 0.25
 MODE_CHOICES = [("Fair: one engine after the other, each with the GPU to itself", "fair"),
                 ("Race: both at once, sharing the GPU (slower than alone)", "race")]
 
@@ -38,12 +41,16 @@ def build(playground: Playground, examples: list[str]) -> dict:
                                     info="0 = greedy (and the quality diff is computed)")
             top_p = gr.Slider(0.01, 1, value=1.0, step=0.01, label="Top-p", info="keep the smallest set of tokens with this probability")
             top_k = gr.Number(value=0, precision=0, label="Top-k", info="keep the k most likely tokens (0 = off)")
-            max_tokens = gr.Number(value=64, precision=0, label="Max new tokens")
+            max_tokens = gr.Number(value=64, precision=0, label="Max new tokens", elem_id="max-tokens",
+                                   info="the answer stops here at the latest (prompt + answer must fit the context)")
             seed = gr.Number(value=0, precision=0, label="Seed", info="-1 = random")
         with gr.Row():
-            repetition = gr.Slider(0.5, 2, value=1.0, step=0.05, label="Repetition penalty")
-            presence = gr.Slider(-2, 2, value=0.0, step=0.1, label="Presence penalty")
-            frequency = gr.Slider(-2, 2, value=0.0, step=0.1, label="Frequency penalty")
+            repetition = gr.Slider(0.5, 2, value=1.0, step=0.05, label="Repetition penalty",
+                                   info="above 1 makes tokens already in the prompt or answer less likely")
+            presence = gr.Slider(-2, 2, value=0.0, step=0.1, label="Presence penalty",
+                                 info="subtracted once from every token already generated")
+            frequency = gr.Slider(-2, 2, value=0.0, step=0.1, label="Frequency penalty",
+                                  info="subtracted per repetition of a generated token")
             stop = gr.Textbox(label="Stop strings", info="separate with |", value="")
     with gr.Row():
         run = gr.Button("Run", variant="primary", elem_id="run")
@@ -53,6 +60,9 @@ def build(playground: Playground, examples: list[str]) -> dict:
     with gr.Row(equal_height=False):
         columns = [engine_column(label) for label in labels]
     speed_note = gr.Markdown(playground.engines[0].info.speed_note, elem_id="speed-note")
+    gr.Markdown("_TTFT: time to first token (queueing + prompt). decode tok/s: output tokens per second after the "
+                "first (1 / TPOT, time per output token). end-to-end: from sending to the last token._",
+                elem_id="metrics-legend")
     timeline = gr.Plot(label="Tokens over time", elem_id="speed-chart")
     quality = gr.Markdown(elem_id="quality")
     sampling_inputs = [temperature, top_p, top_k, max_tokens, seed, repetition, presence, frequency, stop]
@@ -63,14 +73,19 @@ def build(playground: Playground, examples: list[str]) -> dict:
         return [v for s in snapshots for v in (views.column_text(s), views.column_metrics(s))]
 
     async def on_run(prompts_text, mode_value, chat_value, *sampling_values):
-        """Stream both columns; keeps the last good results when the request is refused."""
+        """Stream both columns; keeps the last good results when the request is refused. The page is
+        updated at most every UI_INTERVAL_S: formatting and diffing each snapshot is web-server work
+        that would otherwise compete with the engines."""
         try:
             sampling = sampling_from(*sampling_values)
-            final = None
+            final, last = None, 0.0
             async for item in playground.compare(prompts_text, sampling, mode=mode_value, chat=chat_value):
                 if isinstance(item, ComparisonResult):
                     final = item
                     break
+                if time.perf_counter() - last < UI_INTERVAL_S:
+                    continue
+                last = time.perf_counter()
                 yield (views.headline(item, mode_value), *column_values(item), gr.skip(), gr.skip(), "")
         except USER_ERRORS as e:
             yield (gr.skip(),) * (len(outputs) - 1) + (f"⚠️ {e}",)  # the previous results stay; the error sits by Run

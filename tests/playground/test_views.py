@@ -21,3 +21,33 @@ def test_plan_table_shows_the_verdict_tokens_and_advice():
     assert "None" not in bad and "-" + "0" not in bad.split("sizes from")[0].replace("--", "")
     split = views.split_text(side_by_side_split(model_spec("llama-2-7b"), gpu_preset("h100-sxm"), batch_size=16, context_len=1024))
     assert "16-bit engine at **0.5**" in split
+
+
+def test_sweep_status_says_failed_and_cancelled_plainly():
+    from playground.ui.bench_tab import sweep_status
+
+    assert sweep_status("complete", 3) == "✅ Complete: saved as run #3."
+    assert sweep_status("cancelled", 4).startswith("⏹ Cancelled") and "#4" in sweep_status("cancelled", 4)
+    failed = sweep_status("failed: RuntimeError: engine died", 5)
+    assert failed.startswith("❌ Failed (RuntimeError: engine died)") and "marked failed" in failed
+    assert "Complete" not in failed and "Complete" not in sweep_status("cancelled", 4)
+
+
+def test_speed_words_never_say_a_fraction_faster():
+    from playground.charts import speed_words
+
+    assert speed_words(1.52) == "1.52× faster"
+    assert speed_words(0.4) == "2.50× slower"
+    assert speed_words(1.0) == "1.00× faster"
+
+
+def test_benchmark_charts_use_the_measured_concurrencies_as_categories():
+    from playground.charts import speedup, throughput
+
+    rows = [{"precision": p, "concurrency": c, "output_tok_s": v, "ttft_p50_s": 0.1, "tpot_p50_s": 0.01}
+            for p, c, v in (("fp16", 1, 10.0), ("fp16", 64, 100.0), ("fp8", 1, 4.0), ("fp8", 64, 150.0))]
+    for fig in (throughput(rows), speedup(rows)):
+        assert fig.layout.xaxis.type == "category" and list(fig.layout.xaxis.categoryarray) == ["1", "64"]
+    words = [d[0] for d in speedup(rows).data[0].customdata]
+    assert words == ["2.50× slower", "1.50× faster"]
+    assert "roofline" not in throughput(rows).layout.title.text  # no roofline without a GPU
