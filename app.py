@@ -22,6 +22,7 @@ from pathlib import Path
 import gradio as gr
 
 from planner import EngineConfig, PlannerError, gpu_presets, model_spec, read_gpus, side_by_side_split
+from planner.nvml import visible_gpu_index
 from playground import views
 from playground.runtime import EngineRuntime, SupervisedEngine
 from playground.service import Playground
@@ -120,7 +121,7 @@ def build_engines(args: argparse.Namespace) -> tuple[list[SupervisedEngine], Eng
             a, b = (int(x) for x in args.gpus.split(","))
             base, fp8 = replace(base, gpu_ids=(a,)), replace(fp8, gpu_ids=(b,))
         else:
-            gpu = read_gpus(0)[0].to_spec()
+            gpu = read_gpus(visible_gpu_index())[0].to_spec()
             split = side_by_side_split(model_spec(args.model), gpu, batch_size=args.batch_size,
                                        context_len=args.context_len, fp8_kv_cache=args.fp8_kv_cache,
                                        dtype=args.dtype, max_model_len=args.max_model_len,
@@ -168,6 +169,16 @@ def main(argv=None) -> None:
     vocab = {"cpu": 49152, "openai": 32000}.get(args.backend) or model_spec(args.model).vocab_size
     playground = Playground(engines, EngineRuntime(), args.data_dir, args.backend, shared_config, vocab)
     playground.max_in_flight = 2 * args.concurrency_limit  # /compare and /generate at their limits at once
+    if args.backend == "vllm":
+        from playground.engines.vllm_stages import stage_of, watch_process_output
+
+        def on_log_line(line: str) -> None:
+            words = stage_of(line)
+            starting = next((e for e in engines if e.stage.startswith("starting")), None)
+            if words and starting is not None:
+                starting.note_stage(words)
+
+        watch_process_output(on_log_line)
     playground.start_in_background()
     demo = build_ui(playground, args.models_dir, args.load_test)
     demo.queue(default_concurrency_limit=args.concurrency_limit, max_size=args.max_queue)

@@ -37,9 +37,10 @@ def main() -> None:
     from vllm import LLM
 
     from planner import model_spec, plan, read_gpus
+    from planner.nvml import visible_gpu_index
 
     spec = model_spec(args.model_dir)
-    gpu = read_gpus(0)[0]
+    gpu = read_gpus(visible_gpu_index())[0]
     predicted = plan(spec, gpu.to_spec(), quantization=args.quantization, kv_cache_dtype=args.kv_cache_dtype,
                      dtype=args.dtype, gpu_memory_utilization=args.gpu_memory_utilization,
                      max_model_len=args.max_model_len, tensor_parallel_size=args.tensor_parallel_size)

@@ -5,6 +5,8 @@ Readings come back as frozen GpuReading values; everything else in the planner w
 
 from __future__ import annotations
 
+import os
+
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -105,6 +107,15 @@ def _read_one(nvml, index: int) -> GpuReading:
         driver_version=str(nvml.nvmlSystemGetDriverVersion()),
         power_w=power_mw / 1000 if power_mw is not None else None,
     )
+
+
+def visible_gpu_index(position: int = 0) -> int:
+    """NVML's index of the GPU that CUDA calls ``position``: NVML ignores CUDA_VISIBLE_DEVICES, so a
+    process limited to GPU 2 must read NVML device 2, not 0."""
+    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    if position < len(visible) and visible[position].isdigit():
+        return int(visible[position])
+    return position
 
 
 def read_gpus(index: int | None = None) -> list[GpuReading]:

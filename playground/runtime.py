@@ -85,7 +85,7 @@ class SupervisedEngine:
         return self._ready.is_set()
 
     async def start(self) -> None:
-        self.stage, self.started_at = "starting (loading weights, compiling, capturing graphs)", time.perf_counter()
+        self.stage, self.started_at = "starting", time.perf_counter()
         try:
             await self.engine.start()
         except BaseException as e:
@@ -94,6 +94,11 @@ class SupervisedEngine:
         self.ready_after_s = time.perf_counter() - self.started_at
         self.stage = "ready"
         self._ready.set()
+
+    def note_stage(self, words: str) -> None:
+        """A start-up step reported by the engine (vLLM's log): shown while it starts."""
+        if not self.ready and not self.failed and self.started_at is not None:
+            self.stage = f"starting: {words}"
 
     def status_line(self) -> str:
         if self.ready:

@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="openai: a server, e.g. FP8=http://host:8001/v1 (repeat per precision)")
     p.add_argument("--api-key-env", default=None, metavar="NAME", help="openai: the variable holding the API key")
     p.add_argument("--model", default="", help="vLLM: model folder (config.json) or HF id")
-    p.add_argument("--gpu", type=int, default=None, help="which GPU (CUDA_VISIBLE_DEVICES); default: the first")
+    p.add_argument("--gpu", type=_ints, default=None,
+                   help="which GPU(s) (CUDA_VISIBLE_DEVICES), one per tensor-parallel rank, e.g. 2,3; default: the first")
     EngineConfig.add_arguments(p)
     p.set_defaults(dtype="bfloat16")
     p.add_argument("--concurrency", type=_ints, default=(1, 8, 64, 256))
@@ -120,7 +121,7 @@ def main(argv=None) -> int:
         from planner import model_spec
 
         try:
-            engine = EngineConfig.from_args(args, gpu_ids=(args.gpu,) if args.gpu is not None else None)
+            engine = EngineConfig.from_args(args, gpu_ids=args.gpu)
         except PlannerError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

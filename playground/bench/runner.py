@@ -61,12 +61,12 @@ def vllm_source(config: BenchConfig, max_concurrency: int) -> EngineSource:
     @asynccontextmanager
     async def source(precision: str):
         from planner.memory import default_batch_limits
-        from planner.nvml import read_gpus
+        from planner.nvml import read_gpus, visible_gpu_index
         from playground.engines.vllm_engine import VllmEngine
 
         # The LLM class's defaults for this GPU, so each point matches `vllm bench throughput`
         # and the planner's prediction for the same engine.
-        gpu = read_gpus((config.engine.gpu_ids or (0,))[0])[0].to_spec()
+        gpu = read_gpus((config.engine.gpu_ids or (visible_gpu_index(),))[0])[0].to_spec()
         max_num_seqs, _ = default_batch_limits(gpu)
         engine = VllmEngine(config.for_precision(precision, max(max_num_seqs, max_concurrency)), label=precision)
         await engine.start()
@@ -135,10 +135,10 @@ def environment(config: BenchConfig) -> dict:
     except ImportError:
         pass
     if config.backend == "vllm":
-        from planner.nvml import read_gpus
+        from planner.nvml import read_gpus, visible_gpu_index
         from playground.engines.vllm_engine import vllm_version
 
-        reading = read_gpus((config.engine.gpu_ids or (0,))[0])[0]
+        reading = read_gpus((config.engine.gpu_ids or (visible_gpu_index(),))[0])[0]
         env.update(vllm=vllm_version(), gpu=reading.name, driver=reading.driver_version,
                    gpu_total_bytes=reading.total_bytes, bandwidth_gb_s=reading.bandwidth_gb_s)
     else:
@@ -151,8 +151,9 @@ def _describer(config: BenchConfig, spec: SweepSpec) -> Callable[[str, int, RunM
     gpu = None
     if config.backend == "vllm":
         from planner import read_gpus
+        from planner.nvml import visible_gpu_index
 
-        gpu = replace(read_gpus((config.engine.gpu_ids or (0,))[0])[0].to_spec(), free_bytes=None)
+        gpu = replace(read_gpus((config.engine.gpu_ids or (visible_gpu_index(),))[0])[0].to_spec(), free_bytes=None)
 
     def describe(precision: str, concurrency: int, metrics: RunMetrics, kv_tokens: int | None = None) -> dict:
         """The command line and the roofline; ``kv_tokens`` is what the engine reported (else the plan's)."""
@@ -218,9 +219,9 @@ class BenchmarkService:
             describe = _describer(config, spec)
             sampler = None
             if config.backend == "vllm":
-                from planner.nvml import Sampler
+                from planner.nvml import Sampler, visible_gpu_index
 
-                gpu_index = (config.engine.gpu_ids or (0,))[0]
+                gpu_index = (config.engine.gpu_ids or (visible_gpu_index(),))[0]
                 sampler = lambda: Sampler(gpu_index)  # noqa: E731
             for precision in spec.precisions:
                 progress(done, total, f"starting {precision} engine")

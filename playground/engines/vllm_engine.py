@@ -51,10 +51,10 @@ class VllmEngine:
         from vllm import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        from planner.nvml import read_gpus
+        from planner.nvml import read_gpus, visible_gpu_index
 
         # NVML, not torch.cuda: a CUDA context in this process would take memory from the engines.
-        index = (self.config.gpu_ids or (0,))[0]
+        index = (self.config.gpu_ids or (visible_gpu_index(),))[0]
         gpu = read_gpus(index)[0]
         try:
             config, notes = self.config.for_gpu(is_hopper=gpu.compute_capability[0] == 9)

@@ -60,6 +60,9 @@ def client():
     if connected is None:
         app.kill()
         pytest.fail(f"the app did not come up (exit code {app.poll()}); see {log.name}")
+    # the page answers before the engines are loaded: wait for both
+    while time.time() < deadline and not all(e["ready"] for e in connected.predict(api_name="/engines")):
+        time.sleep(3)
     yield connected
     app.terminate()
     try:

@@ -65,3 +65,14 @@ def test_no_driver_is_a_clear_error_pointing_at_presets(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", m)
     with pytest.raises(PlannerError, match="gpu_preset"):
         read_gpus()
+
+
+def test_the_nvml_index_follows_cuda_visible_devices(monkeypatch):
+    from planner.nvml import visible_gpu_index
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert visible_gpu_index() == 0 and visible_gpu_index(1) == 1
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert visible_gpu_index() == 2 and visible_gpu_index(1) == 3
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-1234abcd")  # a UUID: NVML's order is the best guess left
+    assert visible_gpu_index() == 0

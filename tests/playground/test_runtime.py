@@ -69,3 +69,42 @@ def test_errors_on_the_engine_loop_reach_the_caller():
 
     with pytest.raises(ValueError, match="boom"):
         asyncio.run(consume())
+
+
+def test_vllm_start_up_lines_become_stages():
+    from playground.engines.vllm_stages import stage_of
+
+    # lines as vLLM 0.25.1 prints them (from the H100 logs in docs/results)
+    assert stage_of("(EngineCore pid=1) INFO 11-25 [gpu_model_runner.py:5210] Starting to load model /m...") == "loading weights"
+    assert stage_of("INFO Model loading took 12.55 GiB memory and 3.1 seconds") == \
+        "weights loaded (12.55 GiB); compiling (torch.compile)"
+    assert stage_of("INFO torch.compile took 41.27 s in total") == "compiled in 41 s; profiling memory"
+    assert stage_of("INFO GPU KV cache size: 123,456 tokens") == "KV cache 123,456 tokens; capturing CUDA graphs"
+    assert stage_of("INFO Graph capturing finished in 9 secs, took 0.51 GiB") == "CUDA graphs captured in 9 s; warming up"
+    assert stage_of("INFO Automatically detected platform cuda.") is None
+
+
+def test_a_stage_shows_only_while_the_engine_starts():
+    supervised = SupervisedEngine(FlakyEngine)
+    supervised.note_stage("loading weights")
+    assert supervised.stage == "waiting to start"  # not started: a stray line changes nothing
+    asyncio.run(supervised.start())
+    supervised.note_stage("loading weights")
+    assert supervised.ready and supervised.stage == "ready"
+
+
+def test_the_output_watcher_copies_and_reads_every_line(tmp_path):
+    """A child process's line (as vLLM's engine core writes) and the process's own both reach the
+    real output and the callback."""
+    import subprocess
+    import sys
+
+    seen_file = tmp_path / "seen.txt"
+    code = ("import time, os; from playground.engines.vllm_stages import watch_process_output\n"
+            "seen = []\nwatch_process_output(seen.append)\n"
+            "os.system('echo INFO GPU KV cache size: 7 tokens')\n"
+            "print('hello', flush=True); time.sleep(0.5)\n"
+            f"open({str(seen_file)!r}, 'w').write(repr(seen))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "INFO GPU KV cache size: 7 tokens" in out.stdout and "hello" in out.stdout
+    assert seen_file.read_text() == "['INFO GPU KV cache size: 7 tokens', 'hello']"
