@@ -117,24 +117,60 @@ def build_engines(args: argparse.Namespace) -> tuple[list[SupervisedEngine], Eng
     try:
         base = EngineConfig.from_args(args, quantization=None)
         fp8 = replace(base, quantization="fp8", kv_cache_dtype="fp8" if args.fp8_kv_cache else "auto")
-        if args.gpus:  # each precision on its own GPU, the whole of it
-            a, b = (int(x) for x in args.gpus.split(","))
-            base, fp8 = replace(base, gpu_ids=(a,)), replace(fp8, gpu_ids=(b,))
-        else:
-            gpu = read_gpus(visible_gpu_index())[0].to_spec()
-            split = side_by_side_split(model_spec(args.model), gpu, batch_size=args.batch_size,
-                                       context_len=args.context_len, fp8_kv_cache=args.fp8_kv_cache,
-                                       dtype=args.dtype, max_model_len=args.max_model_len,
-                                       tensor_parallel_size=args.tensor_parallel_size, enforce_eager=args.enforce_eager)
-            print(views.split_text(split), flush=True)
-            if not split.fits:
-                raise SystemExit(f"error: the two engines do not fit on {gpu.name}: {split.reason}")
-            base, fp8 = split.baseline.config, split.fp8.config
-            base, fp8 = replace(base, model=args.model, load_format=args.load_format), replace(fp8, model=args.model, load_format=args.load_format)
     except (PlannerError, ValueError) as e:
         raise SystemExit(f"error: {e}") from e
-    label = {"float16": "FP16", "bfloat16": "BF16"}.get(base.dtype, "16-bit")
-    return [SupervisedEngine(lambda: VllmEngine(base, label)), SupervisedEngine(lambda: VllmEngine(fp8, "FP8"))], base
+    if args.gpus:  # each precision on its own GPU, the whole of it
+        a, b = (int(x) for x in args.gpus.split(","))
+        base, fp8 = replace(base, gpu_ids=(a,)), replace(fp8, gpu_ids=(b,))
+        resolved = lambda: (base, fp8)  # noqa: E731
+    else:
+        resolved = _shared_gpu_split(args, base)
+    label = {"float16": "FP16", "bfloat16": "BF16"}.get(_checkpoint_dtype(args.model, base.dtype), "16-bit")
+    return [SupervisedEngine(lambda: VllmEngine(base, label, resolve=lambda: resolved()[0])),
+            SupervisedEngine(lambda: VllmEngine(fp8, "FP8", resolve=lambda: resolved()[1]))], lambda: resolved()[0]
+
+
+def _checkpoint_dtype(model: str, dtype: str) -> str:
+    """The 16-bit engine's label without loading anything: the dtype asked for, else config.json's."""
+    if dtype != "auto":
+        return dtype
+    try:
+        config = json.loads((Path(model) / "config.json").read_text())
+    except (OSError, ValueError):
+        return "auto"
+    return str(config.get("torch_dtype") or config.get("dtype") or "auto")
+
+
+def _shared_gpu_split(args: argparse.Namespace, base: EngineConfig):
+    """Both engines on one GPU: the planner's split, computed once, on the engine-start thread (sizing
+    the model imports torch and transformers: seconds the page should not wait for)."""
+    import threading
+
+    from playground.engines.base import RequestError
+
+    lock, done = threading.Lock(), []
+
+    def resolve() -> tuple[EngineConfig, EngineConfig]:
+        with lock:
+            if not done:
+                try:
+                    gpu = read_gpus(visible_gpu_index())[0].to_spec()
+                    split = side_by_side_split(model_spec(args.model), gpu, batch_size=args.batch_size,
+                                               context_len=args.context_len, fp8_kv_cache=args.fp8_kv_cache,
+                                               dtype=args.dtype, max_model_len=args.max_model_len,
+                                               tensor_parallel_size=args.tensor_parallel_size,
+                                               enforce_eager=args.enforce_eager)
+                except (PlannerError, ValueError) as e:
+                    raise RequestError("model", str(e)) from e
+                print(views.split_text(split), flush=True)
+                if not split.fits:
+                    raise RequestError("gpu_memory_utilization",
+                                       f"the two engines do not fit on {gpu.name}: {split.reason}")
+                done.append(tuple(replace(c, model=args.model, load_format=args.load_format)
+                                  for c in (split.baseline.config, split.fp8.config)))
+            return done[0]
+
+    return resolve
 
 
 def build_ui(playground: Playground, models_dir: str | None, load_test: bool = False) -> gr.Blocks:
@@ -166,7 +202,7 @@ def main(argv=None) -> None:
     engines, shared_config = build_engines(args)
     # The benchmark's random prompts draw token ids below the vocabulary size; a remote server's is not
     # published, and every tokenizer served today has at least 32,000 tokens.
-    vocab = {"cpu": 49152, "openai": 32000}.get(args.backend) or model_spec(args.model).vocab_size
+    vocab = {"cpu": 49152, "openai": 32000}.get(args.backend) or (lambda: model_spec(args.model).vocab_size)
     playground = Playground(engines, EngineRuntime(), args.data_dir, args.backend, shared_config, vocab)
     playground.max_in_flight = 2 * args.concurrency_limit  # /compare and /generate at their limits at once
     if args.backend == "vllm":
@@ -184,7 +220,10 @@ def main(argv=None) -> None:
     demo.queue(default_concurrency_limit=args.concurrency_limit, max_size=args.max_queue)
     demo.launch(server_name=args.host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                 server_port=args.port or int(os.environ.get("GRADIO_SERVER_PORT", 7860)), root_path=args.root_path,
-                share=args.share, auth=auth, theme=gr.themes.Soft(), show_error=True)
+                share=args.share, auth=auth, theme=gr.themes.Soft(), show_error=True,
+                # Gradio runs at most max_threads events at once across the app (default 40, whatever the
+                # concurrency limits say): measured on the H200, 64 API users got a third of the engines' speed.
+                max_threads=2 * args.concurrency_limit + 16)
 
 
 if __name__ == "__main__":

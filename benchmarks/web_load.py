@@ -53,6 +53,8 @@ async def call(client, url: str, api: str, data: list, timeout_s: float) -> dict
 
 def output_tokens(api: str, result: dict) -> int:
     if api == "generate":
+        if result.get("error"):
+            raise RuntimeError(result["error"])
         return int(result["output_tokens"])
     errors = [c["error"] for c in result["columns"] if c.get("error")]
     if errors:
@@ -95,7 +97,9 @@ async def main_async(args) -> list[dict]:
 
     url = args.url if args.url.endswith("/") else args.url + "/"
     rows = []
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    # idle connections are dropped before uvicorn's 5 s keep-alive ends: reusing one the server is
+    # closing fails with "Server disconnected without sending a response"
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=2.0)
     async with httpx.AsyncClient(timeout=httpx.Timeout(args.timeout, connect=10), limits=limits) as client:
         await login(client, url, args.auth)
         # one small request per API first, untimed: the first call pays for lazy imports and graph warm-up

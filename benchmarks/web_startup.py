@@ -40,11 +40,14 @@ def main(argv=None) -> int:
     p.add_argument("--log", default="app.log")
     p.add_argument("--json", default=None)
     p.add_argument("--keep", action="store_true", help="leave the app running")
+    p.add_argument("--pidfile", default=None, help="write the app's pid (its process group) here")
     args = p.parse_args(argv)
     url = f"http://127.0.0.1:{args.port}/"
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(args.port), *app_args],
                             stdout=open(args.log, "w"), stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+    if args.pidfile:
+        Path(args.pidfile).write_text(str(proc.pid))
     page_up = None
     while time.perf_counter() - t0 < args.timeout and proc.poll() is None:
         try:

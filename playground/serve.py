@@ -54,7 +54,8 @@ def vllm_command(args: argparse.Namespace) -> tuple[EngineConfig, list[str]]:
     if args.share_gpu:
         from planner import model_spec, read_gpus, side_by_side_split
 
-        gpu = read_gpus(args.gpu or 0)[0].to_spec()
+        # the whole GPU, as if empty: the partner server may already be running there
+        gpu = replace(read_gpus(args.gpu or 0)[0].to_spec(), free_bytes=None)
         split = side_by_side_split(model_spec(args.model), gpu, batch_size=args.batch_size,
                                    context_len=args.context_len, fp8_kv_cache=args.precision == "fp8-kv8",
                                    dtype=args.dtype, max_model_len=args.max_model_len,

@@ -136,8 +136,11 @@ class Playground:
         live = await self._ready_engines(self.engines)
         resident = {_precision_of(e.info): e for e in live}
         max_len = min(e.info.max_model_len for e in live)
-        config = BenchConfig(backend=self.backend, engine=self.bench_engine, data_dir=str(self.bench.data_dir))
-        return await self.runtime.acall(self.bench.run(config, spec, resident_source(resident), self.vocab_size,
+        # the vLLM app resolves these after start-up (sizing the model takes seconds): callables then
+        engine = self.bench_engine() if callable(self.bench_engine) else self.bench_engine
+        vocab = self.vocab_size() if callable(self.vocab_size) else self.vocab_size
+        config = BenchConfig(backend=self.backend, engine=engine, data_dir=str(self.bench.data_dir))
+        return await self.runtime.acall(self.bench.run(config, spec, resident_source(resident), vocab,
                                                        max_len, progress=progress))
 
     def available_precisions(self) -> list[str]:

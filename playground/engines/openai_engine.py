@@ -213,12 +213,23 @@ class OpenAIEngine:
             raise RequestError("engine", f"{self._where()} does not serve {self.model!r}; it serves {', '.join(names)}")
         card = served[names.index(self.model)]
         facts = await self.server_facts()
+        chat = await self._has_chat_template()
         notes = ("quantization read from the label (vLLM's server does not publish it)",) if self.info.quantization else ()
         self.info = replace(self.info, model=self.model, max_model_len=int(card.get("max_model_len") or 0),
                             dtype=facts.pop("dtype", "?"), notes=notes,
                             **{k: v for k, v in facts.items() if k in ("kv_tokens", "kv_cache_dtype", "gpu_memory_utilization")},
-                            chat_template=True)
+                            chat_template=chat)
         self.info = replace(self.info, planner_note=planner_view(self.info, self.gpu_preset))
+
+    async def _has_chat_template(self) -> bool:
+        """Whether the served tokenizer has a chat template (a base model's has none: the server refuses)."""
+        try:
+            await self.prompt_ids("hi", chat=True)
+        except RequestError as e:
+            if e.argument == "prompt":  # the server's 400: no template
+                return False
+            raise
+        return True
 
     async def server_facts(self) -> dict:
         """What the server's /metrics says now (empty when it publishes none): KV facts and the running count."""

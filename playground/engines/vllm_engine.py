@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
 from planner.engine_config import EngineConfig
@@ -34,8 +34,11 @@ def planner_advice(config: EngineConfig, gpu) -> str:
 
 
 class VllmEngine:
-    def __init__(self, config: EngineConfig, label: str):
+    def __init__(self, config: EngineConfig, label: str, resolve: Callable[[], EngineConfig] | None = None):
+        """``config`` describes the engine until it starts; ``resolve`` (optional) gives the final one at
+        start (the planner's share of a GPU two engines split), off the web server's start-up."""
         self.config = config
+        self._resolve = resolve
         self._engine = None
         self._tokenizer = None
         self.info = EngineInfo(
@@ -53,6 +56,8 @@ class VllmEngine:
 
         from planner.nvml import read_gpus, visible_gpu_index
 
+        if self._resolve is not None:
+            self.config = self._resolve()
         # NVML, not torch.cuda: a CUDA context in this process would take memory from the engines.
         index = (self.config.gpu_ids or (visible_gpu_index(),))[0]
         gpu = read_gpus(index)[0]
