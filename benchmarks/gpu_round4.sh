@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Round 4 on nvidia-h100-x4 (four H100s), from the project root, after vLLM's parts are in /tmp/vw and
 # the app's wheels (gradio, plotly, ...) in /tmp/aw:
-#   bash benchmarks/gpu_round4.sh a   # install; GPU 0: the web path (issue 9) ∥ GPU 1: two `vllm serve` and the
-#                                     # openai backend (issue 10) ∥ GPUs 2,3: one precision per GPU (issue 11)
-#   bash benchmarks/gpu_round4.sh b   # GPU 0: the 70B in FP8 on one GPU ∥ GPU 1: pytest -m gpu ∥ GPUs 2,3: MLA at TP=2
-#                                     # (issue 14), then the 70B in 16-bit at TP=2 (issue 11)
+#   bash benchmarks/gpu_round4.sh a   # (first try, commit 8a209a5) install; GPU 0: the web path ∥ GPU 1: two `vllm serve`
+#                                     # and the openai backend ∥ GPUs 2,3: one precision per GPU (its figures are kept)
+#   bash benchmarks/gpu_round4.sh b   # install; GPU 0: the web path, cold and warm (issue 9) ∥ GPU 1: two `vllm serve`
+#                                     # and the openai backend (issue 10) ∥ GPUs 2,3: a 70B in 16-bit at TP=2 (issue 11)
+#   bash benchmarks/gpu_round4.sh c   # GPU 0: the 70B in FP8 on one GPU (issue 11) ∥ GPU 1: pytest -m gpu ∥ GPUs 2,3:
+#                                     # DeepSeek-V2-Lite (MLA) at TP=2 (issue 14)
+# $OUT brings back 8 files at most: a summary and one archive of everything.
 set -u
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export PYTHONPATH=/tmp/site:/tmp/appsite:$PWD VLLM_USE_FLASHINFER_SAMPLER=0 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
@@ -31,6 +34,20 @@ bench70() {  # gpus precision util
     > $L/bench70-$2-gpu$1.log 2>&1 &
   local pid=$!; wait $pid; echo "== bench70 $2 gpus $1 rc=$?"; kill -9 -- -$pid 2>/dev/null
   grep -aE "GPU KV cache size|Model loading took|Available KV cache|^precision|^fp8 |^fp16 |saved as|error" $L/bench70-$2-gpu$1.log | cut -c1-220
+}
+stopapp() {  # pidfile: the whole process group (the app and vLLM's engine processes), then wait for the GPU
+  local pid; pid=$(cat "$1" 2>/dev/null) || return 0
+  kill -TERM -- -"$pid" 2>/dev/null
+  for _ in $(seq 1 30); do kill -0 -- -"$pid" 2>/dev/null || break; sleep 1; done
+  kill -9 -- -"$pid" 2>/dev/null; sleep 2
+}
+waitfree() { for _ in $(seq 1 60); do
+  [ "$(nvidia-smi -i "$1" --query-gpu=memory.used --format=csv,noheader,nounits)" -lt 2000 ] && return 0; sleep 1; done; }
+install() {
+  bash /tmp/vw/vllm-install.sh 2>&1 | tail -1
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/appsite /tmp/aw/*.whl 2>&1 | tail -2
+  nvidia-smi --query-gpu=index,name,memory.total,memory.used --format=csv > $OUT/nvidia-smi.csv
+  python3 -m planner --list-gpus > $L/nvml.txt 2>&1; cat $OUT/nvidia-smi.csv $L/nvml.txt
 }
 case "$1" in
   a)
@@ -76,15 +93,47 @@ case "$1" in
     wait
     for f in gpu0 gpu1 gpu23; do echo "######## $f"; grep -vE "^\s*$" $OUT/$f.txt | cut -c1-400 | tail -60; done ;;
   b)
+    install; mk llama-2-7b llama-2-70b
+    (  # GPU 0: the in-process app: page up, cold start, the load table, then a warm restart (compile cache)
+      export CUDA_VISIBLE_DEVICES=0
+      python3 benchmarks/web_startup.py --port 7860 --log $L/app-cold.log --json $L/startup-cold.json --keep --pidfile /tmp/app0.pid -- \
+        --backend vllm --model $M7 --load-format dummy --load-test --data-dir /tmp/appdata
+      python3 benchmarks/web_load.py --url http://127.0.0.1:7860/ --users 1,16,64,256 --api generate,compare \
+        --max-tokens 128 --json $L/web-inproc.json
+      stopapp /tmp/app0.pid; waitfree 0
+      python3 benchmarks/web_startup.py --port 7860 --log $L/app-warm.log --json $L/startup-warm.json --pidfile /tmp/app0.pid -- \
+        --backend vllm --model $M7 --load-format dummy --load-test --data-dir /tmp/appdata
+      stopapp /tmp/app0.pid
+    ) > $L/gpu0.txt 2>&1 &
+    (  # GPU 1: two vllm serve processes sharing the GPU (the planner's split), the app in front of them
+      setsid python3 -m playground.serve --model $M7 --load-format dummy --precision fp16 --port 8000 --gpu 1 --share-gpu > $L/serve-fp16.log 2>&1 &
+      echo $! > /tmp/s0.pid; waitup http://127.0.0.1:8000/health 300
+      setsid python3 -m playground.serve --model $M7 --load-format dummy --precision fp8 --port 8001 --gpu 1 --share-gpu > $L/serve-fp8.log 2>&1 &
+      echo $! > /tmp/s1.pid; waitup http://127.0.0.1:8001/health 300
+      head -1 $L/serve-fp16.log; head -1 $L/serve-fp8.log
+      CUDA_VISIBLE_DEVICES=1 python3 benchmarks/web_startup.py --port 7861 --log $L/app-openai.log --json $L/startup-openai.json --keep \
+        --pidfile /tmp/app1.pid -- --backend openai --engine FP16=http://127.0.0.1:8000/v1 --engine FP8=http://127.0.0.1:8001/v1 \
+        --load-test --data-dir /tmp/appdata-oai
+      python3 benchmarks/web_load.py --url http://127.0.0.1:7861/ --users 1,16,64,256 --api generate,compare \
+        --max-tokens 128 --json $L/web-openai.json
+      python3 -c "import json; print('\n---\n'.join(json.load(open('assets/prompts.json'))['prompts'][:3]))" > /tmp/seed.txt
+      api http://127.0.0.1:7861/ /compare $L/openai-seed-prompts.json "$(python3 -c 'import json;print(json.dumps(open("/tmp/seed.txt").read()))')" '0.0' '1.0' '0' '64'
+      api http://127.0.0.1:7861/ /engines $L/openai-engines.json
+      stopapp /tmp/app1.pid; stopapp /tmp/s1.pid; stopapp /tmp/s0.pid
+    ) > $L/gpu1.txt 2>&1 &
+    ( bench70 2,3 fp16 0.9 ) > $L/gpu23.txt 2>&1 &
+    wait
+    for f in gpu0 gpu1 gpu23; do echo "######## $f"; grep -vE "^\s*$" $L/$f.txt | cut -c1-400 | tail -40; done ;;
+  c)
     mk llama-2-70b deepseek-v2-lite llama-2-7b
-    bench70 0 fp8 0.95 > $OUT/gpu0b.txt 2>&1 &
-    ( CUDA_VISIBLE_DEVICES=1 PLAYGROUND_GPU_MODEL=$M7 GPU_RECORD_DIR=$OUT/gpu-tests timeout 420 python3 -m pytest tests/gpu -m gpu -q -p no:cacheprovider 2>&1 | tail -15 ) > $OUT/gpu1b.txt 2>&1 &
+    bench70 0 fp8 0.95 > $L/gpu0c.txt 2>&1 &
+    ( CUDA_VISIBLE_DEVICES=1 PLAYGROUND_GPU_MODEL=$M7 GPU_RECORD_DIR=$L/gpu-tests PLAYGROUND_APP_LOG=$L/app-gpu-tests.log \
+        timeout 420 python3 -m pytest tests/gpu -m gpu -q -p no:cacheprovider 2>&1 | tail -15 ) > $L/gpu1c.txt 2>&1 &
     ( CUDA_VISIBLE_DEVICES=2,3 VLLM_LOGGING_LEVEL=DEBUG setsid timeout 280 python3 benchmarks/measure_kv.py --model-dir /tmp/models/deepseek-v2-lite \
         --gpu-memory-utilization 0.9 --max-model-len 8192 --kv-cache-dtype auto --dtype bfloat16 --tensor-parallel-size 2 > $L/m-dsv2-tp2.log 2>&1
       echo "== deepseek-v2-lite tp2 rc=$?"; grep -aE '^\{' $L/m-dsv2-tp2.log | cut -c1-1500
       grep -aoE "(Model loading took|Available KV cache memory|GPU KV cache size|non-torch forward increase memory|Error:)[^\r]{0,110}" $L/m-dsv2-tp2.log | sort -u
-      gzip -f $L/m-dsv2-tp2.log; sleep 5
-      bench70 2,3 fp16 0.9 ) > $OUT/gpu23b.txt 2>&1 &
-    wait; cat $OUT/gpu0b.txt $OUT/gpu1b.txt $OUT/gpu23b.txt ;;
+    ) > $L/gpu23c.txt 2>&1 &
+    wait; cat $L/gpu0c.txt $L/gpu1c.txt $L/gpu23c.txt ;;
 esac
-for f in $L/*.log; do [ -f "$f" ] && gzip -f "$f"; done
+tar czf $OUT/round4-$1.tgz -C $OUT logs && rm -rf $L
