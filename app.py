@@ -26,7 +26,7 @@ from planner.nvml import visible_gpu_index
 from playground import views
 from playground.runtime import EngineRuntime, SupervisedEngine
 from playground.service import Playground
-from playground.ui import api, bench_tab, planner_tab, playground_tab
+from playground.ui import api, bench_tab, planner_tab, playground_tab, sessions
 
 EXAMPLES = json.loads((Path(__file__).parent / "assets" / "prompts.json").read_text())["prompts"]
 
@@ -174,6 +174,7 @@ def _shared_gpu_split(args: argparse.Namespace, base: EngineConfig):
 
 
 def build_ui(playground: Playground, models_dir: str | None, load_test: bool = False) -> gr.Blocks:
+    sessions.make_session_configs_lazy()  # an API call must not build the page's configuration (sessions.py)
     with gr.Blocks(title="FP8 LLM playground") as demo:
         gr.Markdown("# FP8 LLM playground\nIs FP8 worth it on my GPU, and what fits on it? FP8 and 16-bit engines "
                     "answer side by side; the planner sizes any model before it is loaded.")

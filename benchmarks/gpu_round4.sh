@@ -5,8 +5,9 @@
 #                                     # and the openai backend ∥ GPUs 2,3: one precision per GPU (its figures are kept)
 #   bash benchmarks/gpu_round4.sh b   # install; GPU 0: the web path, cold and warm (issue 9) ∥ GPU 1: two `vllm serve`
 #                                     # and the openai backend (issue 10) ∥ GPUs 2,3: a 70B in 16-bit at TP=2 (issue 11)
-#   bash benchmarks/gpu_round4.sh c   # GPU 0: the 70B in FP8 on one GPU (issue 11) ∥ GPU 1: pytest -m gpu ∥ GPUs 2,3:
-#                                     # DeepSeek-V2-Lite (MLA) at TP=2 (issue 14)
+#   bash benchmarks/gpu_round4.sh c   # install; GPU 0: the 70B in FP8 on one GPU (issue 11) ∥ GPU 1: the web path again
+#                                     # (issue 9) ∥ GPUs 2,3: DeepSeek-V2-Lite (MLA) at TP=2 (issue 14), then GPU 2: the
+#                                     # openai backend again (issue 10) ∥ GPU 3: pytest -m gpu
 # $OUT brings back 8 files at most: a summary and one archive of everything.
 set -u
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -124,16 +125,43 @@ case "$1" in
     ( bench70 2,3 fp16 0.9 ) > $L/gpu23.txt 2>&1 &
     wait
     for f in gpu0 gpu1 gpu23; do echo "######## $f"; grep -vE "^\s*$" $L/$f.txt | cut -c1-400 | tail -40; done ;;
-  c)
-    mk llama-2-70b deepseek-v2-lite llama-2-7b
+  c)  # after b's fixes (lazy Gradio sessions, client keep-alive): the web path and the openai backend again
+    install; mk llama-2-70b deepseek-v2-lite llama-2-7b
     bench70 0 fp8 0.95 > $L/gpu0c.txt 2>&1 &
-    ( CUDA_VISIBLE_DEVICES=1 PLAYGROUND_GPU_MODEL=$M7 GPU_RECORD_DIR=$L/gpu-tests PLAYGROUND_APP_LOG=$L/app-gpu-tests.log \
-        timeout 420 python3 -m pytest tests/gpu -m gpu -q -p no:cacheprovider 2>&1 | tail -15 ) > $L/gpu1c.txt 2>&1 &
-    ( CUDA_VISIBLE_DEVICES=2,3 VLLM_LOGGING_LEVEL=DEBUG setsid timeout 280 python3 benchmarks/measure_kv.py --model-dir /tmp/models/deepseek-v2-lite \
-        --gpu-memory-utilization 0.9 --max-model-len 8192 --kv-cache-dtype auto --dtype bfloat16 --tensor-parallel-size 2 > $L/m-dsv2-tp2.log 2>&1
-      echo "== deepseek-v2-lite tp2 rc=$?"; grep -aE '^\{' $L/m-dsv2-tp2.log | cut -c1-1500
+    (  # GPU 1: the in-process app, cold, and the load table
+      export CUDA_VISIBLE_DEVICES=1
+      python3 benchmarks/web_startup.py --port 7860 --log $L/app-cold.log --json $L/startup-cold.json --keep --pidfile /tmp/app0.pid -- \
+        --backend vllm --model $M7 --load-format dummy --load-test --data-dir /tmp/appdata
+      python3 benchmarks/web_load.py --url http://127.0.0.1:7860/ --users 1,16,64,256 --api generate,compare \
+        --max-tokens 128 --json $L/web-inproc.json
+      stopapp /tmp/app0.pid
+    ) > $L/gpu1c.txt 2>&1 &
+    (  # GPUs 2,3: DeepSeek-V2-Lite (MLA) at TP=2, then GPU 2: the openai backend ∥ GPU 3: pytest -m gpu
+      CUDA_VISIBLE_DEVICES=2,3 VLLM_LOGGING_LEVEL=DEBUG setsid timeout 240 python3 benchmarks/measure_kv.py --model-dir /tmp/models/deepseek-v2-lite \
+        --gpu-memory-utilization 0.9 --max-model-len 8192 --kv-cache-dtype auto --dtype bfloat16 --tensor-parallel-size 2 > $L/m-dsv2-tp2.log 2>&1 &
+      pid=$!; wait $pid; echo "== deepseek-v2-lite tp2 rc=$?"; kill -9 -- -$pid 2>/dev/null
+      grep -aE '^\{' $L/m-dsv2-tp2.log | cut -c1-1500
       grep -aoE "(Model loading took|Available KV cache memory|GPU KV cache size|non-torch forward increase memory|Error:)[^\r]{0,110}" $L/m-dsv2-tp2.log | sort -u
+      waitfree 2; waitfree 3
+      ( setsid python3 -m playground.serve --model $M7 --load-format dummy --precision fp16 --port 8000 --gpu 2 --share-gpu > $L/serve-fp16.log 2>&1 &
+        echo $! > /tmp/s0.pid; waitup http://127.0.0.1:8000/health 300
+        setsid python3 -m playground.serve --model $M7 --load-format dummy --precision fp8 --port 8001 --gpu 2 --share-gpu > $L/serve-fp8.log 2>&1 &
+        echo $! > /tmp/s1.pid; waitup http://127.0.0.1:8001/health 300
+        head -1 $L/serve-fp16.log; head -1 $L/serve-fp8.log
+        CUDA_VISIBLE_DEVICES=2 python3 benchmarks/web_startup.py --port 7861 --log $L/app-openai.log --json $L/startup-openai.json --keep \
+          --pidfile /tmp/app1.pid -- --backend openai --engine FP16=http://127.0.0.1:8000/v1 --engine FP8=http://127.0.0.1:8001/v1 \
+          --load-test --data-dir /tmp/appdata-oai
+        python3 benchmarks/web_load.py --url http://127.0.0.1:7861/ --users 1,16,64,256 --api generate,compare \
+          --max-tokens 128 --json $L/web-openai.json
+        python3 -c "import json; print('\n---\n'.join(json.load(open('assets/prompts.json'))['prompts'][:3]))" > /tmp/seed.txt
+        api http://127.0.0.1:7861/ /compare $L/openai-seed-prompts.json "$(python3 -c 'import json;print(json.dumps(open("/tmp/seed.txt").read()))')" '0.0' '1.0' '0' '64'
+        api http://127.0.0.1:7861/ /engines $L/openai-engines.json
+        stopapp /tmp/app1.pid; stopapp /tmp/s1.pid; stopapp /tmp/s0.pid ) > $L/gpu2c.txt 2>&1 &
+      ( CUDA_VISIBLE_DEVICES=3 PLAYGROUND_GPU_MODEL=$M7 GPU_RECORD_DIR=$L/gpu-tests PLAYGROUND_APP_LOG=$L/app-gpu-tests.log \
+          timeout 400 python3 -m pytest tests/gpu -m gpu -q -p no:cacheprovider 2>&1 | tail -15 ) > $L/gpu3c.txt 2>&1 &
+      wait
     ) > $L/gpu23c.txt 2>&1 &
-    wait; cat $L/gpu0c.txt $L/gpu1c.txt $L/gpu23c.txt ;;
+    wait
+    for f in gpu0c gpu1c gpu23c gpu2c gpu3c; do echo "######## $f"; grep -vE "^\s*$" $L/$f.txt | cut -c1-400 | tail -40; done ;;
 esac
 tar czf $OUT/round4-$1.tgz -C $OUT logs && rm -rf $L

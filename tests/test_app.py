@@ -194,3 +194,34 @@ def test_dtype_fp8_is_refused_with_the_real_options():
     with pytest.raises(SystemExit, match="quantization='fp8'"):
         parse(["--backend", "vllm", "--model", "m", "--dtype", "fp8"])
     assert isinstance(app.build_parser().parse_args([]), argparse.Namespace)
+
+
+def test_an_api_call_builds_no_block_configuration():
+    """Gradio's SessionState builds every block's config per session; ours builds them on first use
+    (a deep link needs them all), so an API call that opens a session builds none."""
+    import gradio as gr
+    from gradio.blocks import BlocksConfig
+    from gradio.state_holder import SessionState
+
+    from playground.ui.sessions import make_session_configs_lazy
+
+    with gr.Blocks() as demo:
+        box = gr.Textbox(value="kept")
+        gr.Number(value=3)
+    assert make_session_configs_lazy()
+    calls = []
+    real = BlocksConfig.config_for_block
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    BlocksConfig.config_for_block = staticmethod(counting)
+    try:
+        session = SessionState(demo)
+        assert calls == []
+        assert session.config_values[box._id]["props"]["value"] == "kept" and calls == [box._id]
+        everything = dict(session.config_values.items())  # what a deep link reads
+        assert box._id in everything and len(everything) == len(session.config_values) >= 2
+    finally:
+        BlocksConfig.config_for_block = staticmethod(real)

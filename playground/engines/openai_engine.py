@@ -202,7 +202,9 @@ class OpenAIEngine:
         self._client = httpx.AsyncClient(
             base_url=self.spec.base_url, headers=headers,
             timeout=httpx.Timeout(self.read_timeout_s, connect=CONNECT_TIMEOUT_S),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=512))
+            # idle connections are dropped before the server's keep-alive (uvicorn: 5 s) ends: a request sent
+            # on one the server is closing fails before any byte (seen at 256 concurrent users)
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=512, keepalive_expiry=2.0))
         served = (await self._get("/models")).json().get("data", [])
         names = [m.get("id") for m in served]
         if not names:
