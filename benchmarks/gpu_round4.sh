@@ -8,6 +8,7 @@
 #   bash benchmarks/gpu_round4.sh c   # install; GPU 0: the 70B in FP8 on one GPU (issue 11) ∥ GPU 1: the web path again
 #                                     # (issue 9) ∥ GPUs 2,3: DeepSeek-V2-Lite (MLA) at TP=2 (issue 14), then GPU 2: the
 #                                     # openai backend again (issue 10) ∥ GPU 3: pytest -m gpu
+#   bash benchmarks/gpu_round4.sh d   # install; GPU 0: pytest -m gpu ∥ GPU 1: the load table from 4 generator processes
 # $OUT brings back 8 files at most: a summary and one archive of everything.
 set -u
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -163,5 +164,18 @@ case "$1" in
     ) > $L/gpu23c.txt 2>&1 &
     wait
     for f in gpu0c gpu1c gpu23c gpu2c gpu3c; do echo "######## $f"; grep -vE "^\s*$" $L/$f.txt | cut -c1-400 | tail -40; done ;;
+  d)  # the GPU tests again (fixed for H200: the detected GPU, not the H100 preset) ∥ the 256-user burst from 4 processes
+    install; mk llama-2-7b
+    ( CUDA_VISIBLE_DEVICES=0 PLAYGROUND_GPU_MODEL=$M7 GPU_RECORD_DIR=$L/gpu-tests PLAYGROUND_APP_LOG=$L/app-gpu-tests.log \
+        timeout 400 python3 -m pytest tests/gpu -m gpu -q -p no:cacheprovider 2>&1 | tail -15 ) > $L/gpu0d.txt 2>&1 &
+    (
+      export CUDA_VISIBLE_DEVICES=1
+      python3 benchmarks/web_startup.py --port 7860 --log $L/app-cold.log --json $L/startup-cold.json --keep --pidfile /tmp/app0.pid -- \
+        --backend vllm --model $M7 --load-format dummy --load-test --data-dir /tmp/appdata
+      python3 benchmarks/web_load.py --url http://127.0.0.1:7860/ --users 64,256 --api generate,compare --processes 4 \
+        --max-tokens 128 --json $L/web-inproc-4proc.json
+      stopapp /tmp/app0.pid
+    ) > $L/gpu1d.txt 2>&1 &
+    wait; for f in gpu0d gpu1d; do echo "######## $f"; grep -vE "^\s*$" $L/$f.txt | cut -c1-400 | tail -30; done ;;
 esac
 tar czf $OUT/round4-$1.tgz -C $OUT logs && rm -rf $L

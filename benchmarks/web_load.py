@@ -78,6 +78,48 @@ async def web_point(client, url: str, api: str, users: int, prompt: str, max_tok
     return summarize_load(api, users, [d[0] for d in done], [d[1] for d in done], errors, wall), cpu_share
 
 
+def _worker(args: tuple) -> tuple[list[float], list[int], list[str], float, float, float]:
+    """One load-generator process: its share of the users, started at the shared moment ``start_at``."""
+    url, api, users, prompt, max_tokens, engine, timeout_s, start_at = args
+
+    async def go():
+        import httpx
+
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=2.0)
+        async with httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=10), limits=limits) as client:
+            await asyncio.sleep(max(0.0, start_at - time.time()))
+
+            async def one():
+                t0 = time.perf_counter()
+                result = await call(client, url, api, payload(api, prompt, max_tokens, engine), timeout_s)
+                return time.perf_counter() - t0, output_tokens(api, result)
+
+            cpu0, t0 = time.process_time(), time.time()
+            outcomes = await asyncio.gather(*(one() for _ in range(users)), return_exceptions=True)
+            return outcomes, t0, time.time(), time.process_time() - cpu0
+
+    outcomes, t0, t1, cpu = asyncio.run(go())
+    done = [o for o in outcomes if not isinstance(o, BaseException)]
+    return ([d[0] for d in done], [d[1] for d in done],
+            [f"{type(o).__name__}: {o}" for o in outcomes if isinstance(o, BaseException)], t0, t1, cpu)
+
+
+def multi_process_point(url: str, api: str, users: int, prompt: str, max_tokens: int, engine: str, timeout_s: float,
+                        processes: int) -> tuple[LoadResult, float]:
+    """The same burst from several generator processes (one Python process tops out near 200 users)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    shares = [users // processes + (1 if i < users % processes else 0) for i in range(processes)]
+    start_at = time.time() + 2.0
+    with ProcessPoolExecutor(processes) as pool:
+        parts = list(pool.map(_worker, [(url, api, n, prompt, max_tokens, engine, timeout_s, start_at)
+                                        for n in shares if n]))
+    wall = max(p[4] for p in parts) - min(p[3] for p in parts)
+    result = summarize_load(api, users, [x for p in parts for x in p[0]], [x for p in parts for x in p[1]],
+                            [x for p in parts for x in p[2]], wall)
+    return result, max(p[5] for p in parts) / wall  # the busiest generator's share of one core
+
+
 async def direct_point(client, url: str, api: str, users: int, prompt: str, max_tokens: int, engine: str,
                        timeout_s: float) -> LoadResult:
     d = await call(client, url, "direct_load", [api, users, prompt, max_tokens, engine], timeout_s)
@@ -109,8 +151,12 @@ async def main_async(args) -> list[dict]:
               f"{'p99 s':>7} {'direct p50':>10} {'errors':>6} {'gen CPU':>7}", flush=True)
         for api in args.api:
             for users in args.users:
-                web, cpu_share = await web_point(client, url, api, users, args.prompt, args.max_tokens, args.engine,
-                                                 args.timeout)
+                if args.processes > 1:
+                    web, cpu_share = await asyncio.to_thread(multi_process_point, url, api, users, args.prompt,
+                                                             args.max_tokens, args.engine, args.timeout, args.processes)
+                else:
+                    web, cpu_share = await web_point(client, url, api, users, args.prompt, args.max_tokens,
+                                                     args.engine, args.timeout)
                 direct = None if args.no_direct else await direct_point(client, url, api, users, args.prompt,
                                                                          args.max_tokens, args.engine, args.timeout)
                 ratio = web.output_tok_s / direct.output_tok_s if direct and direct.output_tok_s else None
@@ -139,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth", default=None, help="user:password when the app runs with --auth")
     p.add_argument("--timeout", type=float, default=600)
     p.add_argument("--json", default=None, help="also write the rows to this file")
+    p.add_argument("--processes", type=int, default=1,
+                   help="split each burst over this many generator processes (gen CPU: the busiest one's share)")
     return p
 
 

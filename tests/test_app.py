@@ -125,7 +125,7 @@ def test_the_web_load_script_runs_against_the_app(cpu_app, tmp_path):
     from conftest import ROOT
 
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "web_load.py"), "--url", cpu_app, "--users", "1,2",
-                          "--api", "generate", "--max-tokens", "4", "--json", str(tmp_path / "rows.json")],
+                          "--api", "generate", "--max-tokens", "4", "--processes", "2", "--json", str(tmp_path / "rows.json")],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     rows = json.loads((tmp_path / "rows.json").read_text())

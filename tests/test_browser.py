@@ -110,6 +110,12 @@ def test_at_phone_width_no_tab_widens_the_page(cpu_app, browser):
     assert all(scroll <= inner for scroll, inner in overflow.values()), overflow
 
 
+def finished(page) -> None:
+    """Wait for a comparison's last update: the quality diff comes only with the final result (temperature 0)."""
+    page.locator("#quality").get_by_text("token agreement").wait_for(timeout=120_000)
+    page.wait_for_timeout(300)
+
+
 def test_stop_returns_both_columns_to_idle_within_two_seconds(page):
     page.get_by_role("tab", name="Playground").click()
     page.get_by_text("Sampling").click()
@@ -125,12 +131,12 @@ def test_stop_returns_both_columns_to_idle_within_two_seconds(page):
     page.locator("#max-tokens input").fill("64")
 
 
-def test_an_error_keeps_the_previous_results_and_shows_beside_run(page):
-    page.get_by_role("tab", name="Playground").click()
+def test_an_error_keeps_the_previous_results_and_shows_beside_run(cpu_app, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1300})
+    page.goto(cpu_app)
     page.locator("#prompts textarea").fill("What is FP8?")
     page.locator("#run").click()
-    page.get_by_text("streaming…").first.wait_for(state="detached", timeout=60_000)
-    page.wait_for_timeout(500)
+    finished(page)
     before = {label: page.locator(f"#out-{label} textarea").input_value() for label in ("16-bit", "FP8")}
     assert all(before.values())
     page.locator("#prompts textarea").fill("   ")
@@ -139,6 +145,7 @@ def test_an_error_keeps_the_previous_results_and_shows_beside_run(page):
     assert "is empty" in page.locator("#run-error").inner_text()
     assert {label: page.locator(f"#out-{label} textarea").input_value() for label in ("16-bit", "FP8")} == before
     assert "⚠️" not in page.locator("#metrics-16-bit").inner_text() + page.locator("#metrics-FP8").inner_text()
+    page.close()
 
 
 def pick(page, elem_id: str, value: str) -> None:
@@ -212,8 +219,7 @@ def test_a_deep_link_opened_in_a_fresh_browser_brings_back_inputs_and_results(cp
     page.goto(cpu_app)
     page.locator("#prompts textarea").fill("Name a colour.")
     page.locator("#run").click()
-    page.get_by_text("streaming…").first.wait_for(state="detached", timeout=90_000)
-    page.wait_for_timeout(500)
+    finished(page)
     answer = page.locator("#out-FP8 textarea").input_value()
     page.get_by_role("button", name=re.compile("Share|Copy", re.I)).first.click()
     page.wait_for_timeout(1500)

@@ -10,11 +10,13 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from planner import gpu_preset, model_spec, plan, read_gpus
+from planner import model_spec, plan, read_gpus
+from planner.nvml import visible_gpu_index
 
 pytestmark = pytest.mark.gpu
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,12 +24,15 @@ EXAMPLES = json.loads((ROOT / "assets" / "prompts.json").read_text())["prompts"]
 PORT = 7870
 
 
-def test_nvml_reads_the_h100(record):
+def test_nvml_reads_the_hopper_gpu(record):
+    """An H100 or H200 read through NVML matches its preset's memory (the planner's numbers rest on it)."""
+    from planner.gpus import preset_for_device_name
+
     readings = read_gpus()
-    gpu = readings[0]
+    gpu = readings[visible_gpu_index()]
     record("nvml_reading", [r.__dict__ for r in readings])
-    assert "H100" in gpu.name
-    assert gpu.total_bytes == 85_520_809_984
+    assert "H100" in gpu.name or "H200" in gpu.name
+    assert gpu.total_bytes == preset_for_device_name(gpu.name).total_bytes  # 85,520,809,984 / 150,754,820,096
     assert gpu.compute_capability == (9, 0)
     assert gpu.bandwidth_gb_s and gpu.bandwidth_gb_s > 3000
     assert 0 < gpu.free_bytes <= gpu.total_bytes
@@ -76,7 +81,7 @@ def test_both_engines_resident(client, record):
     (the second engine starts with the first already resident)."""
     engines = client.predict(api_name="/engines")
     spec = model_spec(os.environ["PLAYGROUND_GPU_MODEL"])
-    gpu = gpu_preset("h100-sxm")
+    gpu = replace(read_gpus(visible_gpu_index())[0].to_spec(), free_bytes=None)  # this GPU, as the first engine found it
     rows = []
     for e in engines:
         predicted = plan(spec, gpu, quantization=e["quantization"], kv_cache_dtype=e["kv_cache_dtype"], dtype=e["dtype"],
