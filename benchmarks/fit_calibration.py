@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from planner import gpu_preset, model_spec, plan
+from planner.measured import plan_measured_row
 from planner.gpus import GIB
 from planner.memory import CALIBRATION, Calibration, default_batch_limits, runs_on_v1_model_runner
 
@@ -95,9 +96,7 @@ def fit(rows: list[dict]) -> Calibration:
     def worst(selected):
         errors = []
         for r in selected:
-            p = plan(model_spec(r["model"]), H100, calibration=calibration, advise=False, quantization=r["quantization"],
-                     kv_cache_dtype=r["kv_cache_dtype"], dtype=r["dtype"], gpu_memory_utilization=r["gpu_memory_utilization"],
-                     max_model_len=r["max_model_len"], tensor_parallel_size=r.get("tensor_parallel_size", 1))
+            p = plan_measured_row(r, calibration)
             errors.append(abs(p.kv_tokens - r["measured_kv_tokens"]) / r["measured_kv_tokens"])
         return math.ceil(max(errors) * 1000) / 1000 if errors else 0.005  # rounded up: the verdict stays conservative
 

@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from planner import gpu_preset, model_spec, plan
+from planner.measured import plan_measured_row
 from planner.gpus import GIB
 
 ROWS = json.loads((Path(__file__).resolve().parent.parent / "tests/data/vllm_kv_measurements.json").read_text())["rows"]
@@ -23,9 +23,7 @@ BAR_RELATIVE, BAR_GIB = 0.015, 0.25
 
 def evaluate(row: dict) -> dict:
     """The planner's prediction for one measured row, its error and whether it meets the bar."""
-    p = plan(model_spec(row["model"]), gpu_preset("h100-sxm"), quantization=row["quantization"],
-             kv_cache_dtype=row["kv_cache_dtype"], dtype=row["dtype"], gpu_memory_utilization=row["gpu_memory_utilization"],
-             max_model_len=row["max_model_len"], tensor_parallel_size=row.get("tensor_parallel_size", 1), advise=False)
+    p = plan_measured_row(row)
     measured = row["measured_kv_tokens"]
     error_tokens = p.kv_tokens - measured
     # KV memory per token as vLLM divides it (all layers, this GPU's share)
@@ -36,7 +34,7 @@ def evaluate(row: dict) -> dict:
 
 
 def table(rows: list[dict], terms: bool) -> tuple[str, int]:
-    head = ("| model | quant | kv | dtype | util | len | TP | vLLM KV tokens | planned | error | KV GiB error | bar |"
+    head = ("| model | GPU | quant | kv | dtype | util | len | TP | vLLM KV tokens | planned | error | KV GiB error | bar |"
             + (" weights vLLM / plan | peak vLLM / plan | non-torch vLLM / plan | graph est. vLLM / plan |" if terms else ""))
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     failures = 0
@@ -44,7 +42,7 @@ def table(rows: list[dict], terms: bool) -> tuple[str, int]:
         e = evaluate(r)
         p = e["plan"]
         failures += not e["passes"]
-        line = (f"| {r['model']} | {r['quantization'] or '16-bit'} | {r['kv_cache_dtype']} | {r['dtype']} | "
+        line = (f"| {r['model']} | {r.get('gpu_preset', 'h100-sxm')} | {r['quantization'] or '16-bit'} | {r['kv_cache_dtype']} | {r['dtype']} | "
                 f"{r['gpu_memory_utilization']} | {r['max_model_len']:,} | {r.get('tensor_parallel_size', 1)} | "
                 f"{r['measured_kv_tokens']:,} | {p.kv_tokens:,} | {e['error_percent']:+.2f}% | {e['error_gib']:+.2f} | "
                 f"{'pass' if e['passes'] else '**FAIL**'} |")

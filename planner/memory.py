@@ -193,12 +193,19 @@ def resolve_dtype(model: ModelSpec, dtype: str) -> str:
     return dtype
 
 
-def default_batch_limits(gpu: GpuSpec) -> tuple[int, int]:
-    """(max_num_seqs, max_num_batched_tokens) that vLLM's LLM class picks for this GPU
-    (EngineArgs.get_batch_defaults: >= 70 GiB and not an A100 gets the larger pair)."""
-    if gpu.total_bytes >= 70 * GIB and "a100" not in gpu.name.lower():
-        return 1024, 16384
-    return 256, 8192
+def default_batch_limits(gpu: GpuSpec, entrypoint: str = "llm") -> tuple[int, int]:
+    """(max_num_seqs, max_num_batched_tokens) vLLM picks when they are not given, by who builds the
+    engine (EngineArgs.get_batch_defaults by UsageContext; >= 70 GiB and not an A100 gets the larger
+    pairs): 'llm' (the LLM class, `vllm bench throughput`), 'serve' (`vllm serve`), 'engine'
+    (AsyncLLM.from_engine_args: SchedulerConfig's defaults whatever the GPU)."""
+    big = gpu.total_bytes >= 70 * GIB and "a100" not in gpu.name.lower()
+    if entrypoint == "llm":
+        return (1024, 16384) if big else (256, 8192)
+    if entrypoint == "serve":
+        return (1024, 8192) if big else (256, 2048)
+    if entrypoint == "engine":
+        return 128, 2048
+    raise PlannerError("entrypoint", f"{entrypoint!r} is not one of llm, serve, engine")
 
 
 def _padded_vocab_rows(vocab: int, tp: int) -> int:

@@ -63,8 +63,11 @@ def vllm_command(args: argparse.Namespace) -> tuple[EngineConfig, list[str]]:
         if not split.fits:
             raise PlannerError("share_gpu", split.reason)
         chosen = split.baseline.config if args.precision == "fp16" else split.fp8.config
+        # the batch limits too: `vllm serve` would otherwise take its own (8192 batched tokens, not the
+        # 16,384 the split was planned with: vllm/engine/arg_utils.py, get_batch_defaults)
         config = replace(config, gpu_memory_utilization=chosen.gpu_memory_utilization,
-                         max_model_len=chosen.max_model_len, dtype=chosen.dtype)
+                         max_model_len=chosen.max_model_len, dtype=chosen.dtype, max_num_seqs=chosen.max_num_seqs,
+                         max_num_batched_tokens=chosen.max_num_batched_tokens)
     extra = ["--host", args.host, "--port", str(args.port)]
     return config, [config.model, *config.cli_args(), *extra]
 

@@ -67,8 +67,13 @@ def vllm_source(config: BenchConfig, max_concurrency: int) -> EngineSource:
         # The LLM class's defaults for this GPU, so each point matches `vllm bench throughput`
         # and the planner's prediction for the same engine.
         gpu = read_gpus((config.engine.gpu_ids or (visible_gpu_index(),))[0])[0].to_spec()
-        max_num_seqs, _ = default_batch_limits(gpu)
-        engine = VllmEngine(config.for_precision(precision, max(max_num_seqs, max_concurrency)), label=precision)
+        max_num_seqs, max_tokens = default_batch_limits(gpu)
+        engine_config = config.for_precision(precision, max(max_num_seqs, max_concurrency))
+        if engine_config.max_num_batched_tokens is None:
+            # AsyncLLM would take SchedulerConfig's 2048 (vLLM's ENGINE_CONTEXT), not the LLM class's
+            # limit that `vllm bench throughput` and the planner use: say it explicitly
+            engine_config = replace(engine_config, max_num_batched_tokens=max_tokens)
+        engine = VllmEngine(engine_config, label=precision)
         await engine.start()
         try:
             yield engine

@@ -101,13 +101,17 @@ def planner_view(info: EngineInfo, gpu_preset_name: str) -> str:
     """The planner's KV tokens for the server's reported engine (model, utilization, max_model_len and
     KV dtype from the server) on a GPU preset, since that host's NVML cannot be read from here."""
     from planner import EngineConfig, PlannerError, gpu_preset, plan
+    from planner.memory import default_batch_limits
 
     try:
+        gpu = gpu_preset(gpu_preset_name)
+        max_num_seqs, max_tokens = default_batch_limits(gpu, "serve")  # what `vllm serve` takes by default
         config = EngineConfig(model=info.model, quantization="fp8" if info.quantization else None,
                               kv_cache_dtype=info.kv_cache_dtype if str(info.kv_cache_dtype).startswith("fp8") else "auto",
                               gpu_memory_utilization=info.gpu_memory_utilization or 0.9,
-                              max_model_len=info.max_model_len or None)
-        predicted = plan(config, gpu_preset(gpu_preset_name), advise=False)
+                              max_model_len=info.max_model_len or None, max_num_seqs=max_num_seqs,
+                              max_num_batched_tokens=max_tokens)
+        predicted = plan(config, gpu, advise=False)
     except PlannerError:
         return (f"planner: no config.json for {info.model!r} here (serve it under a catalog name or a local "
                 "folder's path, or pick one with --engine LABEL=URL#MODEL)")

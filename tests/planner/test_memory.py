@@ -7,6 +7,7 @@ import pytest
 
 from planner import PlannerError, gpu_preset, model_spec, plan
 from planner.gpus import GIB
+from planner.measured import plan_measured_row
 
 H100 = gpu_preset("h100-sxm")
 DATA = json.loads((Path(__file__).resolve().parents[1] / "data" / "vllm_kv_measurements.json").read_text())
@@ -14,9 +15,7 @@ ROWS = DATA["rows"]
 
 
 def _plan(r):
-    return plan(model_spec(r["model"]), H100, quantization=r["quantization"], kv_cache_dtype=r["kv_cache_dtype"],
-                dtype=r["dtype"], gpu_memory_utilization=r["gpu_memory_utilization"], max_model_len=r["max_model_len"],
-                tensor_parallel_size=r.get("tensor_parallel_size", 1))
+    return plan_measured_row(r)
 
 
 # The row the planner misses (issue 8 is open): after loading Qwen2.5-14B in online FP8, vLLM's "Model loading
@@ -27,7 +26,7 @@ KNOWN_MISSES = {("qwen2.5-14b", "fp8")}
 
 @pytest.mark.parametrize("row", [pytest.param(r, marks=pytest.mark.xfail(strict=True, reason="over-predicted: issue 8"))
                                  if (r["model"], r["quantization"]) in KNOWN_MISSES else r for r in ROWS], ids=lambda r: f"{r['model']}-{r['quantization']}-{r['kv_cache_dtype']}-u{r['gpu_memory_utilization']}")
-def test_kv_tokens_within_the_bar_of_what_vllm_logged_on_the_h100(row):
+def test_kv_tokens_within_the_bar_of_what_vllm_logged(row):
     """Within 1.5% of vLLM's 'GPU KV cache size', or 0.25 GiB of KV memory where that is larger."""
     p = _plan(row)
     measured = row["measured_kv_tokens"]
@@ -114,3 +113,16 @@ def test_held_out_rows_meet_the_bar_apart_from_the_known_miss():
         p = _plan(r)
         tolerance = max(0.015 * r["measured_kv_tokens"], 0.25 * GIB / (p.kv_cache_bytes / p.kv_tokens))
         assert abs(p.kv_tokens - r["measured_kv_tokens"]) <= tolerance, r["model"]
+
+
+def test_vllms_batch_defaults_depend_on_who_builds_the_engine():
+    """vllm/engine/arg_utils.py get_batch_defaults: LLM class, `vllm serve`, and AsyncLLM's SchedulerConfig."""
+    from planner.memory import default_batch_limits
+
+    assert default_batch_limits(H100) == (1024, 16384)
+    assert default_batch_limits(H100, "serve") == (1024, 8192)
+    assert default_batch_limits(H100, "engine") == (128, 2048)
+    assert default_batch_limits(gpu_preset("a100-80gb")) == (256, 8192)  # no larger defaults on an A100
+    assert default_batch_limits(gpu_preset("a100-80gb"), "serve") == (256, 2048)
+    with pytest.raises(PlannerError, match="entrypoint"):
+        default_batch_limits(H100, "ray")
