@@ -45,6 +45,22 @@ stopapp() {  # pidfile: the whole process group (the app and vLLM's engine proce
 }
 waitfree() { for _ in $(seq 1 60); do
   [ "$(nvidia-smi -i "$1" --query-gpu=memory.used --format=csv,noheader,nounits)" -lt 2000 ] && return 0; sleep 1; done; }
+openai_run() {  # GPU: two vllm serve processes sharing it (the planner's split), the app in front of them
+  setsid python3 -m playground.serve --model $M7 --load-format dummy --precision fp16 --port 8000 --gpu $1 --share-gpu > $L/serve-fp16.log 2>&1 &
+  echo $! > /tmp/s0.pid; waitup http://127.0.0.1:8000/health 300
+  setsid python3 -m playground.serve --model $M7 --load-format dummy --precision fp8 --port 8001 --gpu $1 --share-gpu > $L/serve-fp8.log 2>&1 &
+  echo $! > /tmp/s1.pid; waitup http://127.0.0.1:8001/health 300
+  head -1 $L/serve-fp16.log; head -1 $L/serve-fp8.log
+  CUDA_VISIBLE_DEVICES=$1 python3 benchmarks/web_startup.py --port 7861 --log $L/app-openai.log --json $L/startup-openai.json --keep \
+    --pidfile /tmp/app1.pid -- --backend openai --engine FP16=http://127.0.0.1:8000/v1 --engine FP8=http://127.0.0.1:8001/v1 \
+    --load-test --data-dir /tmp/appdata-oai
+  python3 benchmarks/web_load.py --url http://127.0.0.1:7861/ --users 1,16,64,256 --api generate,compare \
+    --max-tokens 128 --json $L/web-openai.json
+  python3 -c "import json; print('\n---\n'.join(json.load(open('assets/prompts.json'))['prompts'][:3]))" > /tmp/seed.txt
+  api http://127.0.0.1:7861/ /compare $L/openai-seed-prompts.json "$(python3 -c 'import json;print(json.dumps(open("/tmp/seed.txt").read()))')" '0.0' '1.0' '0' '64'
+  api http://127.0.0.1:7861/ /engines $L/openai-engines.json
+  stopapp /tmp/app1.pid; stopapp /tmp/s1.pid; stopapp /tmp/s0.pid
+}
 install() {
   bash /tmp/vw/vllm-install.sh 2>&1 | tail -1
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/appsite /tmp/aw/*.whl 2>&1 | tail -2
@@ -107,22 +123,7 @@ case "$1" in
         --backend vllm --model $M7 --load-format dummy --load-test --data-dir /tmp/appdata
       stopapp /tmp/app0.pid
     ) > $L/gpu0.txt 2>&1 &
-    (  # GPU 1: two vllm serve processes sharing the GPU (the planner's split), the app in front of them
-      setsid python3 -m playground.serve --model $M7 --load-format dummy --precision fp16 --port 8000 --gpu 1 --share-gpu > $L/serve-fp16.log 2>&1 &
-      echo $! > /tmp/s0.pid; waitup http://127.0.0.1:8000/health 300
-      setsid python3 -m playground.serve --model $M7 --load-format dummy --precision fp8 --port 8001 --gpu 1 --share-gpu > $L/serve-fp8.log 2>&1 &
-      echo $! > /tmp/s1.pid; waitup http://127.0.0.1:8001/health 300
-      head -1 $L/serve-fp16.log; head -1 $L/serve-fp8.log
-      CUDA_VISIBLE_DEVICES=1 python3 benchmarks/web_startup.py --port 7861 --log $L/app-openai.log --json $L/startup-openai.json --keep \
-        --pidfile /tmp/app1.pid -- --backend openai --engine FP16=http://127.0.0.1:8000/v1 --engine FP8=http://127.0.0.1:8001/v1 \
-        --load-test --data-dir /tmp/appdata-oai
-      python3 benchmarks/web_load.py --url http://127.0.0.1:7861/ --users 1,16,64,256 --api generate,compare \
-        --max-tokens 128 --json $L/web-openai.json
-      python3 -c "import json; print('\n---\n'.join(json.load(open('assets/prompts.json'))['prompts'][:3]))" > /tmp/seed.txt
-      api http://127.0.0.1:7861/ /compare $L/openai-seed-prompts.json "$(python3 -c 'import json;print(json.dumps(open("/tmp/seed.txt").read()))')" '0.0' '1.0' '0' '64'
-      api http://127.0.0.1:7861/ /engines $L/openai-engines.json
-      stopapp /tmp/app1.pid; stopapp /tmp/s1.pid; stopapp /tmp/s0.pid
-    ) > $L/gpu1.txt 2>&1 &
+    ( openai_run 1 ) > $L/gpu1.txt 2>&1 &  # GPU 1: the openai backend
     ( bench70 2,3 fp16 0.9 ) > $L/gpu23.txt 2>&1 &
     wait
     for f in gpu0 gpu1 gpu23; do echo "######## $f"; grep -vE "^\s*$" $L/$f.txt | cut -c1-400 | tail -40; done ;;
@@ -144,20 +145,7 @@ case "$1" in
       grep -aE '^\{' $L/m-dsv2-tp2.log | cut -c1-1500
       grep -aoE "(Model loading took|Available KV cache memory|GPU KV cache size|non-torch forward increase memory|Error:)[^\r]{0,110}" $L/m-dsv2-tp2.log | sort -u
       waitfree 2; waitfree 3
-      ( setsid python3 -m playground.serve --model $M7 --load-format dummy --precision fp16 --port 8000 --gpu 2 --share-gpu > $L/serve-fp16.log 2>&1 &
-        echo $! > /tmp/s0.pid; waitup http://127.0.0.1:8000/health 300
-        setsid python3 -m playground.serve --model $M7 --load-format dummy --precision fp8 --port 8001 --gpu 2 --share-gpu > $L/serve-fp8.log 2>&1 &
-        echo $! > /tmp/s1.pid; waitup http://127.0.0.1:8001/health 300
-        head -1 $L/serve-fp16.log; head -1 $L/serve-fp8.log
-        CUDA_VISIBLE_DEVICES=2 python3 benchmarks/web_startup.py --port 7861 --log $L/app-openai.log --json $L/startup-openai.json --keep \
-          --pidfile /tmp/app1.pid -- --backend openai --engine FP16=http://127.0.0.1:8000/v1 --engine FP8=http://127.0.0.1:8001/v1 \
-          --load-test --data-dir /tmp/appdata-oai
-        python3 benchmarks/web_load.py --url http://127.0.0.1:7861/ --users 1,16,64,256 --api generate,compare \
-          --max-tokens 128 --json $L/web-openai.json
-        python3 -c "import json; print('\n---\n'.join(json.load(open('assets/prompts.json'))['prompts'][:3]))" > /tmp/seed.txt
-        api http://127.0.0.1:7861/ /compare $L/openai-seed-prompts.json "$(python3 -c 'import json;print(json.dumps(open("/tmp/seed.txt").read()))')" '0.0' '1.0' '0' '64'
-        api http://127.0.0.1:7861/ /engines $L/openai-engines.json
-        stopapp /tmp/app1.pid; stopapp /tmp/s1.pid; stopapp /tmp/s0.pid ) > $L/gpu2c.txt 2>&1 &
+      ( openai_run 2 ) > $L/gpu2c.txt 2>&1 &
       ( CUDA_VISIBLE_DEVICES=3 PLAYGROUND_GPU_MODEL=$M7 GPU_RECORD_DIR=$L/gpu-tests PLAYGROUND_APP_LOG=$L/app-gpu-tests.log \
           timeout 400 python3 -m pytest tests/gpu -m gpu -q -p no:cacheprovider 2>&1 | tail -15 ) > $L/gpu3c.txt 2>&1 &
       wait

@@ -62,20 +62,27 @@ def output_tokens(api: str, result: dict) -> int:
     return sum(int(c["output_tokens"]) for c in result["columns"])
 
 
-async def web_point(client, url: str, api: str, users: int, prompt: str, max_tokens: int, engine: str,
-                    timeout_s: float) -> tuple[LoadResult, float]:
+async def burst(client, url: str, api: str, users: int, prompt: str, max_tokens: int, engine: str,
+                timeout_s: float) -> tuple[list[float], list[int], list[str], float, float, float]:
+    """``users`` requests at once: latencies and output tokens of the completed ones, the errors, the
+    burst's start and end (wall clock) and this process's CPU seconds meanwhile."""
     async def one():
         t0 = time.perf_counter()
         result = await call(client, url, api, payload(api, prompt, max_tokens, engine), timeout_s)
         return time.perf_counter() - t0, output_tokens(api, result)
 
-    cpu0, t0 = time.process_time(), time.perf_counter()
+    cpu0, t0 = time.process_time(), time.time()
     outcomes = await asyncio.gather(*(one() for _ in range(users)), return_exceptions=True)
-    wall = time.perf_counter() - t0
-    cpu_share = (time.process_time() - cpu0) / wall
+    t1, cpu = time.time(), time.process_time() - cpu0
     done = [o for o in outcomes if not isinstance(o, BaseException)]
-    errors = [f"{type(o).__name__}: {o}" for o in outcomes if isinstance(o, BaseException)]
-    return summarize_load(api, users, [d[0] for d in done], [d[1] for d in done], errors, wall), cpu_share
+    return ([d[0] for d in done], [d[1] for d in done],
+            [f"{type(o).__name__}: {o}" for o in outcomes if isinstance(o, BaseException)], t0, t1, cpu)
+
+
+async def web_point(client, url: str, api: str, users: int, prompt: str, max_tokens: int, engine: str,
+                    timeout_s: float) -> tuple[LoadResult, float]:
+    latencies, tokens, errors, t0, t1, cpu = await burst(client, url, api, users, prompt, max_tokens, engine, timeout_s)
+    return summarize_load(api, users, latencies, tokens, errors, t1 - t0), cpu / (t1 - t0)
 
 
 def _worker(args: tuple) -> tuple[list[float], list[int], list[str], float, float, float]:
@@ -88,20 +95,9 @@ def _worker(args: tuple) -> tuple[list[float], list[int], list[str], float, floa
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=2.0)
         async with httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=10), limits=limits) as client:
             await asyncio.sleep(max(0.0, start_at - time.time()))
+            return await burst(client, url, api, users, prompt, max_tokens, engine, timeout_s)
 
-            async def one():
-                t0 = time.perf_counter()
-                result = await call(client, url, api, payload(api, prompt, max_tokens, engine), timeout_s)
-                return time.perf_counter() - t0, output_tokens(api, result)
-
-            cpu0, t0 = time.process_time(), time.time()
-            outcomes = await asyncio.gather(*(one() for _ in range(users)), return_exceptions=True)
-            return outcomes, t0, time.time(), time.process_time() - cpu0
-
-    outcomes, t0, t1, cpu = asyncio.run(go())
-    done = [o for o in outcomes if not isinstance(o, BaseException)]
-    return ([d[0] for d in done], [d[1] for d in done],
-            [f"{type(o).__name__}: {o}" for o in outcomes if isinstance(o, BaseException)], t0, t1, cpu)
+    return asyncio.run(go())
 
 
 def multi_process_point(url: str, api: str, users: int, prompt: str, max_tokens: int, engine: str, timeout_s: float,

@@ -74,6 +74,7 @@ class SupervisedEngine:
         self.stage = "waiting to start"  # waiting to start → starting → ready | failed: …
         self.started_at: float | None = None
         self.ready_after_s: float | None = None
+        self.expected_start_s: float | None = None  # how long the last start of this engine took (if known)
         self._ready = threading.Event()
 
     @property
@@ -103,8 +104,10 @@ class SupervisedEngine:
     def status_line(self) -> str:
         if self.ready:
             return self.info.status_line() + (f" · restarted {self.restarts}x" if self.restarts else "")
-        elapsed = f" · {time.perf_counter() - self.started_at:.0f} s" if self.started_at else ""
-        return f"{self.info.label}: {self.stage}{elapsed}"
+        if self.started_at is None:
+            return f"{self.info.label}: {self.stage}"
+        elapsed, left = self._progress()
+        return f"{self.info.label}: {self.stage} · {elapsed:.0f} s" + (f", ~{left:.0f} s left" if left is not None else "")
 
     async def wait_ready(self, timeout_s: float) -> None:
         """Wait (off the event loop) until started; a clear error when it failed or takes too long."""
@@ -114,7 +117,20 @@ class SupervisedEngine:
 
             if self.stage.startswith("failed"):
                 raise RequestError("engine", f"{self.info.label} engine {self.stage}")
-            raise RequestError("engine", f"{self.info.label} engine is still starting ({self.stage}); try again shortly")
+            raise RequestError("engine", f"{self.info.label} engine is still starting ({self.stage}); "
+                                         f"{self.time_left_text()}")
+
+    def _progress(self) -> tuple[float, float | None]:
+        """Seconds since the start began, and about how many are left (from the last start), if known."""
+        elapsed = time.perf_counter() - self.started_at if self.started_at else 0.0
+        left = None if self.expected_start_s is None else max(self.expected_start_s - elapsed, 1.0)
+        return elapsed, left
+
+    def time_left_text(self) -> str:
+        elapsed, left = self._progress()
+        if left is None:
+            return f"{elapsed:.0f} s so far; try again shortly"
+        return f"{elapsed:.0f} s so far, ~{left:.0f} s left (the last start took {self.expected_start_s:.0f} s)"
 
     @property
     def failed(self) -> bool:

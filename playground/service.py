@@ -7,6 +7,7 @@ Gradio, so every number on the page can be had from Python too.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
@@ -46,15 +47,39 @@ class Playground:
     def start_in_background(self) -> threading.Thread:
         """Start the engines one after the other (each profiles memory without the other's load in
         flight) while the web server already answers."""
+        times = self._start_times()
+        for engine in self.engines:
+            engine.expected_start_s = times.get(self._start_key(engine))
+
         def run():
             for engine in self.engines:
                 try:
                     self.runtime.call(engine.start())
                 except Exception as e:  # noqa: BLE001 - the stage line carries the message to the page
                     print(f"error: {engine.info.label} engine failed to start: {e}", flush=True)
+                    continue
+                self._save_start_time(engine)
         thread = threading.Thread(target=run, name="engine-start", daemon=True)
         thread.start()
         return thread
+
+    # ---- start-up times, kept in the data folder so that the next start can say how long is left
+    def _start_key(self, engine: SupervisedEngine) -> str:
+        return f"{self.backend}:{engine.info.label}:{engine.info.model}"
+
+    def _start_times(self) -> dict:
+        try:
+            return json.loads((self.bench.data_dir / "start_times.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _save_start_time(self, engine: SupervisedEngine) -> None:
+        times = self._start_times() | {self._start_key(engine): round(engine.ready_after_s or 0.0, 1)}
+        try:
+            self.bench.data_dir.mkdir(parents=True, exist_ok=True)
+            (self.bench.data_dir / "start_times.json").write_text(json.dumps(times, indent=1))
+        except OSError:  # a read-only data folder: no estimate next time, nothing worse
+            pass
 
     def status_lines(self) -> list[str]:
         return [e.status_line() for e in self.engines]

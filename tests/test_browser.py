@@ -86,9 +86,9 @@ def test_the_benchmark_tab_runs_a_sweep_and_draws_its_charts(page):
     page.locator("#bench-status").get_by_text("Complete: saved as run #").wait_for(timeout=120_000)
     page.wait_for_timeout(1000)
     # throughput, speed-up, latency; no memory chart without a GPU, no roofline column on a CPU
-    assert page.locator(".js-plotly-plot").count() == 3
+    assert page.locator(".js-plotly-plot:visible").count() == 3
     assert "roofline" not in page.locator("#bench-table").inner_text()
-    ticks = page.eval_on_selector_all(".js-plotly-plot .xtick text", "els => els.map(e => e.textContent)")
+    ticks = page.eval_on_selector_all(".js-plotly-plot .xtick text", "els => els.filter(e => e.getClientRects().length).map(e => e.textContent)")
     assert ticks and set(ticks) <= {"1", "2"}, ticks  # the measured concurrencies only
     page.screenshot(path=str(SHOTS / "benchmark.png"), full_page=True)
 
@@ -234,3 +234,24 @@ def test_a_deep_link_opened_in_a_fresh_browser_brings_back_inputs_and_results(cp
     prompt = fresh.locator("#prompts textarea").input_value()
     second.close()
     assert prompt == "Name a colour." and restored == answer and answer
+
+
+def test_a_cancelled_sweep_says_cancelled_not_complete(cpu_app, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1300})
+    page.goto(cpu_app)
+    page.get_by_role("tab", name="Benchmark").click()
+    page.locator("#bench-concurrency textarea, #bench-concurrency input").first.fill("1,2,4")
+    page.locator("#bench-repeats input").fill("3")
+    page.locator("#bench").click()
+    page.wait_for_timeout(3000)
+    page.get_by_role("button", name="Cancel", exact=True).click()
+    status = page.locator("#bench-status")
+    status.get_by_text("Cancelled").wait_for(timeout=180_000)
+    text = status.inner_text()
+    assert "marked cancelled" in text and "saved as run #" in text and "Complete" not in text
+    run_id = text.split("run #")[1].split(" ")[0].rstrip(".")
+    page.get_by_text("History").click()  # the history lists the new run without a reload
+    page.locator("#history-run input").click()
+    options = [o.get_attribute("aria-label") or o.inner_text() for o in page.get_by_role("option").all()]
+    page.close()
+    assert any(o.startswith(f"#{run_id} ") and "(cancelled)" in o for o in options), options

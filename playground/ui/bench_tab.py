@@ -69,7 +69,7 @@ def build(playground: Playground) -> dict:
     bench_table = gr.Markdown(elem_id="bench-table")
     with gr.Accordion("History", open=False):
         with gr.Row():
-            run_pick = gr.Dropdown(run_choices(playground), label="Run")
+            run_pick = gr.Dropdown(run_choices(playground), label="Run", elem_id="history-run")
             other_pick = gr.Dropdown(run_choices(playground), label="Compare with (optional)")
             show = gr.Button("Show")
         files = gr.File(label="Export (CSV, JSON)", file_count="multiple")

@@ -87,3 +87,40 @@ def test_a_remote_engine_that_failed_to_start_is_tried_again_on_the_next_request
     assert remote.failed
     result = asyncio.run(final_of(playground, mode="race"))
     assert [s.texts for s in result.snapshots] == [("ab",), ("ab",)] and remote.ready
+
+
+class SlowStartEngine(GatedEngine):
+    def __init__(self, label, gate):
+        super().__init__(label)
+        self.start_gate = gate
+
+    async def start(self):
+        await self.start_gate.wait()
+
+
+def test_a_request_before_the_engine_is_ready_is_told_how_long_is_left(tmp_path, monkeypatch):
+    """The start time is saved in the data folder; on the next start a request that arrives early is
+    told '~N s left' from it (and the status line says the same)."""
+    import json
+
+    import playground.service as service
+
+    monkeypatch.setattr(service, "READY_WAIT_S", 0.2)
+    (tmp_path / "start_times.json").write_text(json.dumps({"test:A:m": 60.0, "test:B:m": 5.0}))
+    gate = asyncio.Event()
+    engines = [SupervisedEngine(lambda: SlowStartEngine("A", gate)), SupervisedEngine(lambda: GatedEngine("B"))]
+    playground = Playground(engines, EngineRuntime(), tmp_path, "test")
+    playground.start_in_background()
+    with pytest.raises(RequestError, match=r"A engine is still starting \(starting\); \d+ s so far, ~\d+ s left "
+                                           r"\(the last start took 60 s\)"):
+        asyncio.run(final_of(playground, mode="race"))
+    assert "~" in engines[0].status_line() and "s left" in engines[0].status_line()
+    import time
+
+    playground.runtime.loop.call_soon_threadsafe(gate.set)
+    for _ in range(100):  # both started and saved
+        saved = json.loads((tmp_path / "start_times.json").read_text())
+        if saved["test:A:m"] < 60.0 and saved["test:B:m"] < 5.0:
+            break
+        time.sleep(0.05)
+    assert saved["test:A:m"] < 60.0 and saved["test:B:m"] < 5.0  # this start's times replace the old ones
