@@ -160,7 +160,12 @@ def batch_vs_context(rows, measured: Sequence[tuple[str, int, int]] = ()) -> go.
         fig.add_scatter(x=[context], y=[batch], mode="markers", marker=dict(symbol="x", size=11, color=COLORS.get(precision)),
                         name=f"{precision} measured", hovertemplate="measured on the H100: %{y:,} at %{x:,}<extra></extra>")
     fig.update_xaxes(type="log", tickvals=[p for p in (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)])
-    return _layout(fig, "Largest batch vs context length", "context length (tokens, log scale)", "largest batch (sequences)")
+    nothing_fits = not any(b for points in rows.values() for _, b in points)
+    if nothing_fits:
+        fig.update_yaxes(range=[0, 1])
+    title = ("Nothing fits at any context on this GPU with these settings: see the suggestions" if nothing_fits
+             else "Largest batch vs context length")
+    return _layout(fig, title, "context length (tokens, log scale)", "largest batch (sequences)")
 
 
 def plan_overflow(p) -> go.Figure:

@@ -225,3 +225,46 @@ def test_an_api_call_builds_no_block_configuration():
         assert box._id in everything and len(everything) == len(session.config_values) >= 2
     finally:
         BlocksConfig.config_for_block = staticmethod(real)
+
+
+def test_the_pages_stream_does_not_slow_the_engines(cpu_app, client):
+    """A headless client receives exactly what the page receives (the undocumented /ui_run event) and
+    renders nothing: the decode speeds it is shown are within 10% of /compare's for the same request
+    (medians of four runs each, interleaved, after one untimed run of each). Formatting the page's updates must not take the engines' CPU."""
+    import json
+    import re
+    import statistics
+
+    import httpx
+
+    prompt, max_tokens = "Explain in two sentences why FP8 inference can be faster.", 24
+
+    def through_the_page() -> list[float]:
+        with httpx.Client(timeout=300) as http:
+            event_id = http.post(f"{cpu_app}gradio_api/call/ui_run", json={"data": [
+                prompt, "fair", True, 0.0, 1.0, 0, max_tokens, 0, 1.0, 0.0, 0.0, ""]}).json()["event_id"]
+            last, event = None, None
+            with http.stream("GET", f"{cpu_app}gradio_api/call/ui_run/{event_id}") as stream:
+                for line in stream.iter_lines():
+                    if line.startswith("event:"):
+                        event = line[6:].strip()
+                    elif line.startswith("data:") and event in ("generating", "complete"):
+                        last = json.loads(line[5:])
+                        if event == "complete":
+                            break
+        return [float(re.search(r"decode \*\*([\d.]+) tok/s", last[i]).group(1)) for i in (2, 4)]
+
+    def through_the_api() -> list[float]:
+        out = client.predict(prompt, 0.0, 1.0, 0, max_tokens, 0, 1.0, 0.0, 0.0, "", "fair", True, api_name="/compare")
+        return [c["decode_tok_s"] for c in out["columns"]]
+
+    through_the_page(), through_the_api()  # untimed: the first of each pays for warm-up
+    page, api = [], []
+    for i in range(4):  # interleaved, the order alternating, so a slow moment of the machine hits both
+        first, second = (through_the_page, through_the_api) if i % 2 == 0 else (through_the_api, through_the_page)
+        a, b = first(), second()
+        page.append(a if first is through_the_page else b)
+        api.append(b if first is through_the_page else a)
+    for column in (0, 1):
+        seen, reference = statistics.median(p[column] for p in page), statistics.median(a[column] for a in api)
+        assert abs(seen - reference) <= 0.10 * reference, (column, page, api)

@@ -51,3 +51,12 @@ def test_benchmark_charts_use_the_measured_concurrencies_as_categories():
     words = [d[0] for d in speedup(rows).data[0].customdata]
     assert words == ["2.50× slower", "1.50× faster"]
     assert "roofline" not in throughput(rows).layout.title.text  # no roofline without a GPU
+
+
+def test_the_batch_chart_says_when_nothing_fits():
+    from playground.charts import batch_vs_context
+
+    empty = batch_vs_context({"fp16": [(512, 0), (1024, 0)], "fp8": [(512, 0)]})
+    assert "Nothing fits" in empty.layout.title.text and tuple(empty.layout.yaxis.range) == (0, 1)
+    some = batch_vs_context({"fp16": [(512, 0)], "fp8": [(512, 3)]})
+    assert some.layout.title.text == "Largest batch vs context length"
