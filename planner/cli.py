@@ -122,11 +122,14 @@ def main(argv: list[str] | None = None) -> int:
             answer = min_utilization_for(spec, gpu, concurrency=seqs, context_len=tokens, **engine_args)
             if args.json:
                 print(json.dumps({"fits": answer.fits, "reason": answer.reason, "serve_command": answer.serve_command,
+                                  "pinned_serve_command": answer.pinned_serve_command,
                                   "plan": answer.plan.as_dict()}, indent=2, default=str))
             else:
                 print(answer.reason)
                 if answer.fits:
                     print(answer.serve_command)
+                    print("# or pin the KV cache to what the workload needs (vLLM then skips measuring it):")
+                    print(answer.pinned_serve_command)
             return 0 if answer.fits else 1
         p = plan(spec, gpu, **engine_args)
         context = args.context_len or p.max_model_len

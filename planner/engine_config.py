@@ -47,6 +47,9 @@ class EngineConfig:
     enforce_eager: bool = False
     load_format: str = "auto"
     seed: int = 0
+    # vLLM's KV cache size per GPU in bytes, pinned: vLLM then ignores gpu_memory_utilization for the KV
+    # cache and skips measuring it (vllm/config/cache.py, v1/worker/gpu_worker.py).
+    kv_cache_memory_bytes: int | None = None
     # Which GPU(s) the engine runs on: rendered as CUDA_VISIBLE_DEVICES. None: the process's default.
     gpu_ids: tuple[int, ...] | None = None
 
@@ -82,6 +85,8 @@ class EngineConfig:
             _whole("max_num_seqs", self.max_num_seqs, 1, 1 << 20)
         if self.max_num_batched_tokens is not None:
             _whole("max_num_batched_tokens", self.max_num_batched_tokens, 1, 1 << 24)
+        if self.kv_cache_memory_bytes is not None:
+            _whole("kv_cache_memory_bytes", self.kv_cache_memory_bytes, 1, 1 << 50)
         if not isinstance(self.enforce_eager, bool):
             raise PlannerError("enforce_eager", f"{self.enforce_eager!r} must be true or false")
         _whole("seed", self.seed, 0, 2**63 - 1)
@@ -121,7 +126,7 @@ class EngineConfig:
                "kv_cache_dtype": self.kv_cache_dtype, "gpu_memory_utilization": self.gpu_memory_utilization,
                "tensor_parallel_size": self.tensor_parallel_size, "enforce_eager": self.enforce_eager,
                "load_format": self.load_format, "seed": self.seed}
-        for name in ("max_model_len", "max_num_seqs", "max_num_batched_tokens"):
+        for name in ("max_model_len", "max_num_seqs", "max_num_batched_tokens", "kv_cache_memory_bytes"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
         return out
@@ -178,6 +183,9 @@ class EngineConfig:
         parser.add_argument("--max-num-seqs", type=int, default=None, help="most sequences scheduled at once")
         parser.add_argument("--max-num-batched-tokens", type=int, default=None, help="most tokens in one engine step")
         parser.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs: less memory, slower decode")
+        parser.add_argument("--kv-cache-memory-bytes", type=int, default=None,
+                            help="pin the KV cache per GPU to this many bytes (vLLM then ignores "
+                                 "--gpu-memory-utilization for it)")
         parser.add_argument("--load-format", default="auto", choices=LOAD_FORMATS,
                             help="dummy: random weights of the real shape (speed and memory are real, text is not)")
         parser.add_argument("--seed", type=int, default=0)

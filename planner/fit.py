@@ -112,6 +112,17 @@ class NeedAnswer:
     def serve_command(self) -> str:
         return self.plan.config.command("serve")
 
+    @property
+    def kv_cache_memory_bytes(self) -> int:
+        """The KV cache the workload needs, per GPU, in whole blocks: what --kv-cache-memory-bytes pins."""
+        blocks = self.concurrency * math.ceil(self.context_len / self.plan.block_size)
+        return blocks * self.plan.block_size * self.plan.kv_bytes_per_token
+
+    @property
+    def pinned_serve_command(self) -> str:
+        """The same engine with its KV cache pinned to what the workload needs, instead of measured at start."""
+        return replace(self.plan.config, kv_cache_memory_bytes=self.kv_cache_memory_bytes).command("serve")
+
 
 def min_utilization_for(model, gpu: GpuSpec, *, concurrency: int, context_len: int, **engine_args) -> NeedAnswer:
     """Smallest gpu_memory_utilization (in steps of 0.01) at which ``concurrency`` sequences of

@@ -369,7 +369,13 @@ def _plan(spec: ModelSpec, gpu: GpuSpec, config: EngineConfig, calibration: Cali
     non_torch = calibration.non_torch_bytes + (tp - 1) * calibration.non_torch_bytes_per_extra_gpu
     graphs = cudagraph_bytes(spec, enforce_eager=config.enforce_eager, calibration=calibration)
     graph_estimate = cudagraph_estimate_bytes(spec, enforce_eager=config.enforce_eager, calibration=calibration)
-    kv_memory = requested - weights - peak - non_torch - graph_estimate
+    if config.kv_cache_memory_bytes:
+        # vLLM reserves exactly this for the KV cache and skips the utilization arithmetic; what the engine
+        # takes is then the sum of its parts
+        kv_memory = config.kv_cache_memory_bytes
+        requested = weights + peak + non_torch + graph_estimate + kv_memory
+    else:
+        kv_memory = requested - weights - peak - non_torch - graph_estimate
     layout = kv_layout(spec, kv_bytes=kv_bytes, tp=tp, max_model_len=max_model_len,
                        max_num_batched_tokens=config.max_num_batched_tokens)
     num_blocks = layout.num_blocks(kv_memory)

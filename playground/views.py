@@ -155,4 +155,8 @@ def precision_table(rows) -> str:
 
 def need_text(answer) -> str:
     icon = "✅" if answer.fits else "❌"
-    return f"{icon} {answer.reason}\n\n```\n{answer.serve_command}\n```"
+    text = f"{icon} {answer.reason}\n\n```\n{answer.serve_command}\n```"
+    if answer.fits:
+        text += ("\n\nOr pin the KV cache to what this workload needs (vLLM then skips measuring it):\n\n"
+                 f"```\n{answer.pinned_serve_command}\n```")
+    return text

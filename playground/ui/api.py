@@ -108,7 +108,8 @@ def register(playground: Playground, models_dir: str | None, *, load_test: bool 
     def plan_need(model: str = "llama-3.1-8b", gpu: str = "h100-sxm", concurrency: int = 32, context_len: int = 8192,
                   precision: str = "fp8", tensor_parallel_size: int = 1) -> dict:
         """The inverse of plan: the smallest gpu_memory_utilization that runs `concurrency` requests of
-        `context_len` tokens at once, the KV tokens it buys and the `vllm serve` line to launch with."""
+        `context_len` tokens at once, the KV tokens it buys and the `vllm serve` line to launch with; also the
+        line with the KV cache pinned to what the workload needs (--kv-cache-memory-bytes)."""
         if precision not in PRECISIONS:
             raise gr.Error(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
         try:
@@ -119,7 +120,9 @@ def register(playground: Playground, models_dir: str | None, *, load_test: bool 
             raise gr.Error(str(e)) from e
         return {"fits": answer.fits, "gpu_memory_utilization": answer.plan.gpu_memory_utilization,
                 "kv_tokens": answer.plan.kv_tokens, "kv_tokens_spread": answer.plan.kv_tokens_spread,
-                "reason": answer.reason, "vllm_serve_command": answer.serve_command}
+                "reason": answer.reason, "vllm_serve_command": answer.serve_command,
+                "kv_cache_memory_bytes": answer.kv_cache_memory_bytes,
+                "vllm_serve_command_pinned": answer.pinned_serve_command}
 
     def engines() -> list[dict]:
         """The engines: backend, model, dtype, quantization, KV tokens, GPU, start-up stage."""

@@ -47,13 +47,33 @@ def test_cli_need_prints_the_smallest_utilization_and_the_serve_line():
     out = run("--model", "qwen3-30b-a3b", "--gpu", "h100-sxm", "--quantization", "fp8", "--dtype", "bfloat16",
               "--need", "32x8192")
     assert out.returncode == 0, out.stderr
-    reason, serve = out.stdout.strip().splitlines()
+    reason, serve, comment, pinned = out.stdout.strip().splitlines()
     answer = min_utilization_for("qwen3-30b-a3b", gpu_preset("h100-sxm"), concurrency=32, context_len=8192,
                                  quantization="fp8", dtype="bfloat16")
-    assert reason == answer.reason and serve == answer.serve_command
+    assert reason == answer.reason and serve == answer.serve_command and comment.startswith("# or pin")
     config = EngineConfig.parse_command(serve)
     assert (config.max_model_len, config.max_num_seqs, config.quantization) == (8192, 32, "fp8")
     assert config.gpu_memory_utilization == answer.plan.gpu_memory_utilization < 0.9
+    pinned_config = EngineConfig.parse_command(pinned)
+    assert pinned_config == config.__class__(**{**config.__dict__, "kv_cache_memory_bytes": answer.kv_cache_memory_bytes})
+
+
+def test_a_pinned_kv_cache_holds_exactly_the_workload():
+    """--kv-cache-memory-bytes: vLLM reserves that much KV per GPU whatever the utilization; planned back,
+    it holds the 32 x 8,192 tokens asked for, and one block fewer would not."""
+    from dataclasses import replace
+
+    from planner import gpu_preset, min_utilization_for, plan
+
+    gpu = gpu_preset("h100-sxm")
+    answer = min_utilization_for("llama-3.1-8b", gpu, concurrency=32, context_len=8192, dtype="bfloat16")
+    pinned = replace(answer.plan.config, kv_cache_memory_bytes=answer.kv_cache_memory_bytes)
+    p = plan(pinned, gpu)
+    assert p.kv_cache_bytes == answer.kv_cache_memory_bytes and p.kv_tokens == 32 * 8192 and p.fits
+    assert p.requested_bytes == p.weights_bytes + p.activation_peak_bytes + p.non_torch_bytes + p.kv_cache_bytes
+    smaller = plan(replace(pinned, kv_cache_memory_bytes=answer.kv_cache_memory_bytes - 16 * p.kv_bytes_per_token), gpu)
+    assert smaller.kv_tokens == 32 * 8192 - 16
+    assert answer.kv_cache_memory_bytes == 32 * 8192 * 131_072  # Llama-3.1-8B: 32 layers x 8 KV heads x 128 x 2 x 2 B
 
 
 def test_cli_need_that_cannot_fit_exits_1_and_bad_need_names_the_argument():
