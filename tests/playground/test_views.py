@@ -60,3 +60,15 @@ def test_the_batch_chart_says_when_nothing_fits():
     assert "Nothing fits" in empty.layout.title.text and tuple(empty.layout.yaxis.range) == (0, 1)
     some = batch_vs_context({"fp16": [(512, 0)], "fp8": [(512, 3)]})
     assert some.layout.title.text == "Largest batch vs context length"
+
+
+def test_the_need_text_offers_the_pinned_serve_line_only_when_it_fits():
+    from planner import gpu_preset, min_utilization_for
+    from playground.views import need_text
+
+    fits = min_utilization_for("llama-3.1-8b", gpu_preset("h100-sxm"), concurrency=8, context_len=4096)
+    text = need_text(fits)
+    assert fits.serve_command in text and fits.pinned_serve_command in text
+    assert f"--kv-cache-memory-bytes {fits.kv_cache_memory_bytes}" in text
+    refused = min_utilization_for("llama-3.1-70b", gpu_preset("rtx-4090"), concurrency=8, context_len=4096)
+    assert not refused.fits and "--kv-cache-memory-bytes" not in need_text(refused)
