@@ -179,7 +179,8 @@ def plan_unfit(page, cpu_app) -> None:
 def verdict_of(page, precision: str) -> str:
     """The precision's verdict cell ("" while the table is being redrawn)."""
     lines = page.locator("#plan-precisions").inner_text().splitlines()
-    header = [c.strip() for c in lines[0].split("\t")] if lines else []
+    # Gradio may put its progress timer ("0.0s") above the table while an event runs
+    header = next(([c.strip() for c in line.split("\t")] for line in lines if "\tfp16\t" in line), [])
     verdicts = next(([c.strip() for c in line.split("\t")] for line in lines if line.startswith("verdict")), [])
     return verdicts[header.index(precision)] if precision in header and len(verdicts) == len(header) else ""
 
