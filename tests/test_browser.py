@@ -247,7 +247,7 @@ def test_a_cancelled_sweep_says_cancelled_not_complete(cpu_app, browser):
     page.wait_for_timeout(3000)
     page.get_by_role("button", name="Cancel", exact=True).click()
     status = page.locator("#bench-status")
-    status.get_by_text("Cancelled").wait_for(timeout=180_000)
+    status.get_by_text("marked cancelled").wait_for(timeout=180_000)  # not the progress line "cancelled during …"
     text = status.inner_text()
     assert "marked cancelled" in text and "saved as run #" in text and "Complete" not in text
     run_id = text.split("run #")[1].split(" ")[0].rstrip(".")
