@@ -178,25 +178,19 @@ class OpenAIEngine:
             raise RequestError("prompt", f"{self.spec.label} server refused the request: {message}")
         raise RequestError("engine", f"{self._where()} answered {response.status_code}: {message}")
 
-    async def _post(self, path: str, payload: dict) -> dict:
+    async def _request(self, method: str, url: str, payload: dict | None = None):
+        """One request; any failure becomes one RequestError that names the server and what happened."""
         try:
-            response = await self._client.post(path, json=payload)
+            response = await self._client.request(method, url, json=payload)
             await self._check(response)
-            return response.json()
+            return response
         except RequestError:
             raise
         except Exception as e:  # noqa: BLE001 - every transport failure becomes one clear message
             raise self._fail(e) from e
 
-    async def _get(self, url: str):
-        try:
-            response = await self._client.get(url)
-            await self._check(response)
-            return response
-        except RequestError:
-            raise
-        except Exception as e:  # noqa: BLE001
-            raise self._fail(e) from e
+    async def _post(self, url: str, payload: dict) -> dict:
+        return (await self._request("POST", url, payload)).json()
 
     # ------------------------------------------------------------------ Engine
     async def start(self) -> None:
@@ -209,7 +203,7 @@ class OpenAIEngine:
             # idle connections are dropped before the server's keep-alive (uvicorn: 5 s) ends: a request sent
             # on one the server is closing fails before any byte (seen at 256 concurrent users)
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=512, keepalive_expiry=2.0))
-        served = (await self._get("/models")).json().get("data", [])
+        served = (await self._request("GET", "/models")).json().get("data", [])
         names = [m.get("id") for m in served]
         if not names:
             raise RequestError("engine", f"{self._where()} serves no model")
