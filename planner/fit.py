@@ -35,7 +35,14 @@ def max_batch_size(model, gpu: GpuSpec, *, context_len: int | None = None, **eng
     check_range("context_len", context_len, 1, p.max_model_len)
     if not p.fits:
         return 0
+    if p.state_groups:  # hybrid: each sequence also holds its recurrent state, whatever its length
+        return min(p.max_num_seqs, _usable_blocks(p) // p.blocks_for(1, context_len))
     return min(p.max_num_seqs, (p.kv_tokens - p.kv_tokens_spread) // (math.ceil(context_len / BLOCK_SIZE) * BLOCK_SIZE))
+
+
+def _usable_blocks(p: MemoryPlan) -> int:
+    """The blocks at the conservative end of the plan's ±."""
+    return int(p.num_gpu_blocks * (p.kv_tokens - p.kv_tokens_spread) / max(p.kv_tokens, 1))
 
 
 def max_context_len(model, gpu: GpuSpec, *, batch_size: int = 1, **engine_args) -> int:
@@ -46,6 +53,11 @@ def max_context_len(model, gpu: GpuSpec, *, batch_size: int = 1, **engine_args) 
     p = plan(spec, gpu, advise=False, **{**_fields(config), "max_model_len": limit})
     if p.kv_cache_bytes <= 0 or batch_size > p.max_num_seqs:
         return 0
+    if p.state_groups and p.attention_groups:
+        per_sequence = _usable_blocks(p) // batch_size - p.state_groups
+        return max(0, min(limit, per_sequence // p.attention_groups * p.block_size))
+    if p.state_groups:  # attention-free: the state does not grow with the context
+        return limit if _usable_blocks(p) >= batch_size * p.state_groups else 0
     low = p.kv_tokens - p.kv_tokens_spread
     return min(limit, (low // batch_size) // BLOCK_SIZE * BLOCK_SIZE)
 
@@ -115,6 +127,8 @@ class NeedAnswer:
     @property
     def kv_cache_memory_bytes(self) -> int:
         """The KV cache the workload needs, per GPU, in whole blocks: what --kv-cache-memory-bytes pins."""
+        if self.plan.state_groups:  # hybrid: vLLM divides this by (page x layers per group) into blocks
+            return self.plan.blocks_for(self.concurrency, self.context_len) * self.plan.kv_page_bytes * self.plan.kv_layers_per_group
         blocks = self.concurrency * math.ceil(self.context_len / self.plan.block_size)
         return blocks * self.plan.block_size * self.plan.kv_bytes_per_token
 
@@ -138,7 +152,9 @@ def min_utilization_for(model, gpu: GpuSpec, *, concurrency: int, context_len: i
         trial = replace(config, gpu_memory_utilization=hundredths / 100)
         p = plan(spec, gpu, advise=False, **_fields(trial))
         last = p
-        if p.fits and p.kv_tokens - p.kv_tokens_spread >= needed_tokens:
+        enough = (_usable_blocks(p) >= p.blocks_for(concurrency, context_len) if p.state_groups
+                  else p.kv_tokens - p.kv_tokens_spread >= needed_tokens)
+        if p.fits and enough:
             return NeedAnswer(True, p, concurrency, context_len,
                               f"gpu_memory_utilization={p.gpu_memory_utilization} gives {p.kv_tokens:,} KV tokens "
                               f"(± {p.kv_tokens_spread:,}) for {concurrency} x {context_len:,} = {needed_tokens:,} needed")
@@ -161,10 +177,10 @@ class SideBySideSplit:
     reason: str
 
 
-def _min_utilization(spec: ModelSpec, gpu: GpuSpec, blocks_needed: int, config: EngineConfig) -> float | None:
+def _min_utilization(spec: ModelSpec, gpu: GpuSpec, batch_size: int, context_len: int, config: EngineConfig) -> float | None:
     for hundredths in range(1, 101):
         p = plan(spec, gpu, advise=False, **_fields(replace(config, gpu_memory_utilization=hundredths / 100)))
-        if p.fits and p.num_gpu_blocks >= blocks_needed:
+        if p.fits and p.num_gpu_blocks >= p.blocks_for(batch_size, context_len):
             return hundredths / 100
     return None
 
@@ -184,9 +200,8 @@ def side_by_side_split(model, gpu: GpuSpec, *, batch_size: int = 1, context_len:
     fp8, _ = fp8.for_gpu(is_hopper=gpu.is_hopper)  # the one rule; raises for float16 + FP8 KV on Hopper
     base = replace(base, dtype=fp8.dtype)
     empty_gpu = replace(gpu, free_bytes=None)
-    blocks = batch_size * math.ceil(context_len / BLOCK_SIZE)
-    need_base = _min_utilization(spec, empty_gpu, blocks, base)
-    need_fp8 = _min_utilization(spec, empty_gpu, blocks, fp8)
+    need_base = _min_utilization(spec, empty_gpu, batch_size, context_len, base)
+    need_fp8 = _min_utilization(spec, empty_gpu, batch_size, context_len, fp8)
     # Each engine also holds, outside its request, a CUDA context and the CUDA graphs it captures
     # after the KV cache; the second engine is checked against what the first leaves free.
     outside = 2 * (CALIBRATION.cuda_context_bytes + cudagraph_bytes(spec))

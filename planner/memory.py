@@ -106,6 +106,17 @@ class MemoryPlan:
     advice: tuple[Suggestion, ...] = field(default=())
     # vLLM's own estimate of the CUDA graphs, taken from the KV cache before it is sized (V1 runner only)
     cudagraph_estimate_bytes: int = 0
+    # vLLM's KV-cache groups: a block is one page in each of kv_layers_per_group layers; a sequence of L tokens
+    # takes attention_groups x ceil(L / block_size) blocks plus state_groups blocks (hybrid models' recurrent state)
+    kv_page_bytes: int = 0
+    kv_layers_per_group: int = 0
+    attention_groups: int = 1
+    state_groups: int = 0
+
+    def blocks_for(self, sequences: int, context_len: int) -> int:
+        """KV-cache blocks that ``sequences`` sequences of ``context_len`` tokens hold at once."""
+        per_sequence = self.attention_groups * math.ceil(context_len / self.block_size) + self.state_groups
+        return sequences * per_sequence
 
     # The engine arguments, as attributes, for readers of the plan.
     @property
@@ -253,8 +264,11 @@ V2_RUNNER_MOE_ARCHITECTURES = frozenset({"DeepseekV2ForCausalLM", "Qwen2MoeForCa
 
 
 def runs_on_v1_model_runner(model: ModelSpec) -> bool:
-    """vLLM 0.25.1's VllmConfig.use_v2_model_runner: dense models and three MoE families run on the
-    V2 runner; every other MoE model on V1, whose profile run also estimates CUDA-graph memory."""
+    """vLLM 0.25.1's VllmConfig._is_default_v2_model_runner_model: dense models and three MoE families run on
+    the V2 runner; hybrid / attention-free models and every other MoE model on V1, whose profile run also
+    estimates CUDA-graph memory."""
+    if model.is_hybrid:
+        return True
     return bool(model.num_experts) and model.architecture not in V2_RUNNER_MOE_ARCHITECTURES
 
 
@@ -277,11 +291,18 @@ def kv_bytes_per_token(model: ModelSpec, *, kv_bytes: int, tp: int = 1) -> int:
 
 @dataclass(frozen=True)
 class KvLayout:
-    """vLLM's KV-cache groups for this model (kv_cache_utils._get_kv_cache_groups_uniform_page_size)."""
+    """vLLM's KV-cache groups for this model (kv_cache_utils._get_kv_cache_groups_uniform_page_size).
+
+    Every group's page (one block of one layer) has the same size. A hybrid model's recurrent state takes one
+    page per sequence per state group; its attention block is made large enough to hold that state
+    (Platform._align_hybrid_block_size), so its block_size is not 16."""
 
     page_bytes: int  # one block of one layer
     layers_per_group: int
     blocks_per_request: int  # for one request of max_model_len (get_max_concurrency_for_kv_cache_config)
+    block_size: int = BLOCK_SIZE  # tokens per attention block
+    attention_groups: int = 1  # groups whose blocks grow with the sequence
+    state_groups: int = 0  # recurrent-state groups: one block per sequence each, whatever its length
 
     def num_blocks(self, kv_memory: int) -> int:
         return max(kv_memory, 0) // (self.page_bytes * self.layers_per_group)
@@ -290,25 +311,46 @@ class KvLayout:
         return int(num_blocks / self.blocks_per_request * max_model_len)
 
 
-def kv_layout(model: ModelSpec, *, kv_bytes: int, tp: int, max_model_len: int, max_num_batched_tokens: int) -> KvLayout:
+def _hybrid_block_size(model: ModelSpec, attention_page_1_token: int, state_bytes: int) -> int:
+    """Platform._align_hybrid_block_size (vllm/platforms/interface.py), prefix caching off (vLLM's default for
+    hybrid models): the smallest multiple of the kernel's block alignment (16 for FlashAttention) whose
+    attention page holds one sequence's recurrent state; the state page is then padded to it."""
+    return BLOCK_SIZE * math.ceil(state_bytes / (BLOCK_SIZE * attention_page_1_token))
+
+
+def kv_layout(model: ModelSpec, *, kv_bytes: int, tp: int, max_model_len: int, max_num_batched_tokens: int,
+              state_dtype_bytes: int = 2) -> KvLayout:
     types = Counter(model.layers)
     per_layer = {layer.bytes_per_token(kv_bytes, tp) for layer in types}
-    if len(per_layer) != 1:
+    if len(per_layer) > 1:
         raise PlannerError("model", "layers keep different bytes per token; vLLM's uniform-page layout does not apply")
-    page = BLOCK_SIZE * per_layer.pop()
+    block_size = BLOCK_SIZE
+    if model.state_layers:
+        # mamba_cache_dtype 'auto': the recurrent state follows the model dtype, not kv_cache_dtype
+        state = max(layer.state_bytes(state_dtype_bytes, tp) for layer in model.state_layers)
+        if not per_layer:  # attention-free: one group of state pages, one page per sequence
+            return KvLayout(state, len(model.state_layers), 1, block_size=max_model_len, attention_groups=0, state_groups=1)
+        block_size = _hybrid_block_size(model, next(iter(per_layer)), state)
+        types["state"] = len(model.state_layers)
+    page = block_size * per_layer.pop()
     if len(types) == 1:
-        group_size, groups = model.num_layers, [next(iter(types))]
+        group_size, groups = sum(types.values()), [next(iter(types))]
     else:
         smallest, largest = min(types.values()), max(types.values())
         group_size = largest if largest < smallest * 1.5 else smallest
         groups = [layer for layer, count in types.items() for _ in range(math.ceil(count / group_size))]
-    blocks = 0
+    blocks = attention_groups = state_groups = 0
     for layer in groups:
+        if layer == "state":  # MambaSpec.max_memory_usage_bytes, mamba_cache_mode 'none': one page
+            blocks += 1
+            state_groups += 1
+            continue
+        attention_groups += 1
         if layer.kind == "sliding":  # SlidingWindowSpec.max_admission_blocks_per_request
-            blocks += math.ceil(min(layer.window - 1 + max_num_batched_tokens, max_model_len) / BLOCK_SIZE) + 1
+            blocks += math.ceil(min(layer.window - 1 + max_num_batched_tokens, max_model_len) / block_size) + 1
         else:
-            blocks += math.ceil(max_model_len / BLOCK_SIZE)
-    return KvLayout(page, group_size, blocks)
+            blocks += math.ceil(max_model_len / block_size)
+    return KvLayout(page, group_size, blocks, block_size, attention_groups, state_groups)
 
 
 def _check_tp(model: ModelSpec, tp: int) -> int:
@@ -377,7 +419,7 @@ def _plan(spec: ModelSpec, gpu: GpuSpec, config: EngineConfig, calibration: Cali
     else:
         kv_memory = requested - weights - peak - non_torch - graph_estimate
     layout = kv_layout(spec, kv_bytes=kv_bytes, tp=tp, max_model_len=max_model_len,
-                       max_num_batched_tokens=config.max_num_batched_tokens)
+                       max_num_batched_tokens=config.max_num_batched_tokens, state_dtype_bytes=act_bytes)
     num_blocks = layout.num_blocks(kv_memory)
     kv_tokens = layout.tokens(num_blocks, max_model_len)
     spread = math.ceil(kv_tokens * (calibration.kv_tokens_relative_spread_fp8 if config.quantization == "fp8"
@@ -392,8 +434,10 @@ def _plan(spec: ModelSpec, gpu: GpuSpec, config: EngineConfig, calibration: Cali
         total_bytes=gpu.total_bytes, cuda_total_bytes=gpu.cuda_total_bytes, requested_bytes=requested,
         weights_bytes=weights, activation_peak_bytes=peak, non_torch_bytes=non_torch, cudagraph_bytes=graphs,
         kv_cache_bytes=kv_memory, kv_bytes_per_token=kv_bytes_per_token(spec, kv_bytes=kv_bytes, tp=tp),
-        block_size=BLOCK_SIZE, num_gpu_blocks=num_blocks, kv_tokens=kv_tokens, kv_tokens_spread=spread,
+        block_size=layout.block_size, num_gpu_blocks=num_blocks, kv_tokens=kv_tokens, kv_tokens_spread=spread,
         fits=fits, reason=reason, warnings=tuple(warnings), cudagraph_estimate_bytes=graph_estimate,
+        kv_page_bytes=layout.page_bytes, kv_layers_per_group=layout.layers_per_group,
+        attention_groups=layout.attention_groups, state_groups=layout.state_groups,
     )
     if not fits and advise:
         result = replace(result, advice=suggestions(spec, gpu, config, calibration))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,12 @@ from planner.errors import PlannerError
 from planner.structure import ParamCensus, census_from_config
 
 DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
-UNSUPPORTED_LAYER_TYPES = ("linear_attention", "mamba", "conv", "chunked_attention")
+UNSUPPORTED_LAYER_TYPES = ("chunked_attention",)
+# transformers' normalized layer_types (configuration_utils._LEGACY_LAYER_TYPE_REMAP: "mamba" and GDN layers are
+# "linear_attention", "attention" is "full_attention"); "hybrid" layers (Falcon-H1) hold both an attention and a
+# Mamba mixer; "mlp" / "moe" layers (Nemotron-H) hold no cache at all.
+RECURRENT_LAYER_TYPES = ("linear_attention", "mamba", "conv", "hybrid")
+NO_CACHE_LAYER_TYPES = ("mlp", "moe")
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,52 @@ class AttentionLayer:
         return 2 * max(1, self.num_kv_heads // tp) * self.head_dim * kv_bytes
 
 
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class RecurrentLayer:
+    """The per-sequence state of one recurrent layer, as vLLM's MambaSpec holds it: one page per running
+    sequence whatever its length (vllm/model_executor/layers/mamba/mamba_utils.py, MambaStateShapeCalculator).
+
+    kind: "mamba2" (conv state of intermediate + 2 x groups x state channels, SSM state heads x head_dim x
+    state), "mamba1" (conv and SSM state over the intermediate channels), "gdn" (gated delta net:
+    conv over 2 x key heads x key dim + value heads x value dim, state value heads x value dim x key dim),
+    "short_conv" (LFM2: a conv state only). ``ssm_float32``: the SSM state is kept in float32 whatever the
+    model dtype (Nemotron-H's default, vLLM's NemotronHForCausalLMConfig)."""
+
+    kind: str
+    channels: int  # mamba1/mamba2: the mixer's intermediate size; gdn: key heads; short_conv: conv_dim
+    conv_kernel: int
+    heads: int = 0  # mamba2 heads; gdn value heads
+    head_dim: int = 0  # mamba2 head_dim; gdn value head dim
+    state_size: int = 0  # mamba1/mamba2 d_state; gdn key head dim
+    n_groups: int = 0  # mamba2
+    ssm_float32: bool = False
+
+    def state_shapes(self, tp: int) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+        """(conv state, SSM state) element shapes on one rank; vLLM's default 'SD' conv layout."""
+        if self.kind == "mamba2":
+            groups = self.n_groups + (0 if self.n_groups % tp == 0 else tp - self.n_groups)  # extra_groups_for_head_shards
+            conv_dim = self.channels + 2 * groups * self.state_size
+            return (self.conv_kernel - 1, conv_dim // tp), (self.heads // tp, self.head_dim, self.state_size)
+        if self.kind == "mamba1":
+            return (self.conv_kernel - 1, self.channels // tp), (self.channels // tp, self.state_size)
+        if self.kind == "gdn":
+            conv_dim = 2 * self.channels * self.state_size + self.heads * self.head_dim
+            return (self.conv_kernel - 1, conv_dim // tp), (self.heads // tp, self.head_dim, self.state_size)
+        return (self.conv_kernel - 1, self.channels // tp), None  # short_conv (conv_kernel = conv_L_cache)
+
+    def state_bytes(self, dtype_bytes: int, tp: int = 1) -> int:
+        """MambaSpec.page_size_bytes before padding: every state tensor of one sequence, in bytes."""
+        conv, ssm = self.state_shapes(tp)
+        total = math.prod(conv) * dtype_bytes
+        if ssm is not None:
+            total += math.prod(ssm) * (4 if self.ssm_float32 else dtype_bytes)
+        return total
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """The shapes that decide memory: everything is per model, not per GPU."""
@@ -55,7 +107,7 @@ class ModelSpec:
     vocab_size: int
     max_position_embeddings: int
     params: ParamCensus
-    layers: tuple[AttentionLayer, ...]
+    layers: tuple[AttentionLayer, ...]  # the layers with an attention KV cache
     torch_dtype: str = "bfloat16"
     tie_word_embeddings: bool = False
     num_experts: int = 0  # routed experts per MoE layer; 0: dense
@@ -64,6 +116,12 @@ class ModelSpec:
     structure_source: str = ""
     source: str = ""
     notes: tuple[str, ...] = ()
+    state_layers: tuple[RecurrentLayer, ...] = ()  # hybrid / recurrent models: one state per sequence each
+
+    @property
+    def is_hybrid(self) -> bool:
+        """Recurrent layers beside attention (vLLM's ModelConfig.is_hybrid / attention-free models)."""
+        return bool(self.state_layers)
 
     @property
     def embedding_params(self) -> int:
@@ -186,30 +244,66 @@ def _parse_config(config: dict):
     return getattr(hf, "text_config", None) or hf
 
 
-def _attention_layers(hf, num_layers: int, kv_heads: int, head_dim: int) -> tuple[AttentionLayer, ...]:
-    """Each layer's KV-cache spec, as vLLM builds it from the same config."""
+def _recurrent_layer(hf, model_type: str, hidden: int) -> RecurrentLayer:
+    """The state vLLM keeps for one recurrent layer of this family: each rule is the family's
+    get_mamba_state_shape_from_config in vllm/model_executor/models/<family>.py (vLLM 0.25.1)."""
+    g = lambda name, default=None: getattr(hf, name, default)  # noqa: E731
+    if model_type in ("granitemoehybrid", "bamba", "falcon_h1"):
+        channels = g("mamba_d_ssm") or int(g("mamba_expand", 2) * hidden)  # falcon_h1.py prefers mamba_d_ssm
+        return RecurrentLayer("mamba2", channels, g("mamba_d_conv"), g("mamba_n_heads"), g("mamba_d_head"),
+                              g("mamba_d_state"), g("mamba_n_groups"))
+    if model_type == "nemotron_h":  # NemotronHForCausalLMConfig: SSM state in float32 unless the config says otherwise
+        return RecurrentLayer("mamba2", g("mamba_num_heads") * g("mamba_head_dim"), g("conv_kernel"), g("mamba_num_heads"),
+                              g("mamba_head_dim"), g("ssm_state_size"), g("n_groups"),
+                              ssm_float32=str(g("mamba_ssm_cache_dtype") or "float32") == "float32")
+    if model_type == "mamba2":
+        return RecurrentLayer("mamba2", g("expand") * hidden, g("conv_kernel"), g("num_heads"), g("head_dim"),
+                              g("state_size"), g("n_groups"))
+    if model_type == "jamba":
+        return RecurrentLayer("mamba1", g("mamba_expand") * hidden, g("mamba_d_conv"), state_size=g("mamba_d_state"))
+    if model_type in ("mamba", "falcon_mamba"):
+        return RecurrentLayer("mamba1", g("intermediate_size"), g("conv_kernel"), state_size=g("state_size"))
+    if model_type in ("qwen3_next", "qwen3_5", "qwen3_5_text", "qwen3_5_moe", "qwen3_5_moe_text"):
+        return RecurrentLayer("gdn", g("linear_num_key_heads"), g("linear_conv_kernel_dim"), g("linear_num_value_heads"),
+                              g("linear_value_head_dim"), g("linear_key_head_dim"))
+    if model_type in ("lfm2", "lfm2_moe"):
+        return RecurrentLayer("short_conv", g("conv_dim") or hidden, g("conv_L_cache"))
+    raise PlannerError("model", f"{model_type!r} has recurrent (Mamba / linear-attention) layers whose state the planner "
+                                "does not know how to size; it refuses rather than guess. docs/planner.md lists the "
+                                "hybrid families it sizes (Granite-4.0-H, Falcon-H1, Nemotron-H, Jamba, Qwen3-Next, LFM2).")
+
+
+def _attention_layers(hf, num_layers: int, kv_heads: int, head_dim: int,
+                      model_type: str = "", hidden: int = 0) -> tuple[tuple[AttentionLayer, ...], tuple[RecurrentLayer, ...]]:
+    """Each layer's KV-cache spec, as vLLM builds it from the same config: the attention layers and, for
+    hybrid models, the recurrent layers (one state per sequence each)."""
     kv_lora_rank = getattr(hf, "kv_lora_rank", None)
     if kv_lora_rank:
         latent = kv_lora_rank + (getattr(hf, "qk_rope_head_dim", 0) or 0)
-        return tuple(AttentionLayer("mla", 1, latent) for _ in range(num_layers))
+        return tuple(AttentionLayer("mla", 1, latent) for _ in range(num_layers)), ()
     window = getattr(hf, "sliding_window", None)
     if getattr(hf, "use_sliding_window", True) is False:
         window = None
     types = list(getattr(hf, "layer_types", None) or [])
     unsupported = sorted({t for t in types if t in UNSUPPORTED_LAYER_TYPES})
     if unsupported:
-        raise PlannerError("model", f"layers of type {', '.join(unsupported)} (hybrid / linear attention) keep a "
-                                    "recurrent state the planner does not size yet; it refuses rather than guess. "
-                                    "docs/planner.md lists what is covered.")
+        raise PlannerError("model", f"layers of type {', '.join(unsupported)} are not sized by the planner yet; it "
+                                    "refuses rather than guess. docs/planner.md lists what is covered.")
     if not types:
         types = ["sliding_attention" if window else "full_attention"] * num_layers
-    layers = []
+    layers, states = [], []
     for kind in types[:num_layers]:
+        if kind in RECURRENT_LAYER_TYPES:
+            states.append(_recurrent_layer(hf, model_type, hidden))
+            if kind != "hybrid":
+                continue
+        if kind in NO_CACHE_LAYER_TYPES:
+            continue
         if kind == "sliding_attention" and window:
             layers.append(AttentionLayer("sliding", kv_heads, head_dim, int(window)))
         else:
             layers.append(AttentionLayer("full", kv_heads, head_dim))
-    return tuple(layers)
+    return tuple(layers), tuple(states)
 
 
 def _formula_census(hidden, inter, layers, heads, kv_heads, head_dim, vocab, tied, experts) -> ParamCensus:
@@ -256,13 +350,17 @@ def _spec_from_config(config: dict, label: str, source: str) -> ModelSpec:
         notes.append("multimodal model: text part only (the vision tower and encoder cache are not counted)")
     dtype = str(config.get("torch_dtype") or config.get("dtype") or "bfloat16").replace("torch.", "")
     rotary = getattr(hf, "qk_rope_head_dim", None) or head_dim
+    if getattr(hf, "position_embedding_type", None) == "nope":
+        rotary = 0  # Granite-4.0-H: no rotary embedding, so no cos/sin cache (granitemoehybrid.py)
+    layers, state_layers = _attention_layers(hf, num_layers, kv_heads, head_dim,
+                                           str(getattr(hf, "model_type", None) or config.get("model_type")), hidden)
     return ModelSpec(
         name=label,
         architecture=(config.get("architectures") or [type(hf).__name__.replace("Config", "ForCausalLM")])[0],
         hidden_size=hidden, intermediate_size=inter, num_layers=num_layers, num_heads=heads,
         num_kv_heads=kv_heads, head_dim=head_dim, vocab_size=vocab,
         max_position_embeddings=need("max_position_embeddings"), params=census,
-        layers=_attention_layers(hf, num_layers, kv_heads, head_dim),
+        layers=layers, state_layers=state_layers,
         torch_dtype=dtype if dtype in DTYPE_BYTES else "bfloat16", tie_word_embeddings=tied,
         num_experts=experts, experts_per_token=int(getattr(hf, "num_experts_per_tok", 0) or 0) if experts else 0,
         rotary_dim=rotary, structure_source=census.source, source=source, notes=tuple(notes),

@@ -84,11 +84,11 @@ def test_too_little_free_memory_is_refused_like_vllm_does():
     assert any(s.config.gpu_memory_utilization < 0.25 for s in p.advice)
 
 
-def test_a_hybrid_linear_attention_model_is_refused_rather_than_guessed():
-    config = {"model_type": "qwen3_next", "hidden_size": 2048, "num_attention_heads": 16, "num_key_value_heads": 2,
+def test_a_recurrent_family_the_planner_has_no_state_rule_for_is_refused_rather_than_guessed():
+    config = {"model_type": "minimax", "hidden_size": 2048, "num_attention_heads": 16, "num_key_value_heads": 2,
               "num_hidden_layers": 4, "intermediate_size": 5120, "vocab_size": 1000, "max_position_embeddings": 4096,
               "layer_types": ["linear_attention", "linear_attention", "linear_attention", "full_attention"]}
-    with pytest.raises(PlannerError, match="linear"):
+    with pytest.raises(PlannerError, match="refuses rather than guess"):
         model_spec(config)
 
 
