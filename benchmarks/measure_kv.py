@@ -28,7 +28,19 @@ def main() -> None:
                    help="run the engine in this process (VLLM_ENABLE_V1_MULTIPROCESSING=0) and print what the CUDA "
                         "memory after load holds: the model's parameters and buffers by dtype, and every other live "
                         "CUDA tensor of 16 MiB or more (where online FP8 leaves memory behind)")
+    p.add_argument("--trace-load", action="store_true",
+                   help="with --inspect: record every CUDA allocation while the engine starts (torch's memory "
+                        "history) and print the live ones that are not model tensors, summed by where vLLM allocated "
+                        "them: what 'Model loading took' holds beyond the weights")
+    p.add_argument("--enforce-eager", action="store_true", help="no torch.compile or CUDA graphs (a faster start)")
+    p.add_argument("--kv-cache-memory-bytes", type=int, default=None,
+                   help="pin the KV cache (vLLM's CacheConfig.kv_cache_memory_bytes) instead of profiling for it")
     args = p.parse_args()
+    if args.trace_load:
+        args.inspect = True
+        import torch
+
+        torch.cuda.memory._record_memory_history(max_entries=200_000, stacks="python")
     if args.inspect:
         import os
 
@@ -43,15 +55,21 @@ def main() -> None:
     gpu = read_gpus(visible_gpu_index())[0]
     predicted = plan(spec, gpu.to_spec(), quantization=args.quantization, kv_cache_dtype=args.kv_cache_dtype,
                      dtype=args.dtype, gpu_memory_utilization=args.gpu_memory_utilization,
-                     max_model_len=args.max_model_len, tensor_parallel_size=args.tensor_parallel_size)
+                     max_model_len=args.max_model_len, tensor_parallel_size=args.tensor_parallel_size,
+                     enforce_eager=args.enforce_eager, kv_cache_memory_bytes=args.kv_cache_memory_bytes)
+    extra = {"enforce_eager": True} if args.enforce_eager else {}
+    if args.kv_cache_memory_bytes:
+        extra["kv_cache_memory_bytes"] = args.kv_cache_memory_bytes
     started = time.perf_counter()
     llm = LLM(model=args.model_dir, load_format="dummy", quantization=args.quantization,
               kv_cache_dtype=args.kv_cache_dtype, dtype=args.dtype, max_model_len=args.max_model_len,
               gpu_memory_utilization=args.gpu_memory_utilization, skip_tokenizer_init=True, seed=0,
-              tensor_parallel_size=args.tensor_parallel_size)
+              tensor_parallel_size=args.tensor_parallel_size, **extra)
     cache = llm.llm_engine.vllm_config.cache_config
     if args.inspect:
         print(json.dumps({"inspect": inspect_memory(llm)}), flush=True)
+    if args.trace_load:
+        print(json.dumps({"trace": trace_allocations(llm)}), flush=True)
     import vllm
 
     print(json.dumps({
@@ -59,12 +77,46 @@ def main() -> None:
         "dtype": args.dtype, "gpu_memory_utilization": args.gpu_memory_utilization,
         "max_model_len": llm.llm_engine.vllm_config.model_config.max_model_len,
         "measured_kv_tokens": cache.num_gpu_blocks * cache.block_size, "block_size": cache.block_size,
-        "predicted_kv_tokens": predicted.kv_tokens, "tensor_parallel_size": args.tensor_parallel_size,
+        "predicted_kv_tokens": predicted.kv_tokens, "predicted_block_size": predicted.block_size,
+        "predicted_requested_bytes": predicted.requested_bytes, "tensor_parallel_size": args.tensor_parallel_size,
         "predicted_weights_gib": predicted.weights_bytes / 2**30, "gpu": gpu.name, "gpu_total_bytes": gpu.total_bytes,
         "gpu_free_bytes_before": gpu.free_bytes, "vllm": vllm.__version__, "startup_s": round(time.perf_counter() - started, 1),
     }), flush=True)
     import os
     os._exit(0)
+
+
+def _model(llm):
+    core = llm.llm_engine.engine_core.engine_core
+    return core.model_executor.driver_worker.worker.model_runner.model
+
+
+def trace_allocations(llm, top: int = 12) -> list[dict]:
+    """Live CUDA allocations that no model parameter or buffer lives in, summed by the innermost vLLM
+    frames that allocated them (torch.cuda.memory._snapshot with the history recorded since start)."""
+    import bisect
+    import os
+
+    import torch
+
+    model = _model(llm)
+    owned = sorted({t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()] if t.is_cuda})
+    groups: dict[str, list] = {}
+    for segment in torch.cuda.memory._snapshot()["segments"]:
+        for block in segment["blocks"]:
+            if block["state"] != "active_allocated":
+                continue
+            start, size = block["address"], block["size"]
+            i = bisect.bisect_left(owned, start)
+            if i < len(owned) and owned[i] < start + size:
+                continue  # a model tensor lives here
+            frames = [f for f in block.get("frames", []) if "vllm" in f["filename"] or "/torch/" in f["filename"]]
+            key = " < ".join(f"{os.path.basename(f['filename'])}:{f['line']}:{f['name']}" for f in frames[:4]) or "?"
+            entry = groups.setdefault(key, [0, 0])
+            entry[0] += size
+            entry[1] += 1
+    ranked = sorted(groups.items(), key=lambda kv: -kv[1][0])[:top]
+    return [{"gib": round(size / 2**30, 4), "blocks": n, "allocated_at": key} for key, (size, n) in ranked]
 
 
 def inspect_memory(llm) -> dict:
@@ -74,8 +126,7 @@ def inspect_memory(llm) -> dict:
 
     import torch
 
-    core = llm.llm_engine.engine_core.engine_core
-    model = core.model_executor.driver_worker.worker.model_runner.model
+    model = _model(llm)
     owned = {}
     for name, t in [*model.named_parameters(), *model.named_buffers()]:
         owned[t.data_ptr()] = (name, t)
