@@ -35,12 +35,13 @@ def main() -> None:
     p.add_argument("--enforce-eager", action="store_true", help="no torch.compile or CUDA graphs (a faster start)")
     p.add_argument("--kv-cache-memory-bytes", type=int, default=None,
                    help="pin the KV cache (vLLM's CacheConfig.kv_cache_memory_bytes) instead of profiling for it")
+    p.add_argument("--max-num-seqs", type=int, default=None)
     args = p.parse_args()
     if args.trace_load:
         args.inspect = True
         import torch
 
-        torch.cuda.memory._record_memory_history(max_entries=200_000, stacks="python")
+        torch.cuda.memory._record_memory_history(max_entries=1_000_000, stacks="python")
     if args.inspect:
         import os
 
@@ -56,8 +57,10 @@ def main() -> None:
     predicted = plan(spec, gpu.to_spec(), quantization=args.quantization, kv_cache_dtype=args.kv_cache_dtype,
                      dtype=args.dtype, gpu_memory_utilization=args.gpu_memory_utilization,
                      max_model_len=args.max_model_len, tensor_parallel_size=args.tensor_parallel_size,
-                     enforce_eager=args.enforce_eager, kv_cache_memory_bytes=args.kv_cache_memory_bytes)
+                     enforce_eager=args.enforce_eager, max_num_seqs=args.max_num_seqs, kv_cache_memory_bytes=args.kv_cache_memory_bytes)
     extra = {"enforce_eager": True} if args.enforce_eager else {}
+    if args.max_num_seqs:
+        extra["max_num_seqs"] = args.max_num_seqs
     if args.kv_cache_memory_bytes:
         extra["kv_cache_memory_bytes"] = args.kv_cache_memory_bytes
     started = time.perf_counter()
@@ -70,6 +73,7 @@ def main() -> None:
         print(json.dumps({"inspect": inspect_memory(llm)}), flush=True)
     if args.trace_load:
         print(json.dumps({"trace": trace_allocations(llm)}), flush=True)
+        print(json.dumps({"load_window": trace_load_window(llm)}), flush=True)
     import vllm
 
     print(json.dumps({
@@ -117,6 +121,54 @@ def trace_allocations(llm, top: int = 12) -> list[dict]:
             entry[1] += 1
     ranked = sorted(groups.items(), key=lambda kv: -kv[1][0])[:top]
     return [{"gib": round(size / 2**30, 4), "blocks": n, "allocated_at": key} for key, (size, n) in ranked]
+
+
+def _frames_key(frames: list, depth: int = 5) -> str:
+    import os
+
+    mine = [f for f in frames if "vllm" in f["filename"] or "/torch/" in f["filename"]]
+    return " < ".join(f"{os.path.basename(f['filename'])}:{f['line']}:{f['name']}" for f in mine[:depth]) or "?"
+
+
+def trace_load_window(llm, top: int = 15) -> dict:
+    """What 'Model loading took' measured, from torch's allocation history: the allocations made while
+    vLLM's model loader ran (base_loader.load_model on the stack) that were still live when it returned,
+    minus the model's own tensors; each group says where it was allocated and whether it was freed later."""
+    import torch
+
+    model = _model(llm)
+    owned = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()] if t.is_cuda}
+    events = torch.cuda.memory._snapshot()["device_traces"][0]
+    in_loader = [i for i, e in enumerate(events) if any(f["filename"].endswith("base_loader.py") for f in e.get("frames", []))]
+    if not in_loader:
+        return {"error": "no allocation with vLLM's model loader on the stack (the history may have wrapped)"}
+    first, last = in_loader[0], in_loader[-1]
+    live: dict[int, tuple[int, int, list]] = {}
+    for i, e in enumerate(events[: last + 1]):
+        if e["action"] == "alloc":
+            live[e["addr"]] = (i, e["size"], e.get("frames", []))
+        elif e["action"] in ("free_requested", "free_completed"):
+            live.pop(e["addr"], None)
+    freed_later: dict[int, str] = {}
+    for e in events[last + 1:]:
+        if e["action"] == "free_requested" and e["addr"] in live and e["addr"] not in freed_later:
+            freed_later[e["addr"]] = _frames_key(e.get("frames", []), 3)
+    groups: dict[str, list] = {}
+    total = params = 0
+    for addr, (i, size, frames) in live.items():
+        if i < first:
+            continue
+        total += size
+        if addr in owned and addr not in freed_later:
+            params += size
+            continue
+        key = _frames_key(frames) + ("  [freed later at " + freed_later[addr] + "]" if addr in freed_later else "")
+        entry = groups.setdefault(key, [0, 0])
+        entry[0] += size
+        entry[1] += 1
+    ranked = sorted(groups.items(), key=lambda kv: -kv[1][0])[:top]
+    return {"live_after_loader_gib": total / 2**30, "model_tensors_gib": params / 2**30, "events": len(events),
+            "other": [{"gib": round(size / 2**30, 4), "blocks": n, "allocated_at": key} for key, (size, n) in ranked]}
 
 
 def inspect_memory(llm) -> dict:

@@ -428,7 +428,12 @@ def _plan(spec: ModelSpec, gpu: GpuSpec, config: EngineConfig, calibration: Cali
     warnings = list(notes) + list(spec.notes)
     if config.quantization == "fp8" and not gpu.supports_fp8_tensor_cores:
         warnings.append(f"{gpu.name} has no FP8 tensor cores: vLLM stores FP8 weights but computes in 16-bit (Marlin W8A16).")
-    fits, reason = _verdict(gpu, requested, weights, kv_memory, graphs, kv_tokens - spread, max_model_len, config)
+    # vLLM's CompilationConfig: with full decode CUDA graphs, every running sequence of a hybrid model needs one
+    # Mamba block, so max_num_seqs above the block count is refused at start-up (config/compilation.py)
+    state_blocks = (int(num_blocks * (kv_tokens - spread) / kv_tokens) if kv_tokens > 0 else 0) \
+        if spec.is_hybrid and not config.enforce_eager else None
+    fits, reason = _verdict(gpu, requested, weights, kv_memory, graphs, kv_tokens - spread, max_model_len, config,
+                            state_blocks)
     result = MemoryPlan(
         model=spec.name, gpu=gpu.name, config=config, structure_source=spec.structure_source,
         total_bytes=gpu.total_bytes, cuda_total_bytes=gpu.cuda_total_bytes, requested_bytes=requested,
@@ -444,7 +449,8 @@ def _plan(spec: ModelSpec, gpu: GpuSpec, config: EngineConfig, calibration: Cali
     return result
 
 
-def _verdict(gpu, requested, weights, kv_memory, graphs, kv_tokens_low, max_model_len, config) -> tuple[bool, str]:
+def _verdict(gpu, requested, weights, kv_memory, graphs, kv_tokens_low, max_model_len, config,
+             state_blocks: int | None = None) -> tuple[bool, str]:
     """Fits, or the first reason vLLM would refuse (conservative: the low end of the ± band)."""
     if gpu.free_bytes is not None and gpu.free_bytes < requested:
         return False, (f"vLLM refuses to start: {gpu.free_bytes / GIB:.2f} GiB free is less than the {requested / GIB:.2f} "
@@ -461,6 +467,10 @@ def _verdict(gpu, requested, weights, kv_memory, graphs, kv_tokens_low, max_mode
     if kv_tokens_low < max_model_len:
         return False, (f"the KV cache holds about {max(kv_tokens_low, 0):,} tokens, fewer than one request of "
                        f"max_model_len={max_model_len:,}; vLLM refuses to start")
+    if state_blocks is not None and config.max_num_seqs > state_blocks:
+        return False, (f"vLLM refuses to start: max_num_seqs={config.max_num_seqs:,} exceeds the about {state_blocks:,} "
+                       f"Mamba cache blocks (each running sequence holds one); lower max_num_seqs to {state_blocks:,} "
+                       "or raise gpu_memory_utilization")
     return True, f"{kv_tokens_low:,}+ KV tokens, {kv_tokens_low / max_model_len:.1f} sequences of {max_model_len:,} tokens"
 
 
@@ -468,6 +478,11 @@ def suggestions(spec: ModelSpec, gpu: GpuSpec, failed: EngineConfig, calibration
                 limit: int = 4) -> tuple[Suggestion, ...]:
     """Complete configurations that fit, smallest change first; each was planned and fits."""
     candidates: list[tuple[str, dict]] = []
+    if spec.is_hybrid:  # the hybrid refusal: fewer Mamba blocks than max_num_seqs
+        seqs = _plan(spec, gpu, replace(failed, enforce_eager=True), calibration, advise=False).num_gpu_blocks
+        for n in (seqs * 9 // 10 // 8 * 8, 256, 128):
+            if 0 < n < failed.max_num_seqs:
+                candidates.append((f"max_num_seqs={n}", {"max_num_seqs": n}))
     utils = [u for u in (0.85, 0.9, 0.95) if u != failed.gpu_memory_utilization]
     if gpu.free_bytes is not None:
         utils.insert(0, math.floor((gpu.free_bytes - cudagraph_bytes(spec)) / gpu.cuda_total_bytes * 100) / 100)
