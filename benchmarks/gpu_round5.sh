@@ -57,10 +57,10 @@ case "$1" in
     install; mk qwen2.5-14b llama-2-7b deepseek-v2-lite llama-3-8b
     for m in "qwen14 qwen2.5-14b bfloat16 8192" "llama7 llama-2-7b float16 2048" "dsv2 deepseek-v2-lite bfloat16 8192" \
              "llama3 llama-3-8b bfloat16 4096"; do
-      set -- $m
-      measure $1-fp8-window 150 --model-dir /tmp/models/$2 --quantization fp8 --dtype $3 --max-model-len $4 \
+      read -r tag model dtype len <<< "$m"
+      measure $tag-fp8-window 150 --model-dir /tmp/models/$model --quantization fp8 --dtype $dtype --max-model-len $len \
         --enforce-eager --trace-load
-      grep -a '"load_window"' $L/m-$1-fp8-window.log | cut -c1-4000
+      grep -a '"load_window"' $L/m-$tag-fp8-window.log | cut -c1-4000
     done ;;
   c)
     install; mk llama-2-7b
