@@ -54,7 +54,7 @@ def fit(rows: list[dict]) -> Calibration:
     xs, ys = [], []
     for r in logged("vllm_torch_peak_increase_gib"):
         spec = model_spec(r["model"])
-        if spec.num_experts or r.get("tensor_parallel_size", 1) != 1:
+        if spec.num_experts or spec.is_hybrid or r.get("tensor_parallel_size", 1) != 1:
             continue
         xs.append(tokens * spec.hidden_size * 2)
         ys.append(r["vllm_torch_peak_increase_gib"] * GIB - tokens * 3 * spec.intermediate_size * 2)
@@ -83,15 +83,20 @@ def fit(rows: list[dict]) -> Calibration:
         else:
             moe_copies = _round((peak - forward_rest) / (tokens * spec.experts_per_token * (n + n // 2 + spec.hidden_size) * 2), 3)
 
-    graph_estimates = [r["vllm_cudagraph_estimate_gib"] for r in logged("vllm_cudagraph_estimate_gib")
-                       if runs_on_v1_model_runner(model_spec(r["model"])) and r.get("tensor_parallel_size", 1) == 1]
+    estimates = [(model_spec(r["model"]), r["vllm_cudagraph_estimate_gib"]) for r in logged("vllm_cudagraph_estimate_gib")
+                 if r.get("tensor_parallel_size", 1) == 1]
+    graph_estimates = [g for spec, g in estimates if runs_on_v1_model_runner(spec) and not spec.is_hybrid]
     graph = _round(statistics.median(graph_estimates), 2) if graph_estimates else 0.0
+    hybrid_estimates = [g for spec, g in estimates if spec.is_hybrid]
+    hybrid_graph = _round(statistics.median(hybrid_estimates), 2) if hybrid_estimates else None
 
     calibration = replace(CALIBRATION, hidden_copies_per_token=copies, fixed_peak_bytes=fixed,
                           non_torch_bytes=int(non_torch * GIB), non_torch_bytes_per_extra_gpu=int(per_extra_gpu * GIB),
                           moe_workspace_copies=moe_copies if moe_copies is not None else CALIBRATION.moe_workspace_copies,
                           v1_sampler_bytes_per_logit=sampler if sampler is not None else CALIBRATION.v1_sampler_bytes_per_logit,
-                          v1_runner_cudagraph_estimate_bytes=int(graph * GIB))
+                          v1_runner_cudagraph_estimate_bytes=int(graph * GIB),
+                          hybrid_cudagraph_estimate_bytes=int(hybrid_graph * GIB) if hybrid_graph is not None
+                          else CALIBRATION.hybrid_cudagraph_estimate_bytes)
 
     def worst(selected):
         errors = []
@@ -106,6 +111,7 @@ def fit(rows: list[dict]) -> Calibration:
 
 FITTED = ("hidden_copies_per_token", "fixed_peak_bytes", "non_torch_bytes", "non_torch_bytes_per_extra_gpu",
           "moe_workspace_copies", "v1_sampler_bytes_per_logit", "v1_runner_cudagraph_estimate_bytes",
+          "hybrid_cudagraph_estimate_bytes",
           "kv_tokens_relative_spread", "kv_tokens_relative_spread_fp8")
 
 

@@ -20,4 +20,5 @@ def plan_measured_row(row: dict, calibration: Calibration = CALIBRATION) -> Memo
                 advise=False, quantization=row["quantization"], kv_cache_dtype=row["kv_cache_dtype"], dtype=row["dtype"],
                 gpu_memory_utilization=row["gpu_memory_utilization"], max_model_len=row["max_model_len"],
                 tensor_parallel_size=row.get("tensor_parallel_size", 1), max_num_seqs=row.get("max_num_seqs"),
-                max_num_batched_tokens=row.get("max_num_batched_tokens"))
+                max_num_batched_tokens=row.get("max_num_batched_tokens"), enforce_eager=row.get("enforce_eager", False),
+                kv_cache_memory_bytes=row.get("kv_cache_memory_bytes"))

@@ -117,6 +117,7 @@ class ModelSpec:
     source: str = ""
     notes: tuple[str, ...] = ()
     state_layers: tuple[RecurrentLayer, ...] = ()  # hybrid / recurrent models: one state per sequence each
+    kv_b_proj_params: int = 0  # MLA: every layer's kv_b_proj (latent -> per-head K and V), whole model
 
     @property
     def is_hybrid(self) -> bool:
@@ -350,6 +351,10 @@ def _spec_from_config(config: dict, label: str, source: str) -> ModelSpec:
         notes.append("multimodal model: text part only (the vision tower and encoder cache are not counted)")
     dtype = str(config.get("torch_dtype") or config.get("dtype") or "bfloat16").replace("torch.", "")
     rotary = getattr(hf, "qk_rope_head_dim", None) or head_dim
+    kv_b_proj = 0
+    if getattr(hf, "kv_lora_rank", None):
+        kv_b_proj = num_layers * hf.kv_lora_rank * heads * ((getattr(hf, "qk_nope_head_dim", 0) or 0)
+                                                            + (getattr(hf, "v_head_dim", 0) or 0))
     if getattr(hf, "position_embedding_type", None) == "nope":
         rotary = 0  # Granite-4.0-H: no rotary embedding, so no cos/sin cache (granitemoehybrid.py)
     layers, state_layers = _attention_layers(hf, num_layers, kv_heads, head_dim,
@@ -360,7 +365,7 @@ def _spec_from_config(config: dict, label: str, source: str) -> ModelSpec:
         hidden_size=hidden, intermediate_size=inter, num_layers=num_layers, num_heads=heads,
         num_kv_heads=kv_heads, head_dim=head_dim, vocab_size=vocab,
         max_position_embeddings=need("max_position_embeddings"), params=census,
-        layers=layers, state_layers=state_layers,
+        layers=layers, state_layers=state_layers, kv_b_proj_params=kv_b_proj,
         torch_dtype=dtype if dtype in DTYPE_BYTES else "bfloat16", tie_word_embeddings=tied,
         num_experts=experts, experts_per_token=int(getattr(hf, "num_experts_per_tok", 0) or 0) if experts else 0,
         rotary_dim=rotary, structure_source=census.source, source=source, notes=tuple(notes),

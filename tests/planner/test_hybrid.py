@@ -93,3 +93,14 @@ def test_mamba2_groups_are_replicated_when_tensor_parallelism_splits_heads(tp):
     layer = model_spec("granite-4.0-h-tiny").state_layers[0]
     groups = 1 if tp == 1 else tp  # extra_groups_for_head_shards: one group is copied to every rank
     assert layer.state_bytes(2, tp) == 3 * (3072 + 2 * groups * 128) // tp * 2 + 48 // tp * 64 * 128 * 2
+
+
+def test_falcon_h1_at_vllms_defaults_is_refused_as_vllm_refused_it_and_the_fix_fits():
+    # measured on the H100: "max_num_seqs (1024) exceeds available Mamba cache blocks (821)" (FP8: 914)
+    for quantization in (None, "fp8"):
+        p = plan("falcon-h1-7b", H100, max_model_len=8192, quantization=quantization)
+        assert not p.fits and "max_num_seqs=1,024 exceeds" in p.reason
+        assert p.advice and p.advice[0].change.startswith("max_num_seqs=")
+        assert plan(p.advice[0].config, H100).fits
+    assert plan("falcon-h1-7b", H100, max_model_len=8192, max_num_seqs=512).fits  # vLLM started at 512
+    assert plan("falcon-h1-7b", H100, max_model_len=8192, enforce_eager=True).fits  # no full CUDA graphs: no check

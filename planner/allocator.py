@@ -1,0 +1,165 @@
+"""What PyTorch's CUDA caching allocator counts while vLLM loads a model: "Model loading took" is the
+growth of ``torch.cuda.memory_allocated()``, which counts whole allocator blocks, not the tensors in them.
+
+vLLM 0.25.1 loads with ``max_split_size_mb=20`` (vllm/v1/worker/gpu_worker.py, Worker.load_model:
+"_scoped_allocator_max_split"). Under that setting PyTorch never splits a cached block for a request of
+20 MiB or more and hands out a cached block up to 20 MiB larger than asked (c10/cuda/CUDACachingAllocator.cpp:
+get_free_block, should_split). Online FP8 materializes each 16-bit weight, quantizes it into a new 1-byte
+tensor and frees the 16-bit one, so later 1-byte weights land in freed 16-bit blocks a little larger than
+themselves, and the difference counts as loaded memory: 0.90 GiB for Qwen2.5-14B, 0.19 GiB for Llama-2-7B,
+nothing for Llama-3-8B (measured: benchmarks/measure_kv.py --trace-load, docs/planner.md). This module replays
+the allocations of a load with the allocator's rules; it has no fitted numbers.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass, field
+
+MIB = 1 << 20
+SMALL_SIZE = 1 * MIB  # kSmallSize: requests up to this come from the small pool
+SMALL_BUFFER = 2 * MIB  # kSmallBuffer
+LARGE_BUFFER = 20 * MIB  # kLargeBuffer
+MIN_LARGE_ALLOC = 10 * MIB  # kMinLargeAlloc
+ROUND_LARGE = 2 * MIB  # kRoundLarge
+VLLM_LOAD_MAX_SPLIT = 20 * MIB  # Worker.load_model's max_split_size_mb
+
+
+@dataclass(eq=False)
+class _Block:
+    size: int
+    prev: _Block | None = None
+    next: _Block | None = None
+    used: bool = False
+    key: int = field(default_factory=lambda: next(_KEYS))
+
+
+_KEYS = iter(range(1 << 62))
+
+
+class CachingAllocator:
+    """The large pool of PyTorch's caching allocator (one stream, no expandable segments). Requests of at
+    most 1 MiB are counted at their rounded size (the small pool's fragmentation is not modelled)."""
+
+    def __init__(self, max_split_size: int = VLLM_LOAD_MAX_SPLIT):
+        self.max_split_size = max_split_size
+        self.allocated = 0  # memory_allocated(): whole blocks
+        self._free: list[tuple[int, int, _Block]] = []  # (size, key, block), best fit first
+
+    @staticmethod
+    def round_size(size: int) -> int:
+        return 512 if size < 512 else 512 * math.ceil(size / 512)
+
+    @staticmethod
+    def segment_size(size: int) -> int:  # get_allocation_size
+        if size <= SMALL_SIZE:
+            return SMALL_BUFFER
+        if size < MIN_LARGE_ALLOC:
+            return LARGE_BUFFER
+        return ROUND_LARGE * math.ceil(size / ROUND_LARGE)
+
+    def malloc(self, size: int) -> _Block | int:
+        size = self.round_size(size)
+        if size <= SMALL_SIZE:
+            self.allocated += size
+            return size
+        block = None
+        i = bisect.bisect_left(self._free, (size, -1))
+        if i < len(self._free):
+            candidate = self._free[i][2]
+            oversized = (candidate.size >= self.max_split_size if size < self.max_split_size
+                         else candidate.size >= size + LARGE_BUFFER)
+            if not oversized:
+                block = candidate
+                self._free.pop(i)
+        if block is None:  # a new segment (cudaMalloc)
+            block = _Block(self.segment_size(size))
+        remaining = block.size - size
+        if size < self.max_split_size and remaining > SMALL_SIZE:  # should_split
+            rest = _Block(remaining, prev=block, next=block.next)
+            if block.next is not None:
+                block.next.prev = rest
+            block.next, block.size = rest, size
+            bisect.insort(self._free, (rest.size, rest.key, rest))
+        block.used = True
+        self.allocated += block.size
+        return block
+
+    def free(self, block: _Block | int) -> None:
+        if isinstance(block, int):
+            self.allocated -= block
+            return
+        block.used = False
+        self.allocated -= block.size
+        for neighbour in (block.prev, block.next):  # merge with free neighbours of the same segment
+            if neighbour is None or neighbour.used:
+                continue
+            self._free.remove((neighbour.size, neighbour.key, neighbour))
+            first, second = (neighbour, block) if neighbour is block.prev else (block, neighbour)
+            first.size += second.size
+            first.next = second.next
+            if second.next is not None:
+                second.next.prev = first
+            block = first
+        bisect.insort(self._free, (block.size, block.key, block))
+
+
+def dense_linear_shapes(model, tp: int = 1) -> list[int] | None:
+    """Elements of each decoder Linear weight on one rank, in the order vLLM builds and loads them: per
+    layer qkv_proj and o_proj (attention), in_proj and out_proj (a Mamba2 mixer: MambaMixer2, whose
+    conv1d is not quantized), gate_up_proj and down_proj (the MLP). None when the model is laid out
+    otherwise (MoE, MLA, other recurrent mixers): their loads are not replayed."""
+    p = model.params
+    h, inter, layers = model.hidden_size, model.intermediate_size, model.num_layers
+    q, kv = model.num_heads * model.head_dim, model.num_kv_heads * model.head_dim
+    if model.num_experts or model.is_mla or p.linear_replicated:
+        return None
+    if len(model.layers) != layers or len(model.state_layers) not in (0, layers):
+        return None  # only every-layer-alike stacks (dense, or Falcon-H1's attention + Mamba in each layer)
+    if any(state.kind != "mamba2" for state in model.state_layers):
+        return None
+    kv_rank = max(1, model.num_kv_heads // tp) * model.head_dim
+    per_layer = [h * (q // tp + 2 * kv_rank), q // tp * h]
+    whole = h * (q + 2 * kv) + q * h
+    if model.state_layers:
+        s = model.state_layers[0]
+        groups = s.n_groups + (0 if s.n_groups % tp == 0 else tp - s.n_groups)
+        in_proj = 2 * s.channels + 2 * groups * s.state_size + s.heads
+        per_layer += [h * in_proj // tp, s.channels // tp * h]
+        whole += h * (2 * s.channels + 2 * s.n_groups * s.state_size + s.heads) + s.channels * h
+    per_layer += [h * 2 * inter // tp, inter // tp * h]
+    whole += 3 * h * inter
+    if layers * whole != p.linear_split:
+        return None
+    return per_layer * layers
+
+
+def load_block_overhead_bytes(model, *, dtype_bytes: int, quantization: str | None, tp: int = 1,
+                              vocab_rows: int, rotary_elements: int) -> int:
+    """Bytes that "Model loading took" counts beyond the model's tensors: whole allocator blocks around
+    them, replayed for the load's allocation order. 0 for layouts that are not replayed."""
+    linears = dense_linear_shapes(model, tp)
+    if linears is None:
+        return 0
+    alloc = CachingAllocator()
+    tensors = 0
+
+    def keep(nbytes: int) -> None:
+        nonlocal tensors
+        tensors += CachingAllocator.round_size(nbytes)
+        alloc.malloc(nbytes)
+
+    keep(vocab_rows * model.hidden_size * dtype_bytes)  # embed_tokens, built first
+    if quantization != "fp8":  # 16-bit: every weight is allocated when the model is built, in order
+        for elements in linears:
+            keep(elements * dtype_bytes)
+    if not model.tie_word_embeddings:
+        keep(vocab_rows * model.hidden_size * dtype_bytes)
+    keep(rotary_elements * dtype_bytes)
+    if quantization == "fp8":  # online FP8: each weight materialized in 16-bit, quantized, the 16-bit one freed
+        for elements in linears:
+            sixteen_bit = alloc.malloc(elements * dtype_bytes)
+            keep(elements)
+            alloc.free(sixteen_bit)
+    return alloc.allocated - tensors
