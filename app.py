@@ -26,7 +26,7 @@ from planner.nvml import visible_gpu_index
 from playground import views
 from playground.runtime import EngineRuntime, SupervisedEngine
 from playground.service import Playground
-from playground.ui import api, bench_tab, planner_tab, playground_tab, sessions
+from playground.ui import api, bench_tab, http_api, planner_tab, playground_tab, sessions
 
 EXAMPLES = json.loads((Path(__file__).parent / "assets" / "prompts.json").read_text())["prompts"]
 
@@ -224,8 +224,10 @@ def main(argv=None) -> None:
                 share=args.share, auth=auth, theme=gr.themes.Soft(), show_error=True,
                 # Gradio runs at most max_threads events at once across the app (default 40, whatever the
                 # concurrency limits say): measured on the H200, 64 API users got a third of the engines' speed.
-                max_threads=2 * args.concurrency_limit + 16)
-
+                max_threads=2 * args.concurrency_limit + 16, prevent_thread_lock=True)
+    # the plain streaming API (one request per answer) on the same server, with the same login
+    http_api.mount(demo.app, playground, auth)
+    demo.block_thread()
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -7,6 +7,8 @@
 #   bash benchmarks/gpu_round5.sh b   # hybrids in FP8, the pinned KV cache (--kv-cache-memory-bytes, issue 8),
 #                                     # pytest -m gpu
 #   bash benchmarks/gpu_round5.sh c   # the web path on an H100: page up, cold start, load table (issue 9)
+#   bash benchmarks/gpu_round5.sh e   # install; the web path again, through the plain streaming API (one request
+#                                     # per answer) beside Gradio's protocol, same app, same run (issue 9)
 #   bash benchmarks/gpu_round5.sh d   # install; what 'Model loading took' holds beyond the weights, from the
 #                                     # allocation history of the loader's own window (FP8 models with a gap)
 # $OUT brings back 8 files at most: a summary and one archive of the logs.
@@ -62,6 +64,19 @@ case "$1" in
         --enforce-eager --trace-load
       grep -a '"load_window"' $L/m-$tag-fp8-window.log | cut -c1-4000
     done ;;
+  e)
+    install; mk llama-2-7b
+    python3 benchmarks/web_startup.py --port 7860 --log $L/app-cold.log --json $L/startup-cold.json --keep \
+      --pidfile /tmp/app0.pid -- --backend vllm --model $M7 --load-format dummy --load-test --data-dir /tmp/appdata
+    python3 benchmarks/web_load.py --url http://127.0.0.1:7860/ --users 1,16,64,256 --api generate,compare \
+      --max-tokens 128 --protocol http --json $L/web-http.json
+    python3 benchmarks/web_load.py --url http://127.0.0.1:7860/ --users 64 --api generate,compare \
+      --max-tokens 128 --protocol gradio --json $L/web-gradio-64.json
+    python3 benchmarks/web_load.py --url http://127.0.0.1:7860/ --users 64 --api generate,compare \
+      --max-tokens 128 --protocol http --json $L/web-http-64-again.json
+    python3 benchmarks/web_load.py --url http://127.0.0.1:7860/ --users 64 --api generate,compare \
+      --max-tokens 128 --protocol gradio --json $L/web-gradio-64-again.json
+    pid=$(cat /tmp/app0.pid); kill -9 -- -"$pid" 2>/dev/null ;;
   c)
     install; mk llama-2-7b
     python3 benchmarks/web_startup.py --port 7860 --log $L/app-cold.log --json $L/startup-cold.json --keep \

@@ -6,7 +6,8 @@ path beside the same workload run directly on the engines (the app's /direct_loa
     python benchmarks/web_load.py --url http://127.0.0.1:7860/ --users 1,16,64,256 --api generate,compare
 
 Each user is one asyncio task with its own Gradio call over one shared httpx client (no per-request
-process or thread): POST /gradio_api/call/<api>, then read the SSE answer. The script prints its
+process or thread): POST /gradio_api/call/<api>, then read the SSE answer (or, with --protocol http,
+one POST /api/v1/<api> answered as SSE). The script prints its
 own CPU use per point: well under one core means the generator is not the bottleneck.
 """
 
@@ -51,6 +52,32 @@ async def call(client, url: str, api: str, data: list, timeout_s: float) -> dict
     raise RuntimeError("the stream ended without a result")
 
 
+def named_payload(api: str, prompt: str, max_tokens: int, engine: str) -> dict:
+    """The same request for the plain streaming API (/api/v1/<api>: arguments by name)."""
+    if api == "generate":
+        return {"prompt": prompt, "engine": engine, "temperature": 0.0, "max_tokens": max_tokens, "seed": 0,
+                "chat_template": True}
+    return {"prompts": prompt, "temperature": 0.0, "max_tokens": max_tokens, "seed": 0, "mode": "fair",
+            "chat_template": True}
+
+
+async def call_http(client, url: str, api: str, body: dict, timeout_s: float) -> dict:
+    """One request to the plain streaming API: POST /api/v1/<api>, read its SSE until 'complete' or 'error'."""
+    event = None
+    async with client.stream("POST", f"{url}api/v1/{api}", json=body, timeout=timeout_s) as stream:
+        if stream.status_code >= 400:
+            raise RuntimeError(f"{stream.status_code}: {(await stream.aread()).decode()[:300]}")
+        async for line in stream.aiter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                body = json.loads(line[5:].strip())
+                if event == "error":
+                    raise RuntimeError(body.get("error") or "the app returned an error")
+                return body
+    raise RuntimeError("the stream ended without a result")
+
+
 def output_tokens(api: str, result: dict) -> int:
     if api == "generate":
         if result.get("error"):
@@ -63,12 +90,15 @@ def output_tokens(api: str, result: dict) -> int:
 
 
 async def burst(client, url: str, api: str, users: int, prompt: str, max_tokens: int, engine: str,
-                timeout_s: float) -> tuple[list[float], list[int], list[str], float, float, float]:
+                timeout_s: float, protocol: str = "gradio") -> tuple[list[float], list[int], list[str], float, float, float]:
     """``users`` requests at once: latencies and output tokens of the completed ones, the errors, the
     burst's start and end (wall clock) and this process's CPU seconds meanwhile."""
     async def one():
         t0 = time.perf_counter()
-        result = await call(client, url, api, payload(api, prompt, max_tokens, engine), timeout_s)
+        if protocol == "http":
+            result = await call_http(client, url, api, named_payload(api, prompt, max_tokens, engine), timeout_s)
+        else:
+            result = await call(client, url, api, payload(api, prompt, max_tokens, engine), timeout_s)
         return time.perf_counter() - t0, output_tokens(api, result)
 
     cpu0, t0 = time.process_time(), time.time()
@@ -80,14 +110,15 @@ async def burst(client, url: str, api: str, users: int, prompt: str, max_tokens:
 
 
 async def web_point(client, url: str, api: str, users: int, prompt: str, max_tokens: int, engine: str,
-                    timeout_s: float) -> tuple[LoadResult, float]:
-    latencies, tokens, errors, t0, t1, cpu = await burst(client, url, api, users, prompt, max_tokens, engine, timeout_s)
+                    timeout_s: float, protocol: str = "gradio") -> tuple[LoadResult, float]:
+    latencies, tokens, errors, t0, t1, cpu = await burst(client, url, api, users, prompt, max_tokens, engine, timeout_s,
+                                                         protocol)
     return summarize_load(api, users, latencies, tokens, errors, t1 - t0), cpu / (t1 - t0)
 
 
 def _worker(args: tuple) -> tuple[list[float], list[int], list[str], float, float, float]:
     """One load-generator process: its share of the users, started at the shared moment ``start_at``."""
-    url, api, users, prompt, max_tokens, engine, timeout_s, start_at = args
+    url, api, users, prompt, max_tokens, engine, timeout_s, start_at, protocol = args
 
     async def go():
         import httpx
@@ -95,20 +126,20 @@ def _worker(args: tuple) -> tuple[list[float], list[int], list[str], float, floa
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=2.0)
         async with httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=10), limits=limits) as client:
             await asyncio.sleep(max(0.0, start_at - time.time()))
-            return await burst(client, url, api, users, prompt, max_tokens, engine, timeout_s)
+            return await burst(client, url, api, users, prompt, max_tokens, engine, timeout_s, protocol)
 
     return asyncio.run(go())
 
 
 def multi_process_point(url: str, api: str, users: int, prompt: str, max_tokens: int, engine: str, timeout_s: float,
-                        processes: int) -> tuple[LoadResult, float]:
+                        processes: int, protocol: str = "gradio") -> tuple[LoadResult, float]:
     """The same burst from several generator processes (one Python process tops out near 200 users)."""
     from concurrent.futures import ProcessPoolExecutor
 
     shares = [users // processes + (1 if i < users % processes else 0) for i in range(processes)]
     start_at = time.time() + 2.0
     with ProcessPoolExecutor(processes) as pool:
-        parts = list(pool.map(_worker, [(url, api, n, prompt, max_tokens, engine, timeout_s, start_at)
+        parts = list(pool.map(_worker, [(url, api, n, prompt, max_tokens, engine, timeout_s, start_at, protocol)
                                         for n in shares if n]))
     wall = max(p[4] for p in parts) - min(p[3] for p in parts)
     result = summarize_load(api, users, [x for p in parts for x in p[0]], [x for p in parts for x in p[1]],
@@ -142,17 +173,18 @@ async def main_async(args) -> list[dict]:
         await login(client, url, args.auth)
         # one small request per API first, untimed: the first call pays for lazy imports and graph warm-up
         for api in args.api:
-            await web_point(client, url, api, 1, args.prompt, 4, args.engine, args.timeout)
+            await web_point(client, url, api, 1, args.prompt, 4, args.engine, args.timeout, args.protocol)
         print(f"{'api':<9} {'users':>5} {'web tok/s':>10} {'direct tok/s':>12} {'web/direct':>10} {'p50 s':>7} "
               f"{'p99 s':>7} {'direct p50':>10} {'errors':>6} {'gen CPU':>7}", flush=True)
         for api in args.api:
             for users in args.users:
                 if args.processes > 1:
                     web, cpu_share = await asyncio.to_thread(multi_process_point, url, api, users, args.prompt,
-                                                             args.max_tokens, args.engine, args.timeout, args.processes)
+                                                             args.max_tokens, args.engine, args.timeout, args.processes,
+                                                             args.protocol)
                 else:
                     web, cpu_share = await web_point(client, url, api, users, args.prompt, args.max_tokens,
-                                                     args.engine, args.timeout)
+                                                     args.engine, args.timeout, args.protocol)
                 direct = None if args.no_direct else await direct_point(client, url, api, users, args.prompt,
                                                                          args.max_tokens, args.engine, args.timeout)
                 ratio = web.output_tok_s / direct.output_tok_s if direct and direct.output_tok_s else None
@@ -162,7 +194,7 @@ async def main_async(args) -> list[dict]:
                       f"{f(direct and direct.latency_p50_s, 10)} {web.errors:>6} {100 * cpu_share:>6.0f}%", flush=True)
                 if web.first_error:
                     print(f"  first error: {web.first_error}", flush=True)
-                rows.append({"web": web.as_dict(), "direct": direct.as_dict() if direct else None,
+                rows.append({"protocol": args.protocol, "web": web.as_dict(), "direct": direct.as_dict() if direct else None,
                              "web_over_direct": ratio, "generator_cpu_share": cpu_share})
     return rows
 
@@ -181,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth", default=None, help="user:password when the app runs with --auth")
     p.add_argument("--timeout", type=float, default=600)
     p.add_argument("--json", default=None, help="also write the rows to this file")
+    p.add_argument("--protocol", choices=("gradio", "http"), default="gradio",
+                   help="gradio: the Gradio API (/gradio_api/call/<api>, POST then SSE); http: the plain streaming "
+                        "API (POST /api/v1/<api>, one request answered as SSE)")
     p.add_argument("--processes", type=int, default=1,
                    help="split each burst over this many generator processes (gen CPU: the busiest one's share)")
     return p

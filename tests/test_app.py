@@ -124,6 +124,12 @@ def test_the_web_load_script_runs_against_the_app(cpu_app, tmp_path):
 
     from conftest import ROOT
 
+    http = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "web_load.py"), "--url", cpu_app, "--users", "2",
+                           "--api", "generate", "--max-tokens", "4", "--protocol", "http", "--no-direct",
+                           "--json", str(tmp_path / "http.json")], capture_output=True, text=True, timeout=300)
+    assert http.returncode == 0, http.stderr
+    [row] = json.loads((tmp_path / "http.json").read_text())
+    assert row["protocol"] == "http" and row["web"]["completed"] == 2 and row["web"]["output_tokens"] == 8
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "web_load.py"), "--url", cpu_app, "--users", "1,2",
                           "--api", "generate", "--max-tokens", "4", "--processes", "2", "--json", str(tmp_path / "rows.json")],
                          capture_output=True, text=True, timeout=300)
@@ -163,9 +169,17 @@ def test_behind_auth_a_visitor_without_the_password_gets_only_the_login(tmp_path
                 assert anonymous.get(url + path).status_code == 401, path
             assert anonymous.post(url + "gradio_api/call/plan", json={"data": ["llama-3-8b"]}).status_code == 401
             assert anonymous.post(url + "login", data={"username": "me", "password": "wrong"}).status_code >= 400
+            # the plain streaming API asks for the same login: Basic credentials or the page's cookie
+            # (a request that fails validation: admitted callers get its 400, the engines here are unreachable)
+            body = {"prompts": "hi", "temperature": -1}
+            assert anonymous.post(url + "api/v1/compare", json=body).status_code == 401
+            assert anonymous.post(url + "api/v1/compare", json=body, auth=("me", "wrong")).status_code == 401
+            admitted = anonymous.post(url + "api/v1/compare", json=body, auth=("me", "secret"))
+            assert admitted.status_code == 400 and admitted.json()["argument"] == "temperature"
         with httpx.Client(timeout=10) as user:
             assert user.post(url + "login", data={"username": "me", "password": "secret"}).status_code == 200
             assert user.get(url + "config").status_code == 200
+            assert user.post(url + "api/v1/compare", json={"prompts": "hi", "temperature": -1}).status_code == 400
             assert "FP8 LLM playground" in user.get(url, headers={"Accept": "text/html"}).text
     finally:
         proc.terminate()
@@ -271,3 +285,73 @@ def test_the_pages_stream_does_not_slow_the_engines(cpu_app, client):
         # run varies by about ±12% either way (seen locally: medians 12% apart in both directions), so a
         # 10% gate would fail on noise; the UI at 4 updates/s read ~17% slow, which this still catches.
         assert seen >= 0.85 * reference, (column, page, api)
+
+
+def _sse(response) -> list[tuple[str, dict]]:
+    import json
+
+    events, kind = [], None
+    for line in response.iter_lines():
+        if line.startswith("event:"):
+            kind = line[6:].strip()
+        elif line.startswith("data:"):
+            events.append((kind, json.loads(line[5:])))
+    return events
+
+
+def test_the_plain_streaming_api_answers_in_one_request_like_the_gradio_api(cpu_app, client):
+    """POST /api/v1/generate and /api/v1/compare: partial events, then the same final answer as the Gradio API."""
+    import httpx
+
+    with httpx.Client(timeout=120) as http:
+        with http.stream("POST", f"{cpu_app}api/v1/generate",
+                         json={"prompt": "Name three colours.", "engine": "FP8", "max_tokens": 24, "seed": 0}) as r:
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+            events = _sse(r)
+        kinds = [k for k, _ in events]
+        assert kinds[-1] == "complete" and set(kinds[:-1]) <= {"partial"}
+        final = events[-1][1]
+        assert final["output_tokens"] == 24 and final["label"] == "FP8" and "partial" not in final
+        same = client.predict("Name three colours.", "FP8", 0.0, 24, 0, True, api_name="/generate")
+        assert same["texts"] == final["texts"]  # the same engine, settings and seed through either API
+        with http.stream("POST", f"{cpu_app}api/v1/compare", json={"prompts": "Hi", "max_tokens": 8}) as r:
+            compare = _sse(r)[-1]
+        assert compare[0] == "complete" and [c["label"] for c in compare[1]["columns"]] == ["16-bit", "FP8"]
+
+
+@pytest.mark.parametrize("body, status, argument", [
+    ({"prompt": "hi", "temperature": -1}, 400, "temperature"),
+    ({"prompt": "hi", "engine": "FP9"}, 400, "engine"),
+    ({"prompt": "hi", "tempreature": 0.5}, 400, "tempreature"),
+    ({"prompt": "   "}, 400, "prompt"),
+    ([1, 2], 400, "body"),
+])
+def test_the_plain_api_refuses_a_bad_request_before_streaming_and_names_the_argument(cpu_app, body, status, argument):
+    import httpx
+
+    r = httpx.post(f"{cpu_app}api/v1/generate", json=body, timeout=60)
+    assert r.status_code == status and r.json()["argument"] == argument, r.text
+
+
+def test_a_plain_api_client_that_goes_away_stops_its_request_in_the_engine(cpu_app, client):
+    import time
+
+    import httpx
+
+    def running():
+        return {e["label"]: e["num_running"] for e in client.predict(api_name="/engines")}["FP8"]
+
+    http = httpx.Client(timeout=60)
+    stream = http.stream("POST", f"{cpu_app}api/v1/generate",
+                         json={"prompt": "Tell me a long story about GPUs", "engine": "FP8", "max_tokens": 500})
+    stream.__enter__()
+    deadline = time.time() + 60
+    while time.time() < deadline and running() == 0:
+        time.sleep(0.2)
+    assert running() == 1
+    stream.__exit__(None, None, None)
+    http.close()
+    deadline = time.time() + 15
+    while time.time() < deadline and running():
+        time.sleep(0.2)
+    assert running() == 0

@@ -14,6 +14,7 @@ from planner import PlannerError, compare_precisions, min_utilization_for
 from planner.fit import PRECISIONS
 from playground import views
 from playground.bench.sweep import SweepSpec
+from playground.engines.base import RequestError
 from playground.service import ComparisonResult, Playground
 from playground.ui.inputs import USER_ERRORS, sampling_from
 from playground.ui.planner_tab import resolve_gpu, resolve_model
@@ -47,6 +48,33 @@ async def _streamed(items, every_s: float = STREAM_INTERVAL_S):
     raise gr.Error("the engines returned nothing")
 
 
+async def compare_results(playground: Playground, prompts: str, temperature: float = 0.0, top_p: float = 1.0,
+                          top_k: int = 0, max_tokens: int = 64, seed: int = 0, repetition_penalty: float = 1.0,
+                          presence_penalty: float = 0.0, frequency_penalty: float = 0.0, stop: str = "",
+                          mode: str = "fair", chat_template: bool = True):
+    """/compare's answers: partial dicts while the engines stream, then the final one. Raises the
+    USER_ERRORS (RequestError names the argument) before anything is streamed when the request is bad."""
+    sampling = sampling_from(temperature, top_p, top_k, max_tokens, seed, repetition_penalty,
+                             presence_penalty, frequency_penalty, stop)
+    async for partial in _streamed(playground.compare(prompts, sampling, mode=mode, chat=chat_template)):
+        yield partial if not isinstance(partial, ComparisonResult) else _result(partial)
+
+
+async def generate_results(playground: Playground, prompt: str, engine: str = "FP8", temperature: float = 0.0,
+                           max_tokens: int = 64, seed: int = 0, chat_template: bool = True):
+    """/generate's answers: one engine's column while it streams, then its final text and metrics."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise RequestError("prompt", "is empty: type a prompt")
+    chosen = playground.find(engine)
+    sampling = sampling_from(temperature, 1.0, 0, max_tokens, seed, 1.0, 0.0, 0.0, "")
+    async for partial in _streamed(playground.compare(prompt, sampling, mode="race", chat=chat_template,
+                                                      quality=False, engines=[chosen])):
+        if isinstance(partial, ComparisonResult):
+            yield _result(partial)["columns"][0]
+        else:
+            yield partial["columns"][0] | {"partial": True}
+
+
 def register(playground: Playground, models_dir: str | None, *, load_test: bool = False) -> None:
     async def compare(prompts: str, temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0,
                       max_tokens: int = 64, seed: int = 0, repetition_penalty: float = 1.0,
@@ -57,10 +85,10 @@ def register(playground: Playground, models_dir: str | None, *, load_test: bool 
         then the final one: texts, metrics per engine, decode_ratio (second / first) and, at temperature 0,
         the quality diff per prompt. A client that goes away stops the request in the engines."""
         try:
-            sampling = sampling_from(temperature, top_p, top_k, max_tokens, seed, repetition_penalty,
-                                     presence_penalty, frequency_penalty, stop)
-            async for partial in _streamed(playground.compare(prompts, sampling, mode=mode, chat=chat_template)):
-                yield partial if not isinstance(partial, ComparisonResult) else _result(partial)
+            async for answer in compare_results(playground, prompts, temperature, top_p, top_k, max_tokens, seed,
+                                                repetition_penalty, presence_penalty, frequency_penalty, stop,
+                                                mode, chat_template):
+                yield answer
         except USER_ERRORS as e:
             raise gr.Error(str(e)) from e
 
@@ -69,11 +97,9 @@ def register(playground: Playground, models_dir: str | None, *, load_test: bool 
         """One engine, one prompt: the text so far while it streams, then the text and its metrics.
         A client that goes away stops the request in the engine."""
         try:
-            chosen = playground.find(engine)
-            sampling = sampling_from(temperature, 1.0, 0, max_tokens, seed, 1.0, 0.0, 0.0, "")
-            async for partial in _streamed(playground.compare(prompt, sampling, mode="race", chat=chat_template,
-                                                              quality=False, engines=[chosen])):
-                yield (partial if not isinstance(partial, ComparisonResult) else _result(partial))["columns"][0]
+            async for answer in generate_results(playground, prompt, engine, temperature, max_tokens, seed,
+                                                 chat_template):
+                yield answer
         except USER_ERRORS as e:
             raise gr.Error(str(e)) from e
 
