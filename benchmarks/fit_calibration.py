@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from planner import gpu_preset, model_spec, plan
+from planner import gpu_preset, model_spec
 from planner.measured import plan_measured_row
 from planner.gpus import GIB
 from planner.memory import CALIBRATION, Calibration, default_batch_limits, runs_on_v1_model_runner

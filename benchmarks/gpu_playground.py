@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from planner import EngineConfig, model_spec, read_gpus, side_by_side_split
+from planner import model_spec, read_gpus, side_by_side_split
 from playground.compare import compare, score_quality
 from playground.engines.base import SamplingSettings
 from playground.engines.vllm_engine import VllmEngine

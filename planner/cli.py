@@ -73,13 +73,15 @@ def format_plan(p: MemoryPlan, batch: int, context: int, batch_size: int, longes
         ("CUDA graphs", f"{p.cudagraph_bytes / GIB:.2f} GiB, captured after the KV cache (outside the request)"),
         ("KV bytes per token", f"{p.kv_bytes_per_token:,}"),
         ("KV tokens", f"{p.kv_tokens:,} ({p.num_gpu_blocks:,} blocks of {p.block_size})"),
+        *([("state per sequence", f"{p.state_groups} block{'s' if p.state_groups > 1 else ''} ({p.state_groups * p.kv_page_bytes * p.kv_layers_per_group / 2**20:,.1f} "
+                                  "MiB of Mamba state), whatever its length")] if p.state_groups else []),
         ("max concurrency", f"{p.kv_concurrency:.2f}x at max_model_len={p.max_model_len:,}"),
         ("largest batch", f"{batch} sequences of {context:,} tokens"),
         ("longest context", f"{longest:,} tokens each for {batch_size} sequence(s)"),
         ("verdict", ("FITS: " if p.fits else "DOES NOT FIT: ") + p.reason),
     ]
     rows += [("warning", w) for w in p.warnings]
-    rows += [("try", a) for a in p.advice]
+    rows += [("try", f"{a.change}: {a.kv_tokens:,} KV tokens; {a.config.command('serve')}") for a in p.advice]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 

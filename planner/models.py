@@ -1,8 +1,9 @@
 """Model shapes: a ModelSpec from a catalog name, a config.json path, a config dict or its text.
 
 Parameter counts come from the real module tree (planner/structure.py, built on the meta device);
-the attention layout of every layer (full, sliding window, MLA latent) from the config as
-transformers parses it. A hand formula remains only for architectures transformers does not know,
+the attention layout of every layer (full, sliding window, MLA latent) and, for hybrid models, the
+recurrent state of each Mamba / gated-delta-net / short-conv layer from the config as transformers
+parses it. A hand formula remains only for architectures transformers does not know,
 and the spec says which path was used (``structure_source``).
 """
 
@@ -44,10 +45,6 @@ class AttentionLayer:
         if self.kind == "mla":
             return self.head_dim * kv_bytes
         return 2 * max(1, self.num_kv_heads // tp) * self.head_dim * kv_bytes
-
-
-def _cdiv(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 @dataclass(frozen=True)

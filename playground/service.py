@@ -6,7 +6,6 @@ Gradio, so every number on the page can be had from Python too.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator

@@ -93,17 +93,22 @@ def test_the_page_answers_while_the_engines_are_still_loading(cpu_app):
 
 def test_a_client_that_goes_away_stops_its_request_in_the_engine(cpu_app, client):
     """A streaming /generate whose HTTP client disconnects: the engine's running count drops to 0."""
-    import time
-
     import httpx
-
-    def running():
-        return {e["label"]: e["num_running"] for e in client.predict(api_name="/engines")}["FP8"]
 
     http = httpx.Client(timeout=60)
     event_id = http.post(f"{cpu_app}gradio_api/call/generate",
                          json={"data": ["Tell me a long story about GPUs", "FP8", 0.0, 500, 0, True]}).json()["event_id"]
-    stream = http.stream("GET", f"{cpu_app}gradio_api/call/generate/{event_id}")
+    _disconnect_stops_the_engine(client, http, http.stream("GET", f"{cpu_app}gradio_api/call/generate/{event_id}"))
+
+
+def _disconnect_stops_the_engine(client, http, stream) -> None:
+    """Open ``stream`` (a streaming /generate on FP8), wait until the engine runs it, hang up: the running count
+    must drop to 0."""
+    import time
+
+    def running():
+        return {e["label"]: e["num_running"] for e in client.predict(api_name="/engines")}["FP8"]
+
     stream.__enter__()
     deadline = time.time() + 60
     while time.time() < deadline and running() == 0:
@@ -147,7 +152,6 @@ def test_the_web_load_script_runs_against_the_app(cpu_app, tmp_path):
 def test_behind_auth_a_visitor_without_the_password_gets_only_the_login(tmp_path, monkeypatch):
     """--auth: the page, its config, the API, files and the queue answer 401 or the bare login page until
     the login; GRADIO_SERVER_NAME / GRADIO_SERVER_PORT choose the address when no flag does."""
-    import sys
 
     import httpx
     from conftest import ROOT, free_port, start_server
@@ -334,24 +338,9 @@ def test_the_plain_api_refuses_a_bad_request_before_streaming_and_names_the_argu
 
 
 def test_a_plain_api_client_that_goes_away_stops_its_request_in_the_engine(cpu_app, client):
-    import time
-
     import httpx
 
-    def running():
-        return {e["label"]: e["num_running"] for e in client.predict(api_name="/engines")}["FP8"]
-
     http = httpx.Client(timeout=60)
-    stream = http.stream("POST", f"{cpu_app}api/v1/generate",
-                         json={"prompt": "Tell me a long story about GPUs", "engine": "FP8", "max_tokens": 500})
-    stream.__enter__()
-    deadline = time.time() + 60
-    while time.time() < deadline and running() == 0:
-        time.sleep(0.2)
-    assert running() == 1
-    stream.__exit__(None, None, None)
-    http.close()
-    deadline = time.time() + 15
-    while time.time() < deadline and running():
-        time.sleep(0.2)
-    assert running() == 0
+    _disconnect_stops_the_engine(client, http, http.stream(
+        "POST", f"{cpu_app}api/v1/generate",
+        json={"prompt": "Tell me a long story about GPUs", "engine": "FP8", "max_tokens": 500}))

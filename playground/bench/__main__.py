@@ -130,7 +130,6 @@ def main(argv=None) -> int:
         vocab, max_len = shape.vocab_size, args.max_model_len or shape.max_position_embeddings
         source = vllm_source(config, max(spec.concurrency))
     else:
-        from planner.assets import load_json
 
         from playground.engines.smollm2 import load_tokenizer
 

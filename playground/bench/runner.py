@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import platform
-import shlex
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager

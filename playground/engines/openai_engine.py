@@ -277,7 +277,7 @@ class OpenAIEngine:
         return payload
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamChunk]:
-        s = request.sampling.validate(self.info.max_model_len or None)
+        request.sampling.validate(self.info.max_model_len or None)  # a bad setting is refused before any request
         ids = list(request.prompt_token_ids) if request.prompt_token_ids is not None else \
             await self.prompt_ids(request.prompt, request.chat)
         produced, finished = 0, False

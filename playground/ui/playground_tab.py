@@ -8,7 +8,7 @@ import gradio as gr
 
 from playground import charts, views
 from playground.service import ComparisonResult, Playground
-from playground.ui.inputs import USER_ERRORS, as_gradio_error, sampling_from
+from playground.ui.inputs import USER_ERRORS, sampling_from
 
 UI_INTERVAL_S = 0.5
 MODE_CHOICES = [("Fair: one engine after the other, each with the GPU to itself", "fair"),
