@@ -23,7 +23,6 @@ import inspect
 import json
 import secrets
 
-from playground.engines.base import RequestError
 from playground.service import Playground
 from playground.ui.api import compare_results, generate_results
 from playground.ui.inputs import USER_ERRORS
@@ -92,6 +91,9 @@ def mount(app, playground: Playground, auth: tuple[str, str] | None = None) -> N
                 return _user_error(e)
             except StopAsyncIteration:
                 return _error(500, "the engines returned nothing")
+            except Exception as e:  # an engine fault: said to this caller, the server goes on
+                await answers.aclose()
+                return _error(500, f"{type(e).__name__}: {e}")
 
             async def events():
                 answer = first
@@ -102,8 +104,9 @@ def mount(app, playground: Playground, auth: tuple[str, str] | None = None) -> N
                         if kind == "complete":
                             return
                         answer = await answers.__anext__()
-                except (RequestError, *USER_ERRORS) as e:
-                    yield f"event: error\ndata: {json.dumps({'error': str(e), 'argument': getattr(e, 'argument', None)})}\n\n"
+                except Exception as e:  # noqa: BLE001 - a fault mid-stream ends this answer with its message, not the server
+                    message = str(e) if isinstance(e, USER_ERRORS) else f"{type(e).__name__}: {e}"
+                    yield f"event: error\ndata: {json.dumps({'error': message, 'argument': getattr(e, 'argument', None)})}\n\n"
                 finally:
                     await answers.aclose()  # a disconnect cancels this generator: the engines' requests are aborted
 
