@@ -1,0 +1,69 @@
+"""The plain streaming API's adapter on its own: a Starlette app, a stand-in service, no engines.
+(The same routes on the real app, with real engines, are tested in tests/test_app.py.)"""
+
+import json
+
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from playground.engines.base import RequestError
+from playground.ui import http_api
+
+
+class FaultyService:
+    """A service whose engine fails, at once or (``after_s``) after streaming one partial answer."""
+
+    def __init__(self, after_s: float | None = None):
+        self.after_s = after_s
+
+    def find(self, label):
+        if label != "FP8":
+            raise RequestError("engine", f"{label!r} is not running")
+        return object()
+
+    async def compare(self, *args, **kwargs):
+        import asyncio
+        import time
+
+        from playground.compare import ColumnSnapshot
+        from playground.metrics import RequestTiming
+
+        if self.after_s is not None:
+            await asyncio.sleep(self.after_s)  # past the API's 0.5 s between partial answers
+            now = time.perf_counter()
+            yield (ColumnSnapshot("FP8", ("Hel",), ((1, 2),), (RequestTiming(now - 0.1, (now - 0.05, now), 2, 3),),
+                                  False, "streaming"),)
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+
+def _client(service, auth=None):
+    app = Starlette()
+    http_api.mount(app, service, auth)
+    return TestClient(app)
+
+
+def test_an_engine_fault_is_that_callers_error_and_the_server_goes_on():
+    client = _client(FaultyService())
+    r = client.post("/api/v1/generate", json={"prompt": "hi", "engine": "FP8"})
+    assert r.status_code == 500 and "illegal memory access" in r.json()["error"]
+    r = client.post("/api/v1/generate", json={"prompt": "hi", "engine": "FP9"})
+    assert r.status_code == 400 and r.json()["argument"] == "engine"  # the next request is served
+
+
+def test_a_fault_mid_stream_ends_the_answer_with_an_error_event():
+    client = _client(FaultyService(after_s=0.6))
+    with client.stream("POST", "/api/v1/generate", json={"prompt": "hi", "engine": "FP8"}) as r:
+        assert r.status_code == 200
+        lines = [line for line in r.iter_lines() if line]
+    assert lines[0] == "event: partial" and json.loads(lines[1][5:])["texts"] == ["Hel"]
+    assert lines[2] == "event: error" and "illegal memory access" in json.loads(lines[3][5:])["error"]
+
+
+def test_basic_credentials_are_checked_against_the_apps_login():
+    client = _client(FaultyService(), auth=("me", "secret"))
+    assert client.post("/api/v1/generate", json={"prompt": "hi"}).status_code == 401
+    assert client.post("/api/v1/generate", json={"prompt": "hi"}, auth=("me", "nope")).status_code == 401
+    r = client.post("/api/v1/generate", json={"prompt": "hi", "engine": "FP9"}, auth=("me", "secret"))
+    assert r.status_code == 400 and json.loads(r.text)["argument"] == "engine"
+    bad = client.post("/api/v1/generate", json={"prompt": "hi"}, headers={"Authorization": "Basic %%%"})
+    assert bad.status_code == 401
