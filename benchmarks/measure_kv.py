@@ -99,7 +99,6 @@ def trace_allocations(llm, top: int = 12) -> list[dict]:
     """Live CUDA allocations that no model parameter or buffer lives in, summed by the innermost vLLM
     frames that allocated them (torch.cuda.memory._snapshot with the history recorded since start)."""
     import bisect
-    import os
 
     import torch
 
@@ -114,11 +113,15 @@ def trace_allocations(llm, top: int = 12) -> list[dict]:
             i = bisect.bisect_left(owned, start)
             if i < len(owned) and owned[i] < start + size:
                 continue  # a model tensor lives here
-            frames = [f for f in block.get("frames", []) if "vllm" in f["filename"] or "/torch/" in f["filename"]]
-            key = " < ".join(f"{os.path.basename(f['filename'])}:{f['line']}:{f['name']}" for f in frames[:4]) or "?"
+            key = _frames_key(block.get("frames", []), 4)
             entry = groups.setdefault(key, [0, 0])
             entry[0] += size
             entry[1] += 1
+    return _ranked(groups, top)
+
+
+def _ranked(groups: dict[str, list], top: int) -> list[dict]:
+    """{where: [bytes, blocks]} as the ``top`` largest, in GiB."""
     ranked = sorted(groups.items(), key=lambda kv: -kv[1][0])[:top]
     return [{"gib": round(size / 2**30, 4), "blocks": n, "allocated_at": key} for key, (size, n) in ranked]
 
@@ -166,9 +169,8 @@ def trace_load_window(llm, top: int = 15) -> dict:
         entry = groups.setdefault(key, [0, 0])
         entry[0] += size
         entry[1] += 1
-    ranked = sorted(groups.items(), key=lambda kv: -kv[1][0])[:top]
     return {"live_after_loader_gib": total / 2**30, "model_tensors_gib": params / 2**30, "events": len(events),
-            "other": [{"gib": round(size / 2**30, 4), "blocks": n, "allocated_at": key} for key, (size, n) in ranked]}
+            "other": _ranked(groups, top)}
 
 
 def inspect_memory(llm) -> dict:

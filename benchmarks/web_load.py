@@ -39,16 +39,21 @@ async def call(client, url: str, api: str, data: list, timeout_s: float) -> dict
     r = await client.post(f"{url}gradio_api/call/{api}", json={"data": data})
     r.raise_for_status()
     event_id = r.json()["event_id"]
-    event = None
     async with client.stream("GET", f"{url}gradio_api/call/{api}/{event_id}", timeout=timeout_s) as stream:
-        async for line in stream.aiter_lines():
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:") and event in ("complete", "error"):
-                body = line[5:].strip()
-                if event == "error":
-                    raise RuntimeError(body if body != "null" else "the app returned an error")
-                return json.loads(body)[0]
+        event, body = await final_event(stream)
+    if event == "error":
+        raise RuntimeError(body if body != "null" else "the app returned an error")
+    return json.loads(body)[0]
+
+
+async def final_event(stream) -> tuple[str, str]:
+    """Read Server-Sent Events until 'complete' or 'error': that event's name and its data."""
+    event = None
+    async for line in stream.aiter_lines():
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:") and event in ("complete", "error"):
+            return event, line[5:].strip()
     raise RuntimeError("the stream ended without a result")
 
 
@@ -63,19 +68,14 @@ def named_payload(api: str, prompt: str, max_tokens: int, engine: str) -> dict:
 
 async def call_http(client, url: str, api: str, body: dict, timeout_s: float) -> dict:
     """One request to the plain streaming API: POST /api/v1/<api>, read its SSE until 'complete' or 'error'."""
-    event = None
     async with client.stream("POST", f"{url}api/v1/{api}", json=body, timeout=timeout_s) as stream:
         if stream.status_code >= 400:
             raise RuntimeError(f"{stream.status_code}: {(await stream.aread()).decode()[:300]}")
-        async for line in stream.aiter_lines():
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:") and event in ("complete", "error"):
-                body = json.loads(line[5:].strip())
-                if event == "error":
-                    raise RuntimeError(body.get("error") or "the app returned an error")
-                return body
-    raise RuntimeError("the stream ended without a result")
+        event, data = await final_event(stream)
+    answer = json.loads(data)
+    if event == "error":
+        raise RuntimeError(answer.get("error") or "the app returned an error")
+    return answer
 
 
 def output_tokens(api: str, result: dict) -> int:

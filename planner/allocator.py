@@ -124,8 +124,7 @@ def dense_linear_shapes(model, tp: int = 1) -> list[int] | None:
     whole = h * (q + 2 * kv) + q * h
     if model.state_layers:
         s = model.state_layers[0]
-        groups = s.n_groups + (0 if s.n_groups % tp == 0 else tp - s.n_groups)
-        in_proj = 2 * s.channels + 2 * groups * s.state_size + s.heads
+        in_proj = 2 * s.channels + 2 * s.groups_on(tp) * s.state_size + s.heads
         per_layer += [h * in_proj // tp, s.channels // tp * h]
         whole += h * (2 * s.channels + 2 * s.n_groups * s.state_size + s.heads) + s.channels * h
     per_layer += [h * 2 * inter // tp, inter // tp * h]

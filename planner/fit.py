@@ -36,13 +36,8 @@ def max_batch_size(model, gpu: GpuSpec, *, context_len: int | None = None, **eng
     if not p.fits:
         return 0
     if p.state_groups:  # hybrid: each sequence also holds its recurrent state, whatever its length
-        return min(p.max_num_seqs, _usable_blocks(p) // p.blocks_for(1, context_len))
+        return min(p.max_num_seqs, p.usable_blocks // p.blocks_for(1, context_len))
     return min(p.max_num_seqs, (p.kv_tokens - p.kv_tokens_spread) // (math.ceil(context_len / BLOCK_SIZE) * BLOCK_SIZE))
-
-
-def _usable_blocks(p: MemoryPlan) -> int:
-    """The blocks at the conservative end of the plan's ±."""
-    return int(p.num_gpu_blocks * (p.kv_tokens - p.kv_tokens_spread) / max(p.kv_tokens, 1))
 
 
 def max_context_len(model, gpu: GpuSpec, *, batch_size: int = 1, **engine_args) -> int:
@@ -54,10 +49,10 @@ def max_context_len(model, gpu: GpuSpec, *, batch_size: int = 1, **engine_args) 
     if p.kv_cache_bytes <= 0 or batch_size > p.max_num_seqs:
         return 0
     if p.state_groups and p.attention_groups:
-        per_sequence = _usable_blocks(p) // batch_size - p.state_groups
+        per_sequence = p.usable_blocks // batch_size - p.state_groups
         return max(0, min(limit, per_sequence // p.attention_groups * p.block_size))
     if p.state_groups:  # attention-free: the state does not grow with the context
-        return limit if _usable_blocks(p) >= batch_size * p.state_groups else 0
+        return limit if p.usable_blocks >= batch_size * p.state_groups else 0
     low = p.kv_tokens - p.kv_tokens_spread
     return min(limit, (low // batch_size) // BLOCK_SIZE * BLOCK_SIZE)
 
@@ -126,11 +121,10 @@ class NeedAnswer:
 
     @property
     def kv_cache_memory_bytes(self) -> int:
-        """The KV cache the workload needs, per GPU, in whole blocks: what --kv-cache-memory-bytes pins."""
-        if self.plan.state_groups:  # hybrid: vLLM divides this by (page x layers per group) into blocks
-            return self.plan.blocks_for(self.concurrency, self.context_len) * self.plan.kv_page_bytes * self.plan.kv_layers_per_group
-        blocks = self.concurrency * math.ceil(self.context_len / self.plan.block_size)
-        return blocks * self.plan.block_size * self.plan.kv_bytes_per_token
+        """The KV cache the workload needs, per GPU, in whole blocks: what --kv-cache-memory-bytes pins (vLLM
+        divides it by a block's bytes, one page in each layer of a group, into the blocks it schedules)."""
+        p = self.plan
+        return p.blocks_for(self.concurrency, self.context_len) * p.kv_page_bytes * p.kv_layers_per_group
 
     @property
     def pinned_serve_command(self) -> str:
@@ -152,7 +146,7 @@ def min_utilization_for(model, gpu: GpuSpec, *, concurrency: int, context_len: i
         trial = replace(config, gpu_memory_utilization=hundredths / 100)
         p = plan(spec, gpu, advise=False, **_fields(trial))
         last = p
-        enough = (_usable_blocks(p) >= p.blocks_for(concurrency, context_len) if p.state_groups
+        enough = (p.usable_blocks >= p.blocks_for(concurrency, context_len) if p.state_groups
                   else p.kv_tokens - p.kv_tokens_spread >= needed_tokens)
         if p.fits and enough:
             return NeedAnswer(True, p, concurrency, context_len,

@@ -115,6 +115,11 @@ class MemoryPlan:
     attention_groups: int = 1
     state_groups: int = 0
 
+    @property
+    def usable_blocks(self) -> int:
+        """KV-cache blocks at the conservative end of the plan's ±."""
+        return conservative_blocks(self.num_gpu_blocks, self.kv_tokens, self.kv_tokens_spread)
+
     def blocks_for(self, sequences: int, context_len: int) -> int:
         """KV-cache blocks that ``sequences`` sequences of ``context_len`` tokens hold at once."""
         per_sequence = self.attention_groups * math.ceil(context_len / self.block_size) + self.state_groups
@@ -344,7 +349,7 @@ class KvLayout:
         return int(num_blocks / self.blocks_per_request * max_model_len)
 
 
-def _hybrid_block_size(model: ModelSpec, attention_page_1_token: int, state_bytes: int) -> int:
+def _hybrid_block_size(attention_page_1_token: int, state_bytes: int) -> int:
     """Platform._align_hybrid_block_size (vllm/platforms/interface.py), prefix caching off (vLLM's default for
     hybrid models): the smallest multiple of the kernel's block alignment (16 for FlashAttention) whose
     attention page holds one sequence's recurrent state; the state page is then padded to it."""
@@ -363,7 +368,7 @@ def kv_layout(model: ModelSpec, *, kv_bytes: int, tp: int, max_model_len: int, m
         state = max(layer.state_bytes(state_dtype_bytes, tp) for layer in model.state_layers)
         if not per_layer:  # attention-free: one group of state pages, one page per sequence
             return KvLayout(state, len(model.state_layers), 1, block_size=max_model_len, attention_groups=0, state_groups=1)
-        block_size = _hybrid_block_size(model, next(iter(per_layer)), state)
+        block_size = _hybrid_block_size(next(iter(per_layer)), state)
         types["state"] = len(model.state_layers)
     page = block_size * per_layer.pop()
     if len(types) == 1:
@@ -464,8 +469,8 @@ def _plan(spec: ModelSpec, gpu: GpuSpec, config: EngineConfig, calibration: Cali
         warnings.append(f"{gpu.name} has no FP8 tensor cores: vLLM stores FP8 weights but computes in 16-bit (Marlin W8A16).")
     # vLLM's CompilationConfig: with full decode CUDA graphs, every running sequence of a hybrid model needs one
     # Mamba block, so max_num_seqs above the block count is refused at start-up (config/compilation.py)
-    state_blocks = (int(num_blocks * (kv_tokens - spread) / kv_tokens) if kv_tokens > 0 else 0) \
-        if spec.is_hybrid and not config.enforce_eager else None
+    state_blocks = conservative_blocks(num_blocks, kv_tokens, spread) if spec.is_hybrid and not config.enforce_eager \
+        else None
     fits, reason = _verdict(gpu, requested, weights, kv_memory, graphs, kv_tokens - spread, max_model_len, config,
                             state_blocks)
     result = MemoryPlan(
@@ -481,6 +486,11 @@ def _plan(spec: ModelSpec, gpu: GpuSpec, config: EngineConfig, calibration: Cali
     if not fits and advise:
         result = replace(result, advice=suggestions(spec, gpu, config, calibration))
     return result
+
+
+def conservative_blocks(num_blocks: int, kv_tokens: int, spread: int) -> int:
+    """The blocks left when the KV tokens are at the low end of their ± (0 when there is no KV cache)."""
+    return int(num_blocks * (kv_tokens - spread) / kv_tokens) if kv_tokens > 0 else 0
 
 
 def _verdict(gpu, requested, weights, kv_memory, graphs, kv_tokens_low, max_model_len, config,

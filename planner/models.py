@@ -67,11 +67,15 @@ class RecurrentLayer:
     n_groups: int = 0  # mamba2
     ssm_float32: bool = False
 
+    def groups_on(self, tp: int) -> int:
+        """Mamba2 groups once split over ``tp`` ranks: a group count the ranks do not divide is extended so that
+        every head keeps its group (MambaStateShapeCalculator.extra_groups_for_head_shards, MambaMixer2)."""
+        return self.n_groups + (0 if self.n_groups % tp == 0 else tp - self.n_groups)
+
     def state_shapes(self, tp: int) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
         """(conv state, SSM state) element shapes on one rank; vLLM's default 'SD' conv layout."""
         if self.kind == "mamba2":
-            groups = self.n_groups + (0 if self.n_groups % tp == 0 else tp - self.n_groups)  # extra_groups_for_head_shards
-            conv_dim = self.channels + 2 * groups * self.state_size
+            conv_dim = self.channels + 2 * self.groups_on(tp) * self.state_size
             return (self.conv_kernel - 1, conv_dim // tp), (self.heads // tp, self.head_dim, self.state_size)
         if self.kind == "mamba1":
             return (self.conv_kernel - 1, self.channels // tp), (self.channels // tp, self.state_size)
@@ -290,9 +294,11 @@ def _attention_layers(hf, num_layers: int, kv_heads: int, head_dim: int,
     if not types:
         types = ["sliding_attention" if window else "full_attention"] * num_layers
     layers, states = [], []
+    state = None  # every recurrent layer of a model keeps the same state
     for kind in types[:num_layers]:
         if kind in RECURRENT_LAYER_TYPES:
-            states.append(_recurrent_layer(hf, model_type, hidden))
+            state = state or _recurrent_layer(hf, model_type, hidden)
+            states.append(state)
             if kind != "hybrid":
                 continue
         if kind in NO_CACHE_LAYER_TYPES:
