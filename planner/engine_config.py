@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from pathlib import Path
 from dataclasses import dataclass, fields, replace
 
 from planner.errors import PlannerError, check_range
@@ -154,16 +155,19 @@ class EngineConfig:
         program: 'serve' (vllm serve MODEL ...), 'bench-throughput' (vllm bench throughput --model MODEL ...),
         'bench-serve' (vllm bench serve ... against a server), 'planner' (python -m planner ...)."""
         env = f"CUDA_VISIBLE_DEVICES={','.join(map(str, self.gpu_ids))} " if self.gpu_ids else ""
+        if program == "planner":  # the planner reads catalog names and config paths itself
+            return shlex.join(["python", "-m", "planner", "--model", self.model, *self.cli_args(), *extra])
+        model = runnable_model(self.model)
+        # a placeholder stays unquoted: it is there to be replaced, not run
+        model_word = model if model == MODEL_PLACEHOLDER else shlex.quote(model)
         if program == "serve":
-            head = ["vllm", "serve", self.model]
+            head = f"vllm serve {model_word}"
         elif program == "bench-throughput":
-            head = ["vllm", "bench", "throughput", "--model", self.model]
-        elif program == "planner":
-            head = ["python", "-m", "planner", "--model", self.model]
-            env = ""
+            head = f"vllm bench throughput --model {model_word}"
         else:
             raise PlannerError("program", f"{program!r} is not one of serve, bench-throughput, planner")
-        return env + shlex.join([*head, *self.cli_args(), *extra])
+        rest = shlex.join([*self.cli_args(), *extra])
+        return env + head + (f" {rest}" if rest else "")
 
     # ------------------------------------------------------------------ the way back
     @classmethod
@@ -216,7 +220,30 @@ class EngineConfig:
             parser.add_argument("--model", required=True)
         cls.add_arguments(parser, model_positional=positional)
         args, _unknown = parser.parse_known_args(rest)
-        return cls.from_args(args, gpu_ids=gpu_ids)
+        return cls.from_args(args, gpu_ids=gpu_ids, model=catalog_name_of(args.model))
+
+
+MODEL_PLACEHOLDER = "<your-model-folder-or-hub-id>"
+
+
+def runnable_model(model: str) -> str:
+    """What `vllm serve` can load for this model: a catalog entry's Hugging Face id, a folder or hub id as
+    given, or a placeholder for a model known only by its pasted config.json (no name vLLM could load)."""
+    from planner.models import catalog_hf_ids
+
+    ids = catalog_hf_ids()
+    if model in ids:
+        return ids[model]
+    if "/" in model or model.startswith(("~", ".")) or Path(model).expanduser().exists():
+        return model  # a hub id (org/name) or a folder
+    return MODEL_PLACEHOLDER
+
+
+def catalog_name_of(model: str) -> str:
+    """The catalog name a printed line's Hugging Face id stands for (the planner sizes it from the catalog)."""
+    from planner.models import catalog_hf_ids
+
+    return next((name for name, hf_id in catalog_hf_ids().items() if hf_id == model), model)
 
 
 def _whole(name: str, value, low: int, high: int) -> int:

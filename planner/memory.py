@@ -79,6 +79,7 @@ class Suggestion:
     change: str
     config: EngineConfig
     kv_tokens: int
+    why: str = ""  # why these numbers: what the change buys, and where its value comes from
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ class MemoryPlan:
         out.update(engine=asdict(self.config), kv_concurrency=self.kv_concurrency,
                    max_concurrent_seqs=self.max_concurrent_seqs, shortfall_bytes=self.shortfall_bytes,
                    vllm_serve_command=self.config.command("serve"),
-                   advice=[{"change": s.change, "kv_tokens": s.kv_tokens, "engine": asdict(s.config),
+                   advice=[{"change": s.change, "kv_tokens": s.kv_tokens, "why": s.why, "engine": asdict(s.config),
                             "vllm_serve_command": s.config.command("serve")} for s in self.advice])
         return out
 
@@ -500,8 +501,9 @@ def _verdict(gpu, requested, weights, kv_memory, graphs, kv_tokens_low, max_mode
         return False, (f"vLLM refuses to start: {gpu.free_bytes / GIB:.2f} GiB free is less than the {requested / GIB:.2f} "
                        f"GiB that gpu_memory_utilization={config.gpu_memory_utilization} requests")
     if weights >= requested:
+        # one shortfall figure on every page: all that must fit before the KV cache (MemoryPlan.shortfall_bytes)
         return False, (f"the weights alone ({weights / GIB:.2f} GiB per GPU) exceed the requested {requested / GIB:.2f} "
-                       f"GiB: short by {(weights - requested) / GIB:.2f} GiB before any KV cache")
+                       f"GiB; with the activations and the rest, short by {-kv_memory / GIB:.2f} GiB before any KV cache")
     if kv_memory <= 0:
         return False, (f"nothing is left for the KV cache: weights and activations need {(requested - kv_memory) / GIB:.2f} "
                        f"GiB of the requested {requested / GIB:.2f} GiB (short by {-kv_memory / GIB:.2f} GiB)")
@@ -518,48 +520,81 @@ def _verdict(gpu, requested, weights, kv_memory, graphs, kv_tokens_low, max_mode
     return True, f"{kv_tokens_low:,}+ KV tokens, {kv_tokens_low / max_model_len:.1f} sequences of {max_model_len:,} tokens"
 
 
+UTILIZATION_STEPS = (0.85, 0.9, 0.95)  # the shares people set; vLLM's default is 0.9
+
+
 def suggestions(spec: ModelSpec, gpu: GpuSpec, failed: EngineConfig, calibration: Calibration = CALIBRATION,
                 limit: int = 4) -> tuple[Suggestion, ...]:
-    """Complete configurations that fit, smallest change first; each was planned and fits."""
-    candidates: list[tuple[str, dict]] = []
+    """Complete configurations that fit, smallest change first; each was planned and fits, and says why
+    its numbers are what they are."""
+    graphs_gib = cudagraph_bytes(spec, calibration=calibration) / GIB
+    candidates: list[tuple[str, dict, str]] = []
     if spec.is_hybrid:  # the hybrid refusal: fewer Mamba blocks than max_num_seqs
         seqs = _plan(spec, gpu, replace(failed, enforce_eager=True), calibration, advise=False).num_gpu_blocks
         for n in (seqs * 9 // 10 // 8 * 8, 256, 128):
             if 0 < n < failed.max_num_seqs:
-                candidates.append((f"max_num_seqs={n}", {"max_num_seqs": n}))
-    utils = [u for u in (0.85, 0.9, 0.95) if u != failed.gpu_memory_utilization]
+                why = (f"each running sequence holds one Mamba block: {n} is 90% of the about {seqs:,} blocks, "
+                       "a multiple of 8" if n == seqs * 9 // 10 // 8 * 8 else f"a round figure below the about {seqs:,} blocks")
+                candidates.append((f"max_num_seqs={n}", {"max_num_seqs": n}, why))
+    # the step nearest the failed value first (the smallest change), the higher of two equally near (more KV cache)
+    steps = sorted((u for u in UTILIZATION_STEPS if u != failed.gpu_memory_utilization),
+                   key=lambda u: (abs(u - failed.gpu_memory_utilization), -u))
+    utils = [(u, _utilization_why(u, failed.gpu_memory_utilization, graphs_gib)) for u in steps]
     if gpu.free_bytes is not None:
-        utils.insert(0, math.floor((gpu.free_bytes - cudagraph_bytes(spec)) / gpu.cuda_total_bytes * 100) / 100)
-    for util in utils:
-        candidates.append((f"gpu_memory_utilization={util}", {"gpu_memory_utilization": util}))
-    candidates.append(("enforce_eager (no CUDA graphs)", {"enforce_eager": True}))
+        free_util = math.floor((gpu.free_bytes - cudagraph_bytes(spec)) / gpu.cuda_total_bytes * 100) / 100
+        utils.insert(0, (free_util, f"what is free on the GPU now ({gpu.free_bytes / GIB:.2f} GiB) less the "
+                                    f"{graphs_gib:.2f} GiB of CUDA graphs captured outside the request"))
+    for util, why in utils:
+        candidates.append((f"gpu_memory_utilization={util}", {"gpu_memory_utilization": util}, why))
+    candidates.append(("enforce_eager (no CUDA graphs)", {"enforce_eager": True},
+                       f"no CUDA graphs: frees their {graphs_gib:.2f} GiB; decode is slower"))
     if failed.quantization is None:
-        candidates.append(("quantization=fp8", {"quantization": "fp8"}))
+        candidates.append(("quantization=fp8", {"quantization": "fp8"}, "FP8 weights: about half the bytes of 16-bit"))
+    kv_dtype = {"dtype": "bfloat16" if gpu.is_hopper else failed.dtype}
+    kv_why = "an FP8 KV cache: half the bytes per token" + (" (with bfloat16 activations, as vLLM needs on Hopper)"
+                                                            if gpu.is_hopper else "")
     if not failed.fp8_kv:
-        candidates.append(("kv_cache_dtype=fp8", {"kv_cache_dtype": "fp8", "dtype": "bfloat16" if gpu.is_hopper else failed.dtype}))
-    for length in (failed.max_model_len // 2, failed.max_model_len // 4, 4096, 2048):
+        candidates.append(("kv_cache_dtype=fp8", {"kv_cache_dtype": "fp8", **kv_dtype}, kv_why))
+    for length, part in ((failed.max_model_len // 2, "half"), (failed.max_model_len // 4, "a quarter"),
+                         (4096, "a common limit"), (2048, "a common limit")):
         if 0 < length < failed.max_model_len:
-            candidates.append((f"max_model_len={length}", {"max_model_len": length}))
+            why = (f"{part} of max_model_len={failed.max_model_len:,}: one request of that length must fit "
+                   "the KV cache") if part != "a common limit" else f"{length:,} tokens, {part}"
+            candidates.append((f"max_model_len={length}", {"max_model_len": length}, why))
     for tp in (2, 4, 8):
         if tp > failed.tensor_parallel_size:
-            candidates.append((f"tensor_parallel_size={tp} ({tp} GPUs)", {"tensor_parallel_size": tp}))
-            for util in utils:
+            tp_why = f"the weights and the KV cache split across {tp} GPUs"
+            candidates.append((f"tensor_parallel_size={tp} ({tp} GPUs)", {"tensor_parallel_size": tp}, tp_why))
+            for util, why in utils:
                 candidates.append((f"tensor_parallel_size={tp} ({tp} GPUs), gpu_memory_utilization={util}",
-                                   {"tensor_parallel_size": tp, "gpu_memory_utilization": util}))
+                                   {"tensor_parallel_size": tp, "gpu_memory_utilization": util}, f"{tp_why}; {why}"))
             if failed.quantization is None:
                 candidates.append((f"tensor_parallel_size={tp} ({tp} GPUs), quantization=fp8",
-                                   {"tensor_parallel_size": tp, "quantization": "fp8"}))
+                                   {"tensor_parallel_size": tp, "quantization": "fp8"}, f"{tp_why}, in FP8"))
     if failed.quantization is None:
         candidates.append(("quantization=fp8, kv_cache_dtype=fp8", {"quantization": "fp8", "kv_cache_dtype": "fp8",
-                                                                     "dtype": "bfloat16" if gpu.is_hopper else failed.dtype}))
+                                                                     **kv_dtype}, f"FP8 weights and {kv_why}"))
     found: list[Suggestion] = []
-    for change, fields in candidates:
+    fitted: list[dict] = []
+    for change, fields, why in candidates:
+        if any(f.items() < fields.items() for f in fitted):
+            continue  # a change that already fits on its own needs nothing added (it would only cost KV cache)
         try:
             trial = _plan(spec, gpu, replace(failed, **fields), calibration, advise=False)
         except PlannerError:
             continue
         if trial.fits:
-            found.append(Suggestion(change, trial.config, trial.kv_tokens))
+            found.append(Suggestion(change, trial.config, trial.kv_tokens, why))
+            fitted.append(fields)
         if len(found) >= limit:
             break
     return tuple(found)
+
+
+def _utilization_why(util: float, failed: float, graphs_gib: float) -> str:
+    """Why a utilization step: a higher share buys KV cache; a lower one leaves room for what vLLM
+    allocates outside the request (the CUDA graphs, captured after the KV cache is sized)."""
+    if util > failed:
+        return f"more of the GPU for the KV cache ({util} instead of {failed}, the next of the usual steps)"
+    return (f"the nearest usual step below {failed}: it leaves room outside the request for the "
+            f"{graphs_gib:.2f} GiB of CUDA graphs captured after the KV cache")

@@ -166,6 +166,11 @@ def catalog_names() -> list[str]:
     return list(_catalog())
 
 
+def catalog_hf_ids() -> dict[str, str]:
+    """Catalog name -> the Hugging Face id its config.json was published under."""
+    return {name: entry["hf_id"] for name, entry in _catalog().items() if entry.get("hf_id")}
+
+
 def catalog_config(name: str) -> dict:
     return _catalog()[name]["config"]
 

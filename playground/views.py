@@ -32,7 +32,7 @@ def column_metrics(snapshot: ColumnSnapshot) -> str:
     ]
     line = " · ".join(parts) + ("" if snapshot.finished else " · streaming…")
     if snapshot.error:
-        line += f"\n\n⚠️ {snapshot.error}"
+        line += f"\n\n**Error:** {snapshot.error}"
     return line
 
 
@@ -63,6 +63,30 @@ def gpu_readings_text(readings: Sequence) -> str:
     return "**Live GPUs (NVML)**\n" + "\n".join(lines)
 
 
+def kv_tokens_text(p: MemoryPlan) -> str:
+    """The one KV-tokens figure of a plan: the low end of its ±, the number the verdict counts on."""
+    low = p.kv_tokens - p.kv_tokens_spread
+    return f"{low:,}+ (planned {p.kv_tokens:,} ± {p.kv_tokens_spread:,})"
+
+
+def sequences_text(p: MemoryPlan) -> str:
+    """Sequences of max_model_len at once, from the same low end as the verdict (capped by max_num_seqs)."""
+    low = p.kv_tokens - p.kv_tokens_spread
+    at_once = min(p.max_num_seqs, low // p.max_model_len)
+    capped = f", capped by max_num_seqs={p.max_num_seqs}" if at_once == p.max_num_seqs else ""
+    return f"{at_once:,} of {p.max_model_len:,} tokens ({low / p.max_model_len:.1f}x the context{capped})"
+
+
+def serve_line(p: MemoryPlan) -> str:
+    """The `vllm serve` line to run: this plan's when it fits, else the first suggestion's (or none)."""
+    if p.fits:
+        return f"Run it:\n\n```\n{p.config.command('serve')}\n```"
+    if p.advice:
+        return (f"Run the first configuration that fits ({p.advice[0].change}):\n\n"
+                f"```\n{p.advice[0].config.command('serve')}\n```")
+    return ""
+
+
 def plan_table(p: MemoryPlan) -> str:
     """The plan as a person reads it: no negative memory, the shortfall said as such."""
     kv = (f"{p.kv_cache_bytes / GIB:.2f} GiB · {p.kv_bytes_per_token:,} bytes/token" if p.kv_cache_bytes > 0
@@ -73,27 +97,36 @@ def plan_table(p: MemoryPlan) -> str:
         ("weights", f"{p.weights_bytes / GIB:.2f} GiB per GPU"),
         ("activation peak", f"{p.activation_peak_bytes / GIB:.2f} GiB"),
         ("non-torch", f"{p.non_torch_bytes / GIB:.2f} GiB"),
-        ("CUDA graphs (after the KV cache)", f"{p.cudagraph_bytes / GIB:.2f} GiB"),
+        ("CUDA-graph estimate (inside the request)", f"{p.cudagraph_estimate_bytes / GIB:.2f} GiB: vLLM sets it aside "
+                                                     "before sizing the KV cache"),
+        ("CUDA graphs (outside the request)", f"{p.cudagraph_bytes / GIB:.2f} GiB: captured after the KV cache"),
         ("KV cache", kv),
     ]
     if p.fits:
-        rows += [("KV tokens", f"**{p.kv_tokens:,}** ± {p.kv_tokens_spread:,}"),
-                 ("concurrent sequences", f"**{p.max_concurrent_seqs}** of {p.max_model_len:,} tokens ({p.kv_concurrency:.1f}x)")]
+        rows += [("KV tokens", f"**{kv_tokens_text(p)}**"),
+                 ("concurrent sequences", f"**{sequences_text(p)}**")]
     rows.append(("sizes from", p.structure_source))
     table = "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
-    verdict = ("✅ **Fits** — " if p.fits else "❌ **Does not fit** — ") + p.reason
-    extra = "".join(f"\n- ⚠️ {w}" for w in p.warnings)
+    verdict = ("**Fits**: " if p.fits else "**Does not fit**: ") + p.reason
+    extra = "".join(f"\n- Note: {w}" for w in p.warnings)
     if p.advice:
         extra += "\n\n**Configurations that fit** (pick one below to apply it):" + "".join(
-            f"\n- {s.change}: {s.kv_tokens:,} KV tokens" for s in p.advice)
+            f"\n- {s.change}: {s.kv_tokens - _spread(p, s):,}+ KV tokens" + (f" ({s.why})" if s.why else "")
+            for s in p.advice)
     elif not p.fits:
         extra += "\n\nNo configuration of up to 8 GPUs fits: choose a smaller model."
-    return f"{verdict}\n\n{table}\n{extra}\n\n`{p.config.command('serve')}`"
+    line = serve_line(p)
+    return f"{verdict}\n\n{table}\n{extra}" + (f"\n\n{line}" if line else "")
+
+
+def _spread(p: MemoryPlan, s) -> int:
+    """A suggestion's ± at the plan's relative spread (the figures stay the conservative end, as in the verdict)."""
+    return round(s.kv_tokens * p.kv_tokens_spread / p.kv_tokens) if p.kv_tokens > 0 else 0
 
 
 def split_text(split: SideBySideSplit) -> str:
-    icon = "✅" if split.fits else "❌"
-    return (f"{icon} Side by side: 16-bit engine at **{split.baseline_utilization}** "
+    word = "Fits" if split.fits else "Does not fit"
+    return (f"{word}. Side by side: 16-bit engine at **{split.baseline_utilization}** "
             f"({split.baseline.kv_tokens:,} KV tokens), FP8 engine at **{split.fp8_utilization}** "
             f"({split.fp8.kv_tokens:,} KV tokens). {split.reason}")
 
@@ -142,11 +175,11 @@ def precision_table(rows) -> str:
         return f"| {name} | " + " | ".join(cell(r) for r in rows) + " |"
 
     body = [
-        line("verdict", lambda r: "✅ fits" if r.plan.fits else f"❌ short by {r.plan.shortfall_bytes / GIB:.2f} GiB"
-             if r.plan.shortfall_bytes else "❌ does not fit"),
+        line("verdict", lambda r: "fits" if r.plan.fits else f"does not fit: short by {r.plan.shortfall_bytes / GIB:.2f} GiB"
+             if r.plan.shortfall_bytes else "does not fit"),
         line("weights per GPU", lambda r: f"{r.plan.weights_bytes / GIB:.2f} GiB"),
         line("KV cache", lambda r: f"{max(r.plan.kv_cache_bytes, 0) / GIB:.2f} GiB"),
-        line("KV tokens", lambda r: f"{r.plan.kv_tokens:,} ± {r.plan.kv_tokens_spread:,}" if r.plan.fits else "–"),
+        line("KV tokens", lambda r: kv_tokens_text(r.plan) if r.plan.fits else "–"),
         line("largest batch at the context", lambda r: f"{r.largest_batch:,}"),
         line("longest context at the batch", lambda r: f"{r.longest_context:,}"),
     ]
@@ -154,8 +187,9 @@ def precision_table(rows) -> str:
 
 
 def need_text(answer) -> str:
-    icon = "✅" if answer.fits else "❌"
-    text = f"{icon} {answer.reason}\n\n```\n{answer.serve_command}\n```"
+    if not answer.fits:  # no line to print: the failing one would not start
+        return f"**Does not fit**: {answer.reason}"
+    text = f"**Fits**: {answer.reason}\n\n```\n{answer.serve_command}\n```"
     if answer.fits:
         text += ("\n\nOr pin the KV cache to what this workload needs (vLLM then skips measuring it):\n\n"
                  f"```\n{answer.pinned_serve_command}\n```")

@@ -28,10 +28,10 @@ def table(rows) -> str:
 def sweep_status(state: str, run_id: int) -> str:
     """What the page says after a sweep: complete, cancelled or failed, never 'saved' alone for a failure."""
     if state == "complete":
-        return f"✅ Complete: saved as run #{run_id}."
+        return f"Complete: saved as run #{run_id}."
     if state == "cancelled":
-        return f"⏹ Cancelled: the finished points are saved as run #{run_id} (marked cancelled)."
-    return f"❌ Failed ({state.removeprefix('failed: ')}): the finished points are saved as run #{run_id} (marked failed)."
+        return f"Cancelled: the finished points are saved as run #{run_id} (marked cancelled)."
+    return f"Failed ({state.removeprefix('failed: ')}): the finished points are saved as run #{run_id} (marked failed)."
 
 
 def outputs_for(rows):

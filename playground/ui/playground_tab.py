@@ -88,7 +88,7 @@ def build(playground: Playground, examples: list[str]) -> dict:
                 last = time.perf_counter()
                 yield (views.headline(item, mode_value), *column_values(item), gr.skip(), gr.skip(), "")
         except USER_ERRORS as e:
-            yield (gr.skip(),) * (len(outputs) - 1) + (f"⚠️ {e}",)  # the previous results stay; the error sits by Run
+            yield (gr.skip(),) * (len(outputs) - 1) + (f"**Error:** {e}",)  # the previous results stay; the error sits by Run
             return
         yield (views.headline(final.snapshots, final.mode), *column_values(final.snapshots),
                charts.timeline(final.snapshots, final.mode), views.quality_text(final.quality), "")

@@ -105,6 +105,7 @@ def test_a_plan_that_does_not_fit_prints_each_fix_as_a_serve_line():
     out = run("--model", "falcon-h1-7b", "--gpu", "h100-sxm", "--max-model-len", "8192")
     assert out.returncode == 1 and "DOES NOT FIT" in out.stdout and "Mamba cache blocks" in out.stdout  # 1: does not fit
     tries = [line for line in out.stdout.splitlines() if line.startswith("try")]
-    assert tries and all("vllm serve falcon-h1-7b" in line and "Suggestion(" not in line for line in tries)
+    # the model's Hugging Face id from the catalog: a line vLLM can run, not the planner's short name
+    assert tries and all("vllm serve tiiuae/Falcon-H1-7B-Instruct " in line and "Suggestion(" not in line for line in tries)
     assert "--max-num-seqs" in tries[0]
     assert "state per sequence  1 block (" in out.stdout  # the hybrid's Mamba state, whatever the length

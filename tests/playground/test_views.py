@@ -15,9 +15,9 @@ def test_gpu_readings_show_free_memory_processes_and_bandwidth():
 def test_plan_table_shows_the_verdict_tokens_and_advice():
     fitting = plan(model_spec("llama-2-7b"), gpu_preset("h100-sxm"), max_model_len=2048)
     ok = views.plan_table(fitting)
-    assert ok.startswith("✅ **Fits**") and f"{fitting.kv_tokens:,}" in ok
+    assert ok.startswith("**Fits**") and f"{fitting.kv_tokens:,}" in ok
     bad = views.plan_table(plan(model_spec("llama-3.1-70b"), gpu_preset("h100-sxm"), max_model_len=8192))
-    assert bad.startswith("❌ **Does not fit**") and "tensor_parallel_size=2" in bad and "short by" in bad
+    assert bad.startswith("**Does not fit**") and "tensor_parallel_size=2" in bad and "short by" in bad
     assert "None" not in bad and "-" + "0" not in bad.split("sizes from")[0].replace("--", "")
     split = views.split_text(side_by_side_split(model_spec("llama-2-7b"), gpu_preset("h100-sxm"), batch_size=16, context_len=1024))
     assert "16-bit engine at **0.5**" in split
@@ -26,10 +26,10 @@ def test_plan_table_shows_the_verdict_tokens_and_advice():
 def test_sweep_status_says_failed_and_cancelled_plainly():
     from playground.ui.bench_tab import sweep_status
 
-    assert sweep_status("complete", 3) == "✅ Complete: saved as run #3."
-    assert sweep_status("cancelled", 4).startswith("⏹ Cancelled") and "#4" in sweep_status("cancelled", 4)
+    assert sweep_status("complete", 3) == "Complete: saved as run #3."
+    assert sweep_status("cancelled", 4).startswith("Cancelled") and "#4" in sweep_status("cancelled", 4)
     failed = sweep_status("failed: RuntimeError: engine died", 5)
-    assert failed.startswith("❌ Failed (RuntimeError: engine died)") and "marked failed" in failed
+    assert failed.startswith("Failed (RuntimeError: engine died)") and "marked failed" in failed
     assert "Complete" not in failed and "Complete" not in sweep_status("cancelled", 4)
 
 
@@ -72,3 +72,27 @@ def test_the_need_text_offers_the_pinned_serve_line_only_when_it_fits():
     assert f"--kv-cache-memory-bytes {fits.kv_cache_memory_bytes}" in text
     refused = min_utilization_for("llama-3.1-70b", gpu_preset("rtx-4090"), concurrency=8, context_len=4096)
     assert not refused.fits and "--kv-cache-memory-bytes" not in need_text(refused)
+
+
+def test_the_verdict_and_the_table_carry_the_same_kv_and_sequence_figures():
+    p = plan(model_spec("llama-3-8b"), gpu_preset("h100-sxm"), max_model_len=8192)
+    text = views.plan_table(p)
+    verdict, table = text.split("\n\n", 1)
+    low = p.kv_tokens - p.kv_tokens_spread
+    assert f"{low:,}+ KV tokens" in verdict and f"{low:,}+" in table.split("KV tokens |")[1].split("\n")[0]
+    seqs = f"{low / p.max_model_len:.1f}"
+    assert f"{seqs} sequences" in verdict and f"({seqs}x the context" in table
+
+
+def test_a_plan_that_does_not_fit_shows_one_shortfall_and_prints_the_suggested_line():
+    from planner import compare_precisions
+
+    rows = compare_precisions(model_spec("llama-3.1-70b"), gpu_preset("rtx-4090"), max_model_len=8192)
+    p = rows[0].plan
+    short = f"short by {p.shortfall_bytes / 2**30:.2f} GiB"
+    assert short in views.precision_table(rows) and short in p.reason
+    text = views.plan_table(p)
+    assert p.advice and p.advice[0].config.command("serve") in text
+    assert p.config.command("serve") not in text  # the failing line is not offered to run
+    assert "meta-llama/Llama-3.1-70B" in text and "vllm serve llama-3.1-70b" not in text
+    assert all(s.why and f"({s.why})" in text for s in p.advice)
