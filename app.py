@@ -26,7 +26,7 @@ from planner.nvml import visible_gpu_index
 from playground import views
 from playground.runtime import EngineRuntime, SupervisedEngine
 from playground.service import Playground
-from playground.ui import api, bench_tab, http_api, planner_tab, playground_tab, sessions
+from playground.ui import api, bench_tab, http_api, planner_tab, playground_tab, sessions, style
 
 EXAMPLES = json.loads((Path(__file__).parent / "assets" / "prompts.json").read_text())["prompts"]
 
@@ -178,9 +178,14 @@ def build_ui(playground: Playground, models_dir: str | None, load_test: bool = F
     with gr.Blocks(title="FP8 LLM playground") as demo:
         gr.Markdown("# FP8 LLM playground\nIs FP8 worth it on my GPU, and what fits on it? FP8 and 16-bit engines "
                     "answer side by side; the planner sizes any model before it is loaded.")
-        status = gr.Markdown("\n".join(f"- {line}" for line in playground.status_lines()), elem_id="engine-status")
-        gr.Timer(2.0).tick(lambda: "\n".join(f"- {line}" for line in playground.status_lines()), None, status,
-                           api_visibility="private", show_progress="hidden")
+        status = gr.Markdown(views.engine_lines(playground.engines), elem_id="engine-status")
+        shown = gr.State("")
+
+        def refresh(before):  # an unchanged line is not sent again: an opened <details> stays open
+            now = views.engine_lines(playground.engines)
+            return (gr.skip(), before) if now == before else (now, now)
+
+        gr.Timer(2.0).tick(refresh, shown, [status, shown], api_visibility="private", show_progress="hidden")
         with gr.Tab("Playground"):
             playground_tab.build(playground, EXAMPLES)
         with gr.Tab("Planner"):
@@ -221,7 +226,7 @@ def main(argv=None) -> None:
     demo.queue(default_concurrency_limit=args.concurrency_limit, max_size=args.max_queue)
     demo.launch(server_name=args.host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                 server_port=args.port or int(os.environ.get("GRADIO_SERVER_PORT", 7860)), root_path=args.root_path,
-                share=args.share, auth=auth, theme=gr.themes.Soft(), show_error=True,
+                share=args.share, auth=auth, theme=gr.themes.Soft(), css=style.PAGE_CSS, show_error=True,
                 # Gradio runs at most max_threads events at once across the app (default 40, whatever the
                 # concurrency limits say): measured on the H200, 64 API users got a third of the engines' speed.
                 max_threads=2 * args.concurrency_limit + 16, prevent_thread_lock=True)

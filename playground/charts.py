@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
+import json
+import textwrap
 from collections.abc import Sequence
+from functools import lru_cache
 
 import plotly.graph_objects as go
 
 COLORS = {"fp16": "#636EFA", "fp8": "#EF553B", "fp8-kv8": "#00CC96"}
 
 
+TITLE_CHARS = 38  # a title line that fits a 390 px phone at 15 px (plotly does not wrap titles itself)
+
+
+def _wrap(title: str, width: int = TITLE_CHARS) -> str:
+    return "<br>".join(textwrap.wrap(title, width)) or title
+
+
 def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
-    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template="plotly_white",
-                      margin=dict(l=50, r=20, t=50, b=40), height=340, legend=dict(orientation="h", y=-0.25))
+    """One look for every chart, readable at 390 px: the title wrapped, the legend in its own band at the
+    bottom of the figure (below the axis title, never over it) and the margins grown to what they hold."""
+    lines = _wrap(title).count("<br>") + 1
+    # the title below the band where plotly's tool bar appears (top right, 28 px), so neither covers the other
+    fig.update_layout(title=dict(text=_wrap(title), font=dict(size=15), x=0.02, xanchor="left", yref="container", y=1,
+                                 yanchor="top", pad=dict(t=30)),
+                      xaxis_title=x, yaxis_title=y, template="plotly_white", height=360 + 20 * lines,
+                      margin=dict(l=50, r=20, t=50 + 20 * lines, b=40),
+                      legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left"))
+    fig.update_xaxes(automargin=True, title_standoff=8)
+    fig.update_yaxes(automargin=True)
     return fig
 
 
@@ -102,20 +121,25 @@ def speedup(points: Sequence[dict], baseline: str = "fp16") -> go.Figure:
 def latency(points: Sequence[dict]) -> go.Figure:
     """TTFT and TPOT percentiles (ms) per precision and concurrency."""
     fig = go.Figure()
+    timed = any(p.get("tpot_p50_s") is not None for p in points)  # one output token: TPOT is undefined
+    metrics = (("ttft", "solid"), ("tpot", "dot")) if timed else (("ttft", "solid"),)
     for precision, rows in _by_precision(points).items():
         x = [str(r["concurrency"]) for r in rows]
-        for metric, dash in (("ttft", "solid"), ("tpot", "dot")):
+        for metric, dash in metrics:
             for pct in ("p50", "p99"):
                 key = f"{metric}_{pct}_s"
                 name = f"{precision} {metric.upper()} {pct}"
-                fig.add_scatter(x=x, y=[(r.get(key) or 0) * 1000 for r in rows], mode="lines+markers",
+                # None (no point drawn) where a value is undefined, never 0 ms (which a log axis cannot show)
+                fig.add_scatter(x=x, y=[r[key] * 1000 if r.get(key) is not None else None for r in rows],
+                                mode="lines+markers",
                                 name=name, line=dict(color=COLORS.get(precision), dash=dash),
                                 opacity=1.0 if pct == "p50" else 0.5,
                                 hovertemplate=f"{name} · %{{x}} in flight: %{{y:,.1f}} ms<extra></extra>")
     fig.update_yaxes(type="log")
     _concurrency_axis(fig, points)
-    return _layout(fig, "Latency: TTFT (time to first token, solid), TPOT (per output token, dotted)",
-                   "requests in flight (concurrency)", "ms")
+    title = ("Latency: TTFT (first token, solid), TPOT (per output token, dotted)" if timed else
+             "Latency: TTFT (first token); TPOT undefined for one output token")
+    return _layout(fig, title, "requests in flight (concurrency)", "ms")
 
 
 def memory(points: Sequence[dict]) -> go.Figure:
@@ -130,10 +154,8 @@ def memory(points: Sequence[dict]) -> go.Figure:
     return _layout(fig, title, "requests in flight (concurrency)", "GiB")
 
 
-def timeline(snapshots, mode: str) -> go.Figure:
-    """Tokens against time from each request's own start, both engines on one chart: the race at
-    true relative speed (in fair mode each engine was timed with the GPU to itself)."""
-    fig = go.Figure()
+def _timeline_traces(snapshots) -> list[dict]:
+    traces = []
     for column in snapshots:
         for i, t in enumerate(column.timings):
             if not t.chunk_times_s:
@@ -142,10 +164,29 @@ def timeline(snapshots, mode: str) -> go.Figure:
             y = list(range(1, len(x) + 1)) if len(x) == t.output_tokens else \
                 [round(t.output_tokens * (k + 1) / len(x)) for k in range(len(x))]
             name = column.label + (f" · prompt {i + 1}" if len(column.timings) > 1 else "")
-            fig.add_scatter(x=x, y=y, mode="lines", name=name,
-                            hovertemplate=f"{column.label}: %{{y}} tokens at %{{x:.2f}} s<extra></extra>")
+            # a point per arrival: the chart is drawn while the tokens stream, and each point is one chunk
+            traces.append(dict(type="scatter", x=x, y=y, mode="lines+markers", marker=dict(size=4), name=name,
+                               hovertemplate=f"{column.label}: %{{y}} tokens at %{{x:.2f}} s<extra></extra>"))
+    return traces
+
+
+@lru_cache(maxsize=2)
+def _timeline_layout_json(mode: str) -> str:
     note = "each engine alone on the GPU" if mode == "fair" else "both engines at once, sharing the GPU"
-    return _layout(fig, f"Tokens over time ({note})", "seconds since the request started", "output tokens")
+    empty = _layout(go.Figure(), f"Tokens over time ({note})", "seconds since the request started", "output tokens")
+    return json.dumps(empty.to_plotly_json()["layout"])
+
+
+def timeline(snapshots, mode: str) -> go.Figure:
+    """Tokens against time from each request's own start, both engines on one chart: the race at
+    true relative speed (in fair mode each engine was timed with the GPU to itself)."""
+    return go.Figure(json.loads(timeline_json(snapshots, mode)))
+
+
+def timeline_json(snapshots, mode: str) -> str:
+    """timeline() as plotly JSON, built without plotly's validation: the page redraws it twice a second
+    while the engines stream (a validated figure took ~33 ms of the server's CPU each time)."""
+    return '{"data": ' + json.dumps(_timeline_traces(snapshots)) + ', "layout": ' + _timeline_layout_json(mode) + "}"
 
 
 def batch_vs_context(rows, measured: Sequence[tuple[str, int, int]] = ()) -> go.Figure:
@@ -159,7 +200,8 @@ def batch_vs_context(rows, measured: Sequence[tuple[str, int, int]] = ()) -> go.
     for precision, context, batch in measured:
         fig.add_scatter(x=[context], y=[batch], mode="markers", marker=dict(symbol="x", size=11, color=COLORS.get(precision)),
                         name=f"{precision} measured", hovertemplate="measured on the H100: %{y:,} at %{x:,}<extra></extra>")
-    fig.update_xaxes(type="log", tickvals=[p for p in (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)])
+    ticks = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
+    fig.update_xaxes(type="log", tickvals=list(ticks), ticktext=[f"{t // 1024}k" if t >= 1024 else str(t) for t in ticks])
     nothing_fits = not any(b for points in rows.values() for _, b in points)
     if nothing_fits:
         fig.update_yaxes(range=[0, 1])
@@ -168,10 +210,16 @@ def batch_vs_context(rows, measured: Sequence[tuple[str, int, int]] = ()) -> go.
     return _layout(fig, title, "context length (tokens, log scale)", "largest batch (sequences)")
 
 
+# the two CUDA-graph terms told apart as the plan's table tells them (playground.views.plan_table)
+PART_NAMES = {"CUDA-graph estimate": "CUDA-graph estimate (inside the request)",
+              "CUDA graphs (after the KV cache)": "CUDA graphs (outside the request)"}
+
+
 def plan_overflow(p) -> go.Figure:
     """The GPU's memory as stacked parts with the requested memory as a line; what exceeds it in red."""
     fig = go.Figure()
     for name, gib in p.breakdown_gib().items():
+        name = PART_NAMES.get(name, name)
         fig.add_bar(name=name, x=["this engine"], y=[gib], hovertemplate=f"{name}: %{{y:.2f}} GiB<extra></extra>")
     short = p.shortfall_bytes / (1 << 30)
     if short > 0:

@@ -131,8 +131,19 @@ def split_text(split: SideBySideSplit) -> str:
             f"({split.fp8.kv_tokens:,} KV tokens). {split.reason}")
 
 
+# A speed ratio needs this many tokens after the first from each engine: decode tok/s is (n - 1) tokens over
+# their time, so with fewer one slow step (a scheduler hiccup, the other engine's start) weighs more than 1/16.
+MIN_DECODE_TOKENS = 16
+
+
+def decode_tokens(snapshot: ColumnSnapshot) -> int:
+    """Tokens after each request's first: what the decode speed is measured over."""
+    return sum(max(t.output_tokens - 1, 0) for t in snapshot.timings)
+
+
 def headline(snapshots: Sequence[ColumnSnapshot], mode: str) -> str:
-    """The one line a visitor came for: how much faster each engine decodes than the first (the reference)."""
+    """The one line a visitor came for: how much faster each engine decodes than the first (the reference).
+    Shown once both have MIN_DECODE_TOKENS decode tokens, marked provisional until both have finished."""
     if len(snapshots) < 2:
         return ""
     a = snapshots[0]
@@ -142,14 +153,36 @@ def headline(snapshots: Sequence[ColumnSnapshot], mode: str) -> str:
     lines = []
     for b in snapshots[1:]:
         mb = b.metrics()
-        if not (a.decode_tok_s and b.decode_tok_s and ma and mb):
-            return "_Waiting for the engines to answer…_"
+        counts = f"{a.label} {decode_tokens(a)}, {b.label} {decode_tokens(b)}"
+        if min(decode_tokens(a), decode_tokens(b)) < MIN_DECODE_TOKENS or not (a.decode_tok_s and b.decode_tok_s and ma and mb):
+            if a.finished and b.finished:
+                return (f"_Too few tokens to compare speeds ({counts} after the first; {MIN_DECODE_TOKENS} each are "
+                        "needed): raise Max new tokens or ask for a longer answer._")
+            return (f"_The ratio appears once each engine has {MIN_DECODE_TOKENS} tokens after its first "
+                    f"(so far {counts})…_")
         ratio = b.decode_tok_s / a.decode_tok_s
         word = f"**{ratio:.2f}× faster**" if ratio >= 1 else f"**{1 / ratio:.2f}× slower**"
-        lines.append(f"### {b.label} is {word} than {a.label} at decode\n"
+        provisional = "" if a.finished and b.finished else " (provisional: still streaming)"
+        lines.append(f"### {b.label} is {word} than {a.label} at decode{provisional}\n"
                      f"{b.decode_tok_s:.1f} vs {a.decode_tok_s:.1f} tok/s · TTFT {_ms(mb.ttft_p50_s)} vs {_ms(ma.ttft_p50_s)} · "
                      f"end-to-end {mb.duration_s:.2f} s vs {ma.duration_s:.2f} s")
     return "\n".join(lines) + f" · {how}."
+
+
+def stopped_headline(snapshots: Sequence[ColumnSnapshot], mode: str) -> str:
+    """After Stop: the ratio only if every engine had finished; a partial run's ratio is not a result."""
+    if snapshots and all(s.finished for s in snapshots):
+        return headline(snapshots, mode)
+    return "_Stopped before every engine finished: no speed ratio from a partial run. Run again to compare._"
+
+
+def stopped_metrics(snapshot: ColumnSnapshot) -> str:
+    """A column after Stop: a finished one keeps its metrics; a running one says what it had."""
+    if snapshot.finished:
+        return column_metrics(snapshot)
+    m = snapshot.metrics()
+    had = f" {snapshot.output_tokens} tokens in {m.duration_s:.2f} s before Stop (partial)." if m else ""
+    return "Stopped: idle." + had
 
 
 def quality_text(diffs: Sequence) -> str:
@@ -194,3 +227,39 @@ def need_text(answer) -> str:
         text += ("\n\nOr pin the KV cache to what this workload needs (vLLM then skips measuring it):\n\n"
                  f"```\n{answer.pinned_serve_command}\n```")
     return text
+
+
+def _said(text: str) -> str:
+    """Text from an engine's facts, safe inside the HTML of the engine line."""
+    from html import escape
+
+    return escape(str(text), quote=False)
+
+
+def engine_line(engine) -> str:
+    """One engine as a person says it ("FP8: SmolLM2-135M-Instruct, FP8 weights, on the CPU"), the
+    engine's own parameter names one click away. ``engine`` is a runtime.SupervisedEngine."""
+    info = engine.info
+    if not engine.ready:
+        return f"<p>{_said(engine.status_line())}</p>"
+    model = str(info.model).removesuffix(" (CPU)").rstrip("/").rsplit("/", 1)[-1]
+    weights = "FP8 weights" if str(info.quantization or "").startswith("fp8") else \
+        f"{info.quantization} weights" if info.quantization else f"{info.dtype} weights"
+    kv = ", FP8 KV cache" if str(info.kv_cache_dtype).startswith("fp8") else ""
+    room = f", room for {info.kv_tokens:,} tokens of KV cache" if info.kv_tokens else ""
+    where = info.gpu_name or "the CPU"
+    restarts = f" (restarted {engine.restarts}x)" if engine.restarts else ""
+    facts = [("backend", info.backend), ("model", info.model), ("dtype", info.dtype),
+             ("quantization", info.quantization or "none"), ("kv_cache_dtype", info.kv_cache_dtype),
+             ("max_model_len", f"{info.max_model_len:,}" if info.max_model_len else "–")]
+    if info.gpu_memory_utilization:
+        facts.append(("gpu_memory_utilization", info.gpu_memory_utilization))
+    facts += [("note", n) for n in (*info.notes, info.planner_note) if n]
+    details = "".join(f"<li><code>{_said(k)}</code>: {_said(v)}</li>" for k, v in facts)
+    return (f"<details><summary><b>{_said(info.label)}</b>: {_said(model)}, {weights}{kv}, on {_said(where)}{room}"
+            f"{restarts}</summary><ul>{details}</ul></details>")
+
+
+def engine_lines(engines) -> str:
+    """The engine status block at the top of the page."""
+    return "\n".join(engine_line(e) for e in engines)

@@ -228,12 +228,13 @@ class BenchmarkService:
                 gpu_index = (config.engine.gpu_ids or (visible_gpu_index(),))[0]
                 sampler = lambda: Sampler(gpu_index)  # noqa: E731
             for precision in spec.precisions:
-                progress(done, total, f"starting {precision} engine")
+                progress(done, total, f"{precision}: readying its engine")  # at once when it is already loaded
                 async with source(precision) as engine:
                     measured_kv = engine.info.kv_tokens  # resident engines may hold less than a fresh one
                     points += await run_precision(engine, precision, spec, vocab_size,
                                                   lambda p, c, m, kv=measured_kv: describe(p, c, m, kv), repeat_done,
-                                                  self.cancel_event, sampler, point_done)
+                                                  self.cancel_event, sampler, point_done,
+                                                  starting=lambda message: progress(done, total, message))
         except SweepCancelled as e:
             status = "cancelled"
             progress(done, total, str(e))

@@ -120,7 +120,8 @@ async def run_precision(engine: Engine, precision: str, spec: SweepSpec, vocab_s
                         describe_point: Callable[[str, int, RunMetrics], dict],
                         repeat_done: Callable[[str], None], cancel: threading.Event | None = None,
                         sampler: Callable[[], AbstractContextManager] | None = None,
-                        point_done: Callable[[PointResult], None] | None = None) -> list[PointResult]:
+                        point_done: Callable[[PointResult], None] | None = None,
+                        starting: Callable[[str], None] | None = None) -> list[PointResult]:
     """All concurrency levels for one started engine; ``repeat_done`` is called after every timed
     repeat. ``describe_point`` adds roofline/NVML/command fields; ``sampler`` (optional) is a
     context-manager factory that samples GPU memory and power."""
@@ -130,12 +131,16 @@ async def run_precision(engine: Engine, precision: str, spec: SweepSpec, vocab_s
         # One untimed wave at this concurrency first: the first pass at a new batch size pays for
         # kernel selection and JIT (seen on the H100 as a slow first repeat at 64 and 256).
         warm = random_prompts(c, spec.input_len, vocab_size, spec.seed + 10_000 + c)
+        say = starting or (lambda _message: None)  # what runs now, said before it runs
+        say(f"{precision} at concurrency {c}: untimed warm-up ({c} request{'s' if c > 1 else ''})")
         await run_point(engine, warm, spec.output_len, c, f"{precision}-c{c}-warmup", cancel)
         repeats: list[RunMetrics] = []
         readings: list[dict] = []
         for r in range(spec.repeats):
             if cancel is not None and cancel.is_set():
                 raise SweepCancelled(f"cancelled during {precision} at concurrency {c}")
+            say(f"{precision} at concurrency {c}: timed repeat {r + 1} of {spec.repeats} ({len(prompts)} requests of "
+                f"{spec.input_len} prompt + {spec.output_len} output tokens, {c} at a time)")
             if sampler is not None:
                 with sampler() as samples:
                     timings = await run_point(engine, prompts, spec.output_len, c, f"{precision}-c{c}-r{r}", cancel)

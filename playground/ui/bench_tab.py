@@ -21,8 +21,15 @@ def table(rows) -> str:
     head += "\n|---|---|---|---|---|" + ("---|" if roofed else "") + "\n"
     return head + "\n".join(
         f"| {r['precision']} | {r['concurrency']} | {r['output_tok_s']:.1f} | {(r['ttft_p50_s'] or 0) * 1000:.0f} | "
-        f"{(r['tpot_p50_s'] or 0) * 1000:.1f} |" + (f" {r['percent_of_roofline']:.0f}% |" if roofed and r.get("percent_of_roofline")
-                                                    else " – |" if roofed else "") for r in rows)
+        f"{tpot_cell(r)} |" + (f" {r['percent_of_roofline']:.0f}% |" if roofed and r.get("percent_of_roofline")
+                               else " – |" if roofed else "") for r in rows) + (
+        "\n\n_TPOT is undefined for one output token: there is no token after the first to time._"
+        if any(r.get("tpot_p50_s") is None for r in rows) else "")
+
+
+def tpot_cell(row) -> str:
+    """TPOT in ms; a point with one output token has none (not 0.0 ms)."""
+    return f"{row['tpot_p50_s'] * 1000:.1f}" if row.get("tpot_p50_s") is not None else "undefined"
 
 
 def sweep_status(state: str, run_id: int) -> str:
@@ -62,10 +69,10 @@ def build(playground: Playground) -> dict:
         cancel_button = gr.Button("Cancel")
     status = gr.Markdown(elem_id="bench-status")
     with gr.Row():
-        tput, speedup = gr.Plot(label="Throughput"), gr.Plot(label="FP8 speed-up")
+        tput, speedup = gr.Plot(label="Throughput", show_label=False), gr.Plot(label="FP8 speed-up", show_label=False)
     with gr.Row():
         # GPU memory is sampled through NVML: no chart where there is no GPU
-        latency, memory = gr.Plot(label="Latency"), gr.Plot(label="GPU memory", visible=not cpu)
+        latency, memory = gr.Plot(label="Latency", show_label=False), gr.Plot(label="GPU memory", visible=not cpu, show_label=False)
     bench_table = gr.Markdown(elem_id="bench-table")
     with gr.Accordion("History", open=False):
         with gr.Row():
@@ -87,8 +94,10 @@ def build(playground: Playground) -> dict:
         choices = run_choices(playground)
         return (*outputs_for(rows), sweep_status(state, run_id), gr.update(choices=choices), gr.update(choices=choices))
 
+    # the progress once, by the status line (not over each chart panel)
     bench_button.click(on_bench, [conc, in_len, out_len, repeats, precisions],
-                       [*charts_out, status, run_pick, other_pick], concurrency_limit=1, api_visibility="private")
+                       [*charts_out, status, run_pick, other_pick], concurrency_limit=1, api_visibility="private",
+                       show_progress_on=[status])
     cancel_button.click(lambda: (playground.bench.cancel_event.set(), "Cancelling after the current repeat…")[1], None,
                         status, api_visibility="private")
 

@@ -74,13 +74,13 @@ def build(models_dir: str | None) -> dict:
     pasted = gr.Textbox(label="…or paste any model's config.json", lines=2, placeholder='{"model_type": "llama", ...}',
                         elem_id="pasted-config")
     with gr.Row():
-        util = gr.Slider(0.05, 0.99, value=0.9, step=0.01, label="GPU memory share (gpu_memory_utilization)",
-                         info="the part of the GPU vLLM may use: weights + activations + KV cache")
-        mml = gr.Number(value=8192, precision=0, label="Longest request (max_model_len, tokens)",
-                        info="prompt + answer; vLLM refuses to start if one such request cannot fit the KV cache")
-        tp = gr.Dropdown([1, 2, 4, 8], value=1, label="GPUs per engine (tensor_parallel_size)",
-                         info="tensor parallel: the weights and KV cache are split across this many GPUs")
-        eager = gr.Checkbox(value=False, label="Eager mode (enforce_eager)", info="no CUDA graphs: less memory, slower decode")
+        util = gr.Slider(0.05, 0.99, value=0.9, step=0.01, label="GPU memory share",
+                         info="gpu_memory_utilization: the part of the GPU vLLM may use (weights, activations, KV cache)")
+        mml = gr.Number(value=8192, precision=0, label="Longest request (tokens)",
+                        info="max_model_len: prompt + answer; vLLM refuses to start if one such request cannot fit the KV cache")
+        tp = gr.Dropdown([1, 2, 4, 8], value=1, label="GPUs per engine",
+                         info="tensor_parallel_size: the weights and KV cache are split across this many GPUs")
+        eager = gr.Checkbox(value=False, label="Eager mode", info="enforce_eager: no CUDA graphs, less memory, slower decode")
     with gr.Row():
         batch = gr.Number(value=32, precision=0, label="Batch (for the longest context)",
                           info="requests served at once")
@@ -89,8 +89,8 @@ def build(models_dir: str | None) -> dict:
     plan_button = gr.Button("Plan", variant="primary", elem_id="plan")
     precisions_md = gr.Markdown(elem_id="plan-precisions")
     with gr.Row():
-        curve_plot = gr.Plot(label="Largest batch vs context")
-        memory_plot = gr.Plot(label="GPU memory of the FP8 engine")
+        curve_plot = gr.Plot(label="Largest batch vs context", show_label=False, elem_id="plan-curve")
+        memory_plot = gr.Plot(label="GPU memory of the FP8 engine", show_label=False, elem_id="plan-memory")
     detail = gr.Markdown(elem_id="plan-table")
     suggestion = gr.Dropdown([], label="Apply a configuration that fits", elem_id="suggestions", interactive=True)
     with gr.Accordion("What do I need for my workload? (the inverse plan)", open=False):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import gradio as gr
+from gradio.components.plot import PlotData
 
 from playground import charts, views
 from playground.service import ComparisonResult, Playground
@@ -13,6 +14,11 @@ from playground.ui.inputs import USER_ERRORS, sampling_from
 UI_INTERVAL_S = 0.5
 MODE_CHOICES = [("Fair: one engine after the other, each with the GPU to itself", "fair"),
                 ("Race: both at once, sharing the GPU (slower than alone)", "race")]
+
+
+def timeline_plot(snapshots, mode: str) -> PlotData:
+    """The tokens-over-time chart as gr.Plot's own value: plotly JSON built cheaply (charts.timeline_json)."""
+    return PlotData(type="plotly", plot=charts.timeline_json(snapshots, mode))
 
 
 def engine_column(label: str):
@@ -63,19 +69,20 @@ def build(playground: Playground, examples: list[str]) -> dict:
     gr.Markdown("_TTFT: time to first token (queueing + prompt). decode tok/s: output tokens per second after the "
                 "first (1 / TPOT, time per output token). end-to-end: from sending to the last token._",
                 elem_id="metrics-legend")
-    timeline = gr.Plot(label="Tokens over time", elem_id="speed-chart")
+    timeline = gr.Plot(label="Tokens over time", elem_id="speed-chart", show_label=False)
     quality = gr.Markdown(elem_id="quality")
+    last_run = gr.State(None)  # the latest snapshots, for Stop: what finished keeps its results
     sampling_inputs = [temperature, top_p, top_k, max_tokens, seed, repetition, presence, frequency, stop]
     column_outputs = [component for column in columns for component in column]
-    outputs = [headline, *column_outputs, timeline, quality, error]
+    outputs = [headline, *column_outputs, timeline, quality, error, last_run]
 
     def column_values(snapshots):
         return [v for s in snapshots for v in (views.column_text(s), views.column_metrics(s))]
 
     async def on_run(prompts_text, mode_value, chat_value, *sampling_values):
-        """Stream both columns; keeps the last good results when the request is refused. The page is
-        updated at most every UI_INTERVAL_S: formatting and diffing each snapshot is web-server work
-        that would otherwise compete with the engines."""
+        """Stream both columns and the tokens-over-time chart; keeps the last good results when the request
+        is refused. The page is updated at most every UI_INTERVAL_S: formatting and diffing each snapshot is
+        web-server work that would otherwise compete with the engines."""
         try:
             sampling = sampling_from(*sampling_values)
             final, last = None, 0.0
@@ -86,21 +93,35 @@ def build(playground: Playground, examples: list[str]) -> dict:
                 if time.perf_counter() - last < UI_INTERVAL_S:
                     continue
                 last = time.perf_counter()
-                yield (views.headline(item, mode_value), *column_values(item), gr.skip(), gr.skip(), "")
+                yield (views.headline(item, mode_value), *column_values(item), timeline_plot(item, mode_value),
+                       "_The quality diff comes when both answers are complete._", "", (item, mode_value))
         except USER_ERRORS as e:
-            yield (gr.skip(),) * (len(outputs) - 1) + (f"**Error:** {e}",)  # the previous results stay; the error sits by Run
+            # the previous results stay; the error sits by Run
+            yield (gr.skip(),) * (len(outputs) - 2) + (f"**Error:** {e}", gr.skip())
             return
         yield (views.headline(final.snapshots, final.mode), *column_values(final.snapshots),
-               charts.timeline(final.snapshots, final.mode), views.quality_text(final.quality), "")
+               timeline_plot(final.snapshots, final.mode), views.quality_text(final.quality), "",
+               (final.snapshots, final.mode))
 
     # undocumented, not private: a headless client can stream exactly what the page receives (the test that
     # the page's own streaming work does not slow the engines uses it); the documented API is /compare
     event = run.click(on_run, [prompts, mode, chat, *sampling_inputs], outputs, api_name="ui_run",
                       api_visibility="undocumented")
 
-    def on_stop():
-        return ("_Stopped._",) + ("Stopped: idle.",) * len(columns)
+    def on_stop(last):
+        """Stop what is running: a column that finished keeps its answer and metrics, the chart keeps its
+        points, and a partial run leaves no ratio behind as the headline."""
+        if not last:
+            return ("_Stopped._", gr.skip()) + (gr.skip(),) * (len(columns) + 2)
+        snapshots, mode_value = last
+        if all(s.finished for s in snapshots):  # the answers were complete: only the quality diff was cut short
+            return ("_Stopped before the quality diff._", views.headline(snapshots, mode_value),
+                    *(views.column_metrics(s) for s in snapshots), timeline_plot(snapshots, mode_value),
+                    "_Stopped before the quality diff was computed._")
+        return ("_Stopped._", views.stopped_headline(snapshots, mode_value),
+                *(views.stopped_metrics(s) for s in snapshots), timeline_plot(snapshots, mode_value),
+                "_Stopped: no quality diff for a partial answer._")
 
-    stop_button.click(on_stop, None, [error, *(metrics for _, metrics in columns)], cancels=[event],
-                      api_visibility="private")
+    stop_button.click(on_stop, last_run, [error, headline, *(metrics for _, metrics in columns), timeline, quality],
+                      cancels=[event], api_visibility="private")
     return {"speed_note": speed_note}
