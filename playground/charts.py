@@ -23,12 +23,14 @@ def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
     """One look for every chart, readable at 390 px: the title wrapped, the legend in its own band at the
     bottom of the figure (below the axis title, never over it) and the margins grown to what they hold."""
     lines = _wrap(title).count("<br>") + 1
-    # the title below the band where plotly's tool bar appears (top right, 28 px), so neither covers the other
+    # the title below the band where plotly's tool bar appears, and the bar upright along the right edge:
+    # on a phone a wrapped title reaches the top right corner
     fig.update_layout(title=dict(text=_wrap(title), font=dict(size=15), x=0.02, xanchor="left", yref="container", y=1,
                                  yanchor="top", pad=dict(t=30)),
                       xaxis_title=x, yaxis_title=y, template="plotly_white", height=360 + 20 * lines,
                       margin=dict(l=50, r=20, t=50 + 20 * lines, b=40),
-                      legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left"))
+                      legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left"),
+                      modebar=dict(orientation="v"))
     fig.update_xaxes(automargin=True, title_standoff=8)
     fig.update_yaxes(automargin=True)
     return fig
@@ -229,4 +231,4 @@ def plan_overflow(p) -> go.Figure:
     fig.add_hline(y=requested, line_dash="dash", line_color="#d62728" if short else "#444",
                   annotation_text=f"requested {requested:.1f} GiB")
     fig.update_layout(barmode="stack")
-    return _layout(fig, f"{p.model} on {p.gpu}", "", "GiB per GPU")
+    return _layout(fig, f"{p.config.precision_label} engine: {p.model} on {p.gpu}", "", "GiB per GPU")

@@ -256,3 +256,248 @@ def test_a_cancelled_sweep_says_cancelled_not_complete(cpu_app, browser):
     options = [o.get_attribute("aria-label") or o.inner_text() for o in page.get_by_role("option").all()]
     page.close()
     assert any(o.startswith(f"#{run_id} ") and "(cancelled)" in o for o in options), options
+
+
+# ---- what a newcomer trips over: numbers that disagree, a chart that waits, Stop that erases, emoji, phone widths
+
+import time  # noqa: E402
+
+EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2300-\u23FF\u2B00-\u2BFF\uFE0F]")
+
+
+def wait_until(page, check, timeout_s: float, what: str):
+    """Poll the page until ``check()`` is truthy and return it; fail naming what never happened. The
+    timeout is a bound for a page that never gets there, not a pace: each check returns as soon as it holds."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        page.wait_for_timeout(250)
+    raise AssertionError(f"not within {timeout_s:.0f} s: {what}")
+
+
+def columns_now(page) -> dict:
+    """Headline, both columns' metrics and the chart's points, read in one go (one update of the page)."""
+    return page.evaluate("""() => ({
+        headline: document.querySelector('#headline').innerText,
+        fp16: document.querySelector('#metrics-16-bit').innerText,
+        fp8: document.querySelector('#metrics-FP8').innerText,
+        points: document.querySelectorAll('#speed-chart .scatterlayer .point').length })""")
+
+
+def tokens_in(metrics: str) -> int:
+    found = re.search(r"(\d+) tokens", metrics)
+    return int(found.group(1)) if found else 0
+
+
+def start_long_run(page, max_tokens: int = 200) -> None:
+    page.get_by_text("Sampling").click()
+    page.locator("#max-tokens input").fill(str(max_tokens))
+    page.locator("#prompts textarea").fill("Write a long story about a GPU that learned FP8.")
+    page.locator("#run").click()
+
+
+def test_the_chart_draws_while_streaming_the_ratio_waits_and_stop_keeps_the_finished_column(cpu_app, browser):
+    """Fair mode: the 16-bit column answers first, then FP8. While FP8 streams the chart already has points;
+    no ratio is shown before each engine has 16 tokens after its first, then it is marked provisional;
+    Stop ends FP8 and leaves 16-bit's finished answer and metrics, and no partial ratio as the headline."""
+    from playground.views import MIN_DECODE_TOKENS
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1300})
+    page.goto(cpu_app, wait_until="load")
+    start_long_run(page)
+    seen = []
+
+    def fp8_streaming():
+        now = columns_now(page)
+        seen.append(now)
+        return now if "streaming" in now["fp8"] and tokens_in(now["fp8"]) > 0 else None
+
+    # the 16-bit answer of up to 200 tokens, then FP8's first token (engines load first on a fresh app)
+    first = wait_until(page, fp8_streaming, 600, "the FP8 column streaming after the 16-bit one")
+    assert "streaming" not in first["fp16"] and "end-to-end" in first["fp16"], first
+    assert first["points"] > 0, f"no points in 'Tokens over time' while FP8 streams: {first}"
+    early = [s for s in seen if min(tokens_in(s["fp16"]), tokens_in(s["fp8"])) - 1 < MIN_DECODE_TOKENS]
+    assert early and not any(re.search(r"faster|slower", s["headline"]) for s in early), early
+
+    def provisional():
+        now = columns_now(page)
+        return now if "provisional" in now["headline"] else None
+
+    ratio = wait_until(page, provisional, 300, f"a provisional ratio once FP8 has {MIN_DECODE_TOKENS} decode tokens")
+    assert tokens_in(ratio["fp8"]) - 1 >= MIN_DECODE_TOKENS and "streaming" in ratio["fp8"], ratio
+    finished_16bit = ratio["fp16"]
+    page.locator("#stop").click()
+    after = wait_until(page, lambda: (lambda n: n if "Stopped" in n["fp8"] else None)(columns_now(page)), 60,
+                       "the FP8 column stopped")
+    page.wait_for_timeout(500)  # a last streamed update cannot come after Stop's; read once more to be sure
+    after = columns_now(page)
+    page.close()
+    assert after["fp16"] == finished_16bit and "Stopped" not in after["fp16"], after
+    assert "Stopped" in after["fp8"] and "partial" in after["fp8"], after
+    assert not re.search(r"faster|slower", after["headline"]) and "no speed ratio" in after["headline"], after
+    assert after["points"] > 0, after
+
+
+def test_a_deep_link_restores_the_speed_chart_and_the_quality_table(cpu_app, browser):
+    first = browser.new_context(permissions=["clipboard-read", "clipboard-write"], viewport={"width": 1400, "height": 1300})
+    page = first.new_page()
+    page.goto(cpu_app, wait_until="load")
+    page.locator("#prompts textarea").fill("Name a colour.")
+    page.locator("#run").click()
+    finished(page)
+    points = page.locator("#speed-chart .scatterlayer .point").count()
+    quality = page.locator("#quality").inner_text()
+    page.get_by_role("button", name=re.compile("Share|Copy", re.I)).first.click()
+    link = wait_until(page, lambda: (lambda t: t if "deep_link=" in t else None)(page.evaluate("navigator.clipboard.readText()")),
+                      30, "the deep link in the clipboard")
+    first.close()
+    second = browser.new_context(viewport={"width": 1400, "height": 1300})
+    fresh = second.new_page()
+    fresh.goto(link, wait_until="load")
+    fresh.locator("#quality").get_by_text("token agreement").wait_for(timeout=60_000)
+    restored = fresh.locator("#quality").inner_text()
+    fresh.locator("#speed-chart .scatterlayer .point").first.wait_for(timeout=30_000)
+    restored_points = fresh.locator("#speed-chart .scatterlayer .point").count()
+    second.close()
+    assert points > 0 and restored_points == points
+    assert restored == quality and "token agreement" in restored
+
+
+def test_the_planner_verdict_and_tables_carry_the_same_kv_figure(cpu_app, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1300})
+    page.goto(cpu_app, wait_until="load")
+    page.get_by_role("tab", name="Planner").click()
+    table = page.locator("#plan-table")
+    table.get_by_role("cell", name="KV tokens").first.wait_for(timeout=120_000)
+    text, precisions = table.inner_text(), page.locator("#plan-precisions").inner_text()
+    page.close()
+    verdicts = re.findall(r"Fits: ([\d,]+)\+ KV tokens, ([\d.]+) sequences", text)
+    rows = re.findall(r"KV tokens\s+([\d,]+)\+", text)
+    sequences = re.findall(r"\(([\d.]+)x the context", text)
+    assert len(verdicts) == 3 and [v[0] for v in verdicts] == rows, (verdicts, rows)
+    assert [v[1] for v in verdicts] == sequences, (verdicts, sequences)
+    side_by_side = re.findall(r"([\d,]+)\+ \(planned", precisions.split("KV tokens", 1)[1].split("\n")[0])
+    assert side_by_side == rows, (side_by_side, rows)
+
+
+def test_no_emoji_in_any_tab_after_a_plan_that_does_not_fit_a_run_and_a_sweep(cpu_app, browser):
+    """A stock Chromium has no emoji font: every verdict and status is text. Also the one-output-token
+    sweep: TPOT is undefined (said, not '0.0 ms'), no TPOT line in the legend, progress shown once."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1300})
+    plan_unfit(page, cpu_app)
+    texts = [page.locator("body").inner_text()]
+    page.get_by_role("tab", name="Playground").click()
+    page.locator("#prompts textarea").fill("What is FP8?")
+    page.locator("#run").click()
+    finished(page)
+    texts.append(page.locator("body").inner_text())
+    page.get_by_role("tab", name="Benchmark").click()
+    page.locator("#bench-concurrency textarea, #bench-concurrency input").first.fill("1")
+    page.locator("#bench-repeats input").fill("1")
+    output_len = page.get_by_label("Output tokens (output_len)")
+    output_len.fill("1")
+    page.locator("#bench").click()
+    status = page.locator("#bench-status")
+    progress_panels = wait_until(page, lambda: page.evaluate(
+        """() => [...document.querySelectorAll('.progress-text, .eta-bar')].filter(e => e.offsetParent)
+                   .map(e => e.closest('.block') && e.closest('.block').id).filter(x => x !== null)"""), 60,
+        "the sweep's progress on the page")
+    status.get_by_text("Complete: saved as run #").wait_for(timeout=300_000)
+    page.wait_for_timeout(1000)
+    texts.append(page.locator("body").inner_text())
+    bench_table = page.locator("#bench-table").inner_text()
+    legend = page.eval_on_selector_all(".js-plotly-plot .legendtext", "els => els.map(e => e.textContent)")
+    page.close()
+    found = {m for t in texts for m in EMOJI.findall(t)}
+    assert not found, found
+    assert set(progress_panels) <= {"bench-status"}, progress_panels  # once, by the status, not per chart
+    assert "undefined" in bench_table and not re.search(r"\|\s*0\.0\s*\|", bench_table.replace("\t", "|")), bench_table
+    assert legend and not any("TPOT" in name for name in legend), legend
+
+
+CLIPPED_JS = """(root) => {
+  // Text a reader cannot read whole, in the tab that holds root: a text node running past its field (a
+  // Gradio .block) or past an ancestor that hides overflow (text in a scrolling box is reachable); a chart
+  // text outside its chart, two chart texts drawn over each other, or a title under plotly's tool bar.
+  const problems = [];
+  const scope = document.querySelector(root).closest('[role=tabpanel]');
+  const walker = document.createTreeWalker(scope, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const text = node.textContent.trim();
+    if (text.length < 2 || node.parentElement.closest('svg, .js-plotly-plot') || !node.parentElement.offsetParent) continue;
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    for (const r of range.getClientRects()) {
+      if (!r.width) continue;
+      for (let el = node.parentElement; el && el !== scope; el = el.parentElement) {
+        const s = getComputedStyle(el);
+        if (s.overflowX === 'auto' || s.overflowX === 'scroll') break;
+        const box = el.getBoundingClientRect();
+        if ((r.right > box.right + 1 || r.left < box.left - 1) &&
+            (s.overflowX === 'hidden' || s.overflowX === 'clip' || el.classList.contains('block'))) {
+          problems.push(`cut: ${text.slice(0, 60)}`);
+          break;
+        }
+        if (el.classList.contains('block')) break;
+      }
+    }
+  }
+  const meets = (a, b) => Math.min(a.right, b.right) - Math.max(a.left, b.left) > 2 &&
+                          Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 2;
+  for (const plot of scope.querySelectorAll('.js-plotly-plot')) {
+    if (!plot.offsetParent) continue;
+    const box = plot.getBoundingClientRect();
+    const texts = [...plot.querySelectorAll('svg text')].map(t => [t, t.getBoundingClientRect()])
+      .filter(([t, r]) => r.width > 0 && t.textContent.trim());
+    for (const [t, r] of texts)
+      if (r.left < box.left - 1 || r.right > box.right + 1 || r.top < box.top - 1 || r.bottom > box.bottom + 1)
+        problems.push(`chart text outside its chart: ${t.textContent.slice(0, 60)}`);
+    for (let i = 0; i < texts.length; i++) for (let j = i + 1; j < texts.length; j++)
+      if (meets(texts[i][1], texts[j][1]) && !texts[i][0].contains(texts[j][0]) && !texts[j][0].contains(texts[i][0]))
+        problems.push(`chart texts overlap: ${texts[i][0].textContent.slice(0, 40)} / ${texts[j][0].textContent.slice(0, 40)}`);
+    const bar = plot.querySelector('.modebar'), title = plot.querySelector('.gtitle');
+    if (bar && title && meets(bar.getBoundingClientRect(), title.getBoundingClientRect()))
+      problems.push(`chart title under the tool bar: ${title.textContent.slice(0, 40)}`);
+  }
+  return [...new Set(problems)];
+}"""
+
+
+def test_at_phone_width_no_text_is_clipped_in_the_planners_charts_and_labels(cpu_app, browser):
+    """390 px: every label, hint and chart text of the planner readable whole, for a plan that fits (at
+    load) and one that does not (the longest titles)."""
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=1)
+    phone.goto(cpu_app, wait_until="load")
+    phone.get_by_role("tab", name="Planner").click()
+    phone.locator("#plan-table").get_by_role("cell", name="KV tokens").first.wait_for(timeout=120_000)
+    phone.locator("#plan-curve .scatterlayer .point").first.wait_for(timeout=60_000)
+    fits = phone.evaluate(CLIPPED_JS, "#plan-table")
+    pick(phone, "plan-model", "llama-3.1-70b")
+    pick(phone, "plan-gpu", "rtx-4090")
+    phone.locator("#plan").click()
+    phone.locator("#plan-precisions").get_by_text("short by").first.wait_for(timeout=60_000)
+    phone.locator("#plan-memory").get_by_text("short by").first.wait_for(timeout=60_000)
+    unfit = phone.evaluate(CLIPPED_JS, "#plan-table")
+    legend = phone.eval_on_selector_all("#plan-memory .legendtext", "els => els.map(e => e.textContent)")
+    phone.close()
+    assert not fits and not unfit, (fits, unfit)
+    graphs = [name for name in legend if "CUDA" in name]
+    assert len(graphs) == 2 and any("inside the request" in g for g in graphs) and \
+        any("outside the request" in g for g in graphs), legend
+
+
+def test_the_engine_line_is_said_in_words_with_the_details_one_click_away(cpu_app, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1300})
+    page.goto(cpu_app, wait_until="load")
+    status = page.locator("#engine-status")
+    status.locator("summary").nth(1).wait_for(timeout=300_000)  # both engines ready
+    summaries = status.locator("summary").all_inner_texts()
+    hidden = status.get_by_text("kv_cache_dtype").first.is_visible()
+    status.locator("summary").nth(1).click()
+    shown = status.locator("details").nth(1).get_by_text("kv_cache_dtype").is_visible()
+    page.close()
+    assert [s.split(":")[0] for s in summaries] == ["16-bit", "FP8"], summaries
+    assert all(s.count("CPU") == 1 and "dtype" not in s and "quantization" not in s for s in summaries), summaries
+    assert "FP8 weights" in summaries[1] and not hidden and shown
