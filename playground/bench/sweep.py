@@ -139,7 +139,7 @@ async def run_precision(engine: Engine, precision: str, spec: SweepSpec, vocab_s
         for r in range(spec.repeats):
             if cancel is not None and cancel.is_set():
                 raise SweepCancelled(f"cancelled during {precision} at concurrency {c}")
-            say(f"{precision} at concurrency {c}: timed repeat {r + 1} of {spec.repeats} ({len(prompts)} requests of "
+            say(f"{precision} at concurrency {c}: timed repeat {r + 1} of {spec.repeats} ({len(prompts)} request{'s' if len(prompts) > 1 else ''} of "
                 f"{spec.input_len} prompt + {spec.output_len} output tokens, {c} at a time)")
             if sampler is not None:
                 with sampler() as samples:

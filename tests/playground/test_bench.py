@@ -191,3 +191,31 @@ def test_a_sweep_killed_mid_way_keeps_its_finished_points_marked_interrupted(tmp
     assert len(runs) == 1 and runs[0]["status"] == "interrupted" and runs[0]["points"] >= 1
     _, points = store.load_run(conn, runs[0]["id"])
     assert points[0]["precision"] == "fp16" and points[0]["output_tok_s"] > 0
+
+
+def test_each_step_of_a_sweep_is_announced_before_it_runs():
+    """The progress says what is running now (the warm-up, then each timed repeat), not what finished:
+    every concurrency level of every precision is shown while it runs."""
+    import time
+
+    from playground.bench.sweep import run_precision
+    from playground.engines.base import StreamChunk
+
+    log: list[str] = []
+
+    class Engine:
+        async def stream(self, request):
+            log.append(f"ran {request.request_id.rsplit('-', 1)[0] if 'warmup' not in request.request_id else request.request_id}")
+            for n in (1, 2):
+                yield StreamChunk("x", n, (1,), time.perf_counter(), 4, n == 2)
+
+    spec = SweepSpec(concurrency=(1, 4), input_len=4, output_len=2, num_prompts=1, repeats=1, precisions=("fp8",))
+    asyncio.run(run_precision(Engine(), "fp8", spec, 1000, lambda *a: {}, lambda m: log.append(f"done {m}"),
+                              starting=lambda m: log.append(f"now {m}")))
+    announced = [line for line in log if line.startswith("now ")]
+    assert announced == ["now fp8 at concurrency 1: untimed warm-up (1 request)",
+                         "now fp8 at concurrency 1: timed repeat 1 of 1 (1 request of 4 prompt + 2 output tokens, 1 at a time)",
+                         "now fp8 at concurrency 4: untimed warm-up (4 requests)",
+                         "now fp8 at concurrency 4: timed repeat 1 of 1 (1 request of 4 prompt + 2 output tokens, 4 at a time)"]
+    # each announcement comes before the requests it names, the first right away
+    assert log[0].startswith("now ") and log.index(announced[1]) < log.index("ran fp8-c1-r0")

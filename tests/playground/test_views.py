@@ -96,3 +96,26 @@ def test_a_plan_that_does_not_fit_shows_one_shortfall_and_prints_the_suggested_l
     assert p.config.command("serve") not in text  # the failing line is not offered to run
     assert "meta-llama/Llama-3.1-70B" in text and "vllm serve llama-3.1-70b" not in text
     assert all(s.why and f"({s.why})" in text for s in p.advice)
+
+
+def test_a_pasted_config_prints_a_placeholder_for_the_model_not_its_label():
+    import json
+
+    from planner.engine_config import MODEL_PLACEHOLDER
+    from planner.models import catalog_config
+
+    pasted = model_spec(json.dumps(catalog_config("llama-2-7b")), name="pasted config.json", allow_paths=False)
+    text = views.plan_table(plan(pasted, gpu_preset("h100-sxm"), max_model_len=2048))
+    assert f"vllm serve {MODEL_PLACEHOLDER} " in text and "pasted config.json" not in text.split("sizes from")[1]
+
+
+def test_a_one_token_sweep_says_tpot_is_undefined_and_draws_no_tpot_line():
+    from playground.charts import latency
+    from playground.ui.bench_tab import table
+
+    rows = [{"precision": p, "concurrency": 1, "output_tok_s": 5.0, "ttft_p50_s": 0.2, "ttft_p99_s": 0.3,
+             "tpot_p50_s": None, "tpot_p99_s": None} for p in ("fp16", "fp8")]
+    text = table(rows)
+    assert "| undefined |" in text and "0.0 |" not in text and "one output token" in text
+    fig = latency(rows)
+    assert fig.data and not any("TPOT" in trace.name for trace in fig.data) and "TPOT undefined" in fig.layout.title.text.replace("<br>", " ")
