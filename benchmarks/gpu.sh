@@ -93,7 +93,7 @@ waitfree() { local _; for _ in $(seq 1 60); do  # until every GPU is back under 
 app_start() {  # port tag -- app arguments: start the app, time page-up and engines-ready, leave it running
   local port=$1 tag=$2; shift 3
   python3 benchmarks/web_startup.py --port "$port" --log "$L/app-$tag.log" --json "$OUT/start-up-$tag.json" --keep \
-    --pidfile "/tmp/app-$port.pid" -- --port "$port" "$@"
+    --pidfile "/tmp/app-$port.pid" -- "$@"
 }
 stop() {  # pidfile: the whole process group (the app or a server, and vLLM's engine processes)
   local pid; pid=$(cat "$1" 2>/dev/null) || return 0
