@@ -135,3 +135,22 @@ def test_every_link_from_a_results_page_into_its_folder_resolves():
             if "://" not in target and target.startswith(page.stem + "/") and not (RESULTS / target).exists():
                 broken.append(f"{page.name}: {target}")
     assert broken == []
+
+
+def slug(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_anchor_the_docs_link_names_a_heading_of_its_page():
+    broken = []
+    for page in [*RESULTS.glob("*.md"), ROOT / "docs" / "planner.md", ROOT / "README.md"]:
+        for m in LINK.finditer(page.read_text()):
+            target, anchor = m.group(1), m.group(2)
+            if not anchor or "://" in target or not target.endswith(".md"):
+                continue
+            text = (page.parent / target).read_text()
+            headings = {slug(h) for h in re.findall(r"^#+ (.+)$", text, flags=re.M)}
+            if anchor[1:] not in headings:
+                broken.append(f"{page.name}: {target}{anchor}")
+    assert broken == []
