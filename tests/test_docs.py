@@ -121,10 +121,12 @@ def test_the_results_index_lists_every_page_and_each_page_says_how_to_measure_it
     index = (RESULTS / "README.md").read_text()
     pages = sorted(p.name for p in RESULTS.glob("*.md") if p.name != "README.md")
     assert len(pages) >= 6
-    assert [p for p in pages if f"({p})" not in index] == []
+    unlisted = [p for p in pages if f"({p})" not in index]
+    assert unlisted == [], "add a row for each to docs/results/README.md"
     # each page names the command that regenerates it: a gpu.sh task, or a script that runs without a GPU
-    assert [p for p in pages if not re.search(r"\*\*Regenerate:?\*\*:?.*`(bash \S+/gpu\.sh|python)",
-                                              (RESULTS / p).read_text())] == []
+    silent = [p for p in pages if not re.search(r"\*\*Regenerate:?\*\*:?.*`(bash \S+/gpu\.sh|python)",
+                                                (RESULTS / p).read_text())]
+    assert silent == [], "each needs a line '**Regenerate:** `bash benchmarks/gpu.sh TASK`' (or `python ...`)"
 
 
 def test_every_link_from_a_results_page_into_its_folder_resolves():
