@@ -34,6 +34,8 @@ export PYTHONPATH=/tmp/site:/tmp/appsite:$PWD VLLM_USE_FLASHINFER_SAMPLER=0 PYTH
 OUT=${OUT:-/tmp/out}; L=$OUT/logs
 task=${1:?usage: bash benchmarks/gpu.sh TASK [ARGS] (the tasks are listed at the top of this file)}; shift
 M7=llama-2-7b
+# DeepGEMM's warm-up JIT-compiles ~1,700 kernels for a block-FP8 model (minutes) after the KV cache is sized
+export VLLM_DEEP_GEMM_WARMUP=${VLLM_DEEP_GEMM_WARMUP:-skip}
 PLATFORMS="--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64"
 
 app_wheels() {  # here, with pip: the app's wheels for Python 3.12 on x86-64, and the CPU model's in two parts
@@ -50,8 +52,9 @@ app_wheels() {  # here, with pip: the app's wheels for Python 3.12 on x86-64, an
 
 begin() {  # on the GPU host: logs, an archive before the call's 600 s cut, then the install
   mkdir -p "$L" /tmp/models
-  ( sleep 570; tar czf "$OUT/$task-logs.tgz" -C "$OUT" logs ) & WATCHDOG=$!
-  trap 'kill $WATCHDOG 2>/dev/null; tar czf "$OUT/$task-logs.tgz" -C "$OUT" logs' EXIT
+  # its output to /dev/null: a background process holding the call's stdout keeps the call open until it ends
+  ( sleep 570; tar czf "$OUT/$task-logs.tgz" -C "$OUT" logs ) >/dev/null 2>&1 & WATCHDOG=$!
+  trap 'pkill -P $WATCHDOG 2>/dev/null; kill $WATCHDOG 2>/dev/null; tar czf "$OUT/$task-logs.tgz" -C "$OUT" logs' EXIT
   install
 }
 install() {  # whatever parts travelled with this call, then vLLM and the wheels once they are all here
