@@ -156,3 +156,15 @@ def test_every_anchor_the_docs_link_names_a_heading_of_its_page():
             if anchor[1:] not in headings:
                 broken.append(f"{page.name}: {target}{anchor}")
     assert broken == []
+
+
+def test_every_gpu_task_the_docs_name_is_a_task_of_the_driver():
+    driver = (ROOT / "benchmarks" / "gpu.sh").read_text()
+    tasks = set(re.findall(r"^  ([\w-]+)\)", driver, flags=re.M))
+    assert {"install", "planner-rows", "fair"} <= tasks
+    pages = [*RESULTS.glob("*.md"), ROOT / "README.md", ROOT / "benchmarks" / "README.md", ROOT / "docs" / "planner.md"]
+    named = {(p.name, t) for p in pages for t in re.findall(r"bash \S+/gpu\.sh ([\w-]+)", p.read_text())}
+    assert sorted((page, t) for page, t in named if t not in tasks) == []
+    # the driver's own list of tasks at its top
+    listed = set(re.findall(r"^#   ([a-z][\w-]+) ", driver, flags=re.M))
+    assert sorted(tasks - listed) == []
