@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import os
 import threading
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
-import torch
-
 from planner.assets import load_json
 from playground.engines.base import EngineInfo, GenerationRequest, RequestError, SamplingSettings, StreamChunk
-from playground.engines.fp8 import ONLINE, quantize_linears
+from playground.engines.fp8_scheme import ONLINE
 from playground.engines.smollm2 import load_base_model, load_tokenizer
 
 CPU_SPEED_NOTE = ("CPU speeds, not FP8's: a CPU has no FP8 matrix units. The FP8 column computes vLLM's FP8 "
@@ -31,9 +30,11 @@ CPU_SPEED_NOTE = ("CPU speeds, not FP8's: a CPU has no FP8 matrix units. The FP8
 DTYPE_ENV = "PLAYGROUND_CPU_DTYPE"  # bfloat16 or float32: skip the start-up measurement
 
 
-def _decode_shaped_work(dtype: torch.dtype, layers: int = 6):
+def _decode_shaped_work(dtype, layers: int = 6):
     """One token through ``layers`` SmolLM2-135M-shaped blocks of Linears (hidden 576, MLP 1536): the
     matrix-vector work that decides decode speed, larger than a CPU cache."""
+    import torch
+
     gen = torch.Generator().manual_seed(0)
     shapes = [(576, 576), (192, 576), (192, 576), (576, 576), (1536, 576), (1536, 576), (576, 1536)]
     weights = [torch.randn(o, i, generator=gen).to(dtype) for _ in range(layers) for o, i in shapes]
@@ -51,6 +52,8 @@ def _decode_shaped_work(dtype: torch.dtype, layers: int = 6):
 def measure_compute_dtypes(repeats: int = 9) -> dict[torch.dtype, float]:
     """The fastest of ``repeats`` interleaved steps per dtype, in seconds: the minimum, because the
     other processes of a shared machine only ever add time."""
+    import torch
+
     steps = {dtype: _decode_shaped_work(dtype) for dtype in (torch.bfloat16, torch.float32)}
     best = dict.fromkeys(steps, float("inf"))
     with torch.inference_mode():
@@ -69,6 +72,8 @@ def compute_dtype() -> torch.dtype:
     """The faster of bfloat16 and float32 for decode on this CPU, measured once per process (a
     fraction of a second, on the engine-start thread): bfloat16 halves the bytes read per token, but
     a CPU without native bf16 arithmetic pays for converting it. $PLAYGROUND_CPU_DTYPE overrides."""
+    import torch
+
     if "dtype" not in _DTYPE:
         forced = os.environ.get(DTYPE_ENV)
         if forced:
@@ -83,6 +88,8 @@ def compute_dtype() -> torch.dtype:
 
 def build_model(fp8: bool, dtype: torch.dtype | None = None) -> torch.nn.Module:
     """The 16-bit model in ``dtype``, or a copy with vLLM's FP8 Linears (the LM head stays 16-bit, as in vLLM)."""
+    from playground.engines.fp8 import quantize_linears
+
     dtype = dtype or compute_dtype()
     base = load_base_model()  # bfloat16, shared: copied before any change
     if not fp8:
@@ -92,13 +99,28 @@ def build_model(fp8: bool, dtype: torch.dtype | None = None) -> torch.nn.Module:
     return twin
 
 
+def _inference_mode(fn):
+    """torch.inference_mode() entered at call time: importing this module must not import torch (the
+    page starts before the engines, and importing torch takes seconds on two cores)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import torch
+
+        with torch.inference_mode():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 class _PenaltyProcessor:
     """vLLM's presence/frequency penalties: subtract from the logits of tokens already generated."""
 
     def __init__(self, presence: float, frequency: float, prompt_len: int):
         self.presence, self.frequency, self.prompt_len = presence, frequency, prompt_len
 
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    def __call__(self, input_ids, scores):
+        import torch
+
         generated = input_ids[:, self.prompt_len:]
         if generated.numel() == 0:
             return scores
@@ -197,8 +219,10 @@ class CpuEngine:
             if not future.done():  # let the worker thread see the cancel flag and finish
                 await asyncio.wrap_future(future)
 
-    @torch.inference_mode()
+    @_inference_mode
     def _generate(self, ids: list[int], s: SamplingSettings, cancel: threading.Event, emit) -> None:
+        import torch
+
         try:
             tokenizer = load_tokenizer()
             eos = tokenizer.eos_token_id
@@ -248,8 +272,10 @@ class CpuEngine:
     async def score_ids(self, ids: list[int], continuation: tuple[int, ...], top_k: int = 20) -> list[dict[int, float]]:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._score, list(ids), tuple(continuation), top_k)
 
-    @torch.inference_mode()
+    @_inference_mode
     def _score(self, ids: list[int], continuation: tuple[int, ...], top_k: int) -> list[dict[int, float]]:
+        import torch
+
         if not continuation:
             return []
         full = torch.tensor([ids + list(continuation)])

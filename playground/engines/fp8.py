@@ -19,10 +19,10 @@ vLLM's; the matmul's accumulation order and the compute dtype are the CPU's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
+
+from playground.engines.fp8_scheme import CHANNEL_DYNAMIC, ONLINE, Fp8Scheme  # noqa: F401 - re-exported
 
 E4M3_MAX = float(torch.finfo(torch.float8_e4m3fn).max)  # 448.0
 E5M2_MAX = float(torch.finfo(torch.float8_e5m2).max)  # 57344.0
@@ -30,22 +30,6 @@ MIN_SCALE = 1.0 / (E4M3_MAX * 512.0)  # vLLM's _FP8_MIN_SCALING_FACTOR (input_qu
 
 # vLLM fuses these HF projections into one layer; online FP8 gives the fused layer one weight scale
 MERGED = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
-
-
-@dataclass(frozen=True)
-class Fp8Scheme:
-    """How weights and activations are scaled: the granularity of each scale."""
-
-    weight: str  # "tensor" (one scale per merged layer) or "channel" (one per output row)
-    activation: str  # "token" (one scale per row of the input) or "tensor"
-
-    def describe(self) -> str:
-        return (f"E4M3 weights rounded once at load (per-{self.weight} scale amax/448), activations rounded to "
-                f"E4M3 at each call (dynamic per-{self.activation} scale), matmul in the CPU's compute dtype")
-
-
-ONLINE = Fp8Scheme(weight="tensor", activation="token")  # quantization="fp8" on a CUTLASS-FP8 GPU (H100, H200)
-CHANNEL_DYNAMIC = Fp8Scheme(weight="channel", activation="token")  # compressed-tensors FP8_DYNAMIC checkpoints
 
 
 def _amax_scale(amax: torch.Tensor) -> torch.Tensor:
