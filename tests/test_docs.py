@@ -168,3 +168,31 @@ def test_every_gpu_task_the_docs_name_is_a_task_of_the_driver():
     # the driver's own list of tasks at its top
     listed = set(re.findall(r"^#   ([a-z][\w-]+) ", driver, flags=re.M))
     assert sorted(tasks - listed) == []
+
+
+def _raw_figure(data, path: str) -> float:
+    """A figure in a raw result file: 'a.b.c', or 'points[key=value,...].field' for a list of rows."""
+    for part in path.split("."):
+        if "[" in part:
+            name, selector = part[:-1].split("[")
+            wanted = dict(kv.split("=") for kv in selector.split(","))
+            data = next(row for row in data[name] if all(str(row[k]) == v for k, v in wanted.items()))
+        else:
+            data = data[part]
+    return float(data)
+
+
+def test_every_recorded_gpu_figure_is_the_one_its_raw_file_holds():
+    """docs/results/fair-timing.json (the CPU headline's GPU figures): each figure, rounded as shown,
+    is in the raw JSON it names, and the page it cites exists and names the run (its command or ratio)."""
+    import json
+
+    records = json.loads((ROOT / "docs/results/fair-timing.json").read_text())["records"]
+    assert len(records) >= 3
+    for r in records:
+        raw = json.loads((ROOT / r["raw"]).read_text())
+        bf16, fp8 = _raw_figure(raw, r["raw_bf16"]), _raw_figure(raw, r["raw_fp8"])
+        assert (round(bf16, 1), round(fp8, 1), round(fp8 / bf16, 3)) == (
+            r["bf16_decode_tok_s"], r["fp8_decode_tok_s"], r["fp8_over_bf16"]), r
+        page = (ROOT / r["source"]).read_text()
+        assert r["command"] in page or f"{r['fp8_over_bf16']:.2f}" in page, r  # the page names the run
