@@ -153,9 +153,9 @@ case "$task" in
     timeout 540 python3 benchmarks/gpu_playground.py fair --model "$(model_dir "${1:-$M7}")" --load-format dummy --gpu 0 \
       --out "$OUT/fair.json" > "$L/fair.log" 2>&1
     grep -aE "started in|^(solo|fair|race) *:|ratio vs|16 users|Error|Traceback" "$L/fair.log"
-    python3 - "$OUT/fair.json" <<'PY'
+    python3 - "$OUT/fair.json" "${1:-$M7}" <<'PY'
 import datetime, json, sys
-r = json.load(open(sys.argv[1]))
+r, shape = json.load(open(sys.argv[1])), sys.argv[2]
 gpu, day = r["engines"][0]["gpu_name"].replace("NVIDIA ", ""), datetime.date.today().isoformat()
 labels = {"solo": "each engine alone", "fair": "**fair** (the Playground's default: one after the other)",
           "race": "race (both at once, sharing the GPU)"}
@@ -166,6 +166,17 @@ for mode, label in labels.items():
     print(f"| {gpu} | {day} | {label} | {run['median']['BF16']:.1f} | {run['median']['FP8']:.1f} | {ratio.replace('-', '−')} |")
 u = r["fair_16_users"]
 print(f"16 users: on the {gpu}, {u['completed']} of 16 completed, {u['output_tokens']:,} output tokens in {u['wall_s']:.2f} s.")
+raw = f"docs/results/fair-timing/{gpu.split()[0].lower()}-{day}.json"  # save $OUT/fair.json there
+bf16, fp8 = r["runs"]["fair"]["median"]["BF16"], r["runs"]["fair"]["median"]["FP8"]
+record = {"model": "Llama-2-7B shape" if shape == "llama-2-7b" else f"{shape} shape", "shape": shape,
+          "weights": "dummy (load_format=dummy: speed is real, text is not)", "gpu": r["engines"][0]["gpu_name"],
+          "date": day, "what": "decode tok/s, batch 1, fair mode, 256 tokens, median of 3",
+          "bf16_decode_tok_s": round(bf16, 1), "fp8_decode_tok_s": round(fp8, 1), "fp8_over_bf16": round(fp8 / bf16, 3),
+          "command": f"python benchmarks/gpu_playground.py fair --model /tmp/models/{shape} --load-format dummy --gpu 0",
+          "source": "docs/results/fair-timing.md", "raw": raw,
+          "raw_bf16": "runs.fair.median.BF16", "raw_fp8": "runs.fair.median.FP8"}
+print(f"record for docs/results/fair-timing.json (raw file: {raw}):")
+print(json.dumps(record, indent=2, ensure_ascii=False))
 PY
     ;;
   answers)  # real weights (SmolLM2-135M-Instruct), both vLLM engines, temperature 0, the quality diff
