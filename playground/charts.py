@@ -174,7 +174,7 @@ def _timeline_traces(snapshots) -> list[dict]:
 
 @lru_cache(maxsize=2)
 def _timeline_layout_json(mode: str) -> str:
-    note = "each engine alone on the GPU" if mode == "fair" else "both engines at once, sharing the GPU"
+    note = "each engine timed alone" if mode == "fair" else "both engines at once, sharing the hardware"
     empty = _layout(go.Figure(), f"Tokens over time ({note})", "seconds since the request started", "output tokens")
     return json.dumps(empty.to_plotly_json()["layout"])
 

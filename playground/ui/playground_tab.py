@@ -12,8 +12,7 @@ from playground.service import ComparisonResult, Playground
 from playground.ui.inputs import USER_ERRORS, sampling_from
 
 UI_INTERVAL_S = 0.5
-MODE_CHOICES = [("Fair: one engine after the other, each with the GPU to itself", "fair"),
-                ("Race: both at once, sharing the GPU (slower than alone)", "race")]
+MODE_CHOICES = views.mode_choices("vllm")
 
 
 def timeline_plot(snapshots, mode: str) -> PlotData:
@@ -32,13 +31,14 @@ def engine_column(label: str):
 
 def build(playground: Playground, examples: list[str]) -> dict:
     labels = [e.info.label for e in playground.engines]
-    headline = gr.Markdown("_Run a prompt: the ratio of the two engines' decode speeds appears here._", elem_id="headline")
+    headline = gr.Markdown(views.headline_placeholder(playground.backend), elem_id="headline")
+    headline_text = views.headline_for(playground.backend)
     prompts = gr.Textbox(label="Prompts (separate several with a line holding only ---)", lines=3,
                          value=examples[0], elem_id="prompts")
     gr.Examples(examples, inputs=prompts)
     with gr.Row():
-        mode = gr.Radio(MODE_CHOICES, value="fair", label="Timing",
-                        info="Fair mode gives the true FP8/16-bit ratio; race mode shows both live on a shared GPU.")
+        mode = gr.Radio(views.mode_choices(playground.backend), value="fair", label="Timing",
+                        info="Fair mode gives the true speed ratio; race mode shows both live, sharing the hardware.")
         chat = gr.Checkbox(value=True, label="Chat template",
                            info="Wrap the prompt in the instruct model's chat format and stop at its end-of-turn token.")
     with gr.Accordion("Sampling", open=False):
@@ -93,13 +93,13 @@ def build(playground: Playground, examples: list[str]) -> dict:
                 if time.perf_counter() - last < UI_INTERVAL_S:
                     continue
                 last = time.perf_counter()
-                yield (views.headline(item, mode_value), *column_values(item), timeline_plot(item, mode_value),
+                yield (headline_text(item, mode_value), *column_values(item), timeline_plot(item, mode_value),
                        "_The quality diff comes when both answers are complete._", "", (item, mode_value))
         except USER_ERRORS as e:
             # the previous results stay; the error sits by Run
             yield (gr.skip(),) * (len(outputs) - 2) + (f"**Error:** {e}", gr.skip())
             return
-        yield (views.headline(final.snapshots, final.mode), *column_values(final.snapshots),
+        yield (headline_text(final.snapshots, final.mode, final.quality), *column_values(final.snapshots),
                timeline_plot(final.snapshots, final.mode), views.quality_text(final.quality), "",
                (final.snapshots, final.mode))
 
@@ -115,7 +115,7 @@ def build(playground: Playground, examples: list[str]) -> dict:
             return ("_Stopped._", gr.skip()) + (gr.skip(),) * (len(columns) + 2)
         snapshots, mode_value = last
         if all(s.finished for s in snapshots):  # the answers were complete: only the quality diff was cut short
-            return ("_Stopped before the quality diff._", views.headline(snapshots, mode_value),
+            return ("_Stopped before the quality diff._", headline_text(snapshots, mode_value),
                     *(views.column_metrics(s) for s in snapshots), timeline_plot(snapshots, mode_value),
                     "_Stopped before the quality diff was computed._")
         return ("_Stopped._", views.stopped_headline(snapshots, mode_value),
