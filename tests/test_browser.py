@@ -343,7 +343,7 @@ def start_long_run(page, max_tokens: int = 200) -> None:
     page.locator("#run").click()
 
 
-def test_the_chart_draws_while_streaming_the_ratio_waits_and_stop_keeps_the_finished_column(cpu_app, browser):
+def test_the_chart_draws_while_streaming_the_ratio_waits_and_stop_keeps_the_finished_column(cpu_app, browser, pace):
     """Fair mode: the 16-bit column answers first, then FP8. While FP8 streams the chart already has points;
     no ratio is shown before each engine has 16 tokens after its first, then it is marked provisional;
     Stop ends FP8 and leaves 16-bit's finished answer and metrics, and no partial ratio as the headline."""
@@ -360,7 +360,7 @@ def test_the_chart_draws_while_streaming_the_ratio_waits_and_stop_keeps_the_fini
         return now if "streaming" in now["fp8"] and tokens_in(now["fp8"]) > 0 else None
 
     # the 16-bit answer of up to 200 tokens, then FP8's first token (engines load first on a fresh app)
-    first = wait_until(page, fp8_streaming, 600, "the FP8 column streaming after the 16-bit one")
+    first = wait_until(page, fp8_streaming, wait_ms(pace, 200 + 1) / 1000, "the FP8 column streaming after the 16-bit one")
     assert "streaming" not in first["fp16"] and "end-to-end" in first["fp16"], first
     assert first["points"] > 0, f"no points in 'Tokens over time' while FP8 streams: {first}"
     early = [s for s in seen if min(tokens_in(s["fp16"]), tokens_in(s["fp8"])) - 1 < MIN_DECODE_TOKENS]
@@ -370,12 +370,13 @@ def test_the_chart_draws_while_streaming_the_ratio_waits_and_stop_keeps_the_fini
         now = columns_now(page)
         return now if "provisional" in now["headline"] else None
 
-    ratio = wait_until(page, provisional, 300, f"a provisional ratio once FP8 has {MIN_DECODE_TOKENS} decode tokens")
+    ratio = wait_until(page, provisional, wait_ms(pace, MIN_DECODE_TOKENS + 2) / 1000,
+                       f"a provisional ratio once FP8 has {MIN_DECODE_TOKENS} decode tokens")
     assert tokens_in(ratio["fp8"]) - 1 >= MIN_DECODE_TOKENS and "streaming" in ratio["fp8"], ratio
     finished_16bit = ratio["fp16"]
     page.locator("#stop").click()
-    after = wait_until(page, lambda: (lambda n: n if "Stopped" in n["fp8"] else None)(columns_now(page)), 60,
-                       "the FP8 column stopped")
+    after = wait_until(page, lambda: (lambda n: n if "Stopped" in n["fp8"] else None)(columns_now(page)), 30,
+                       "the FP8 column stopped")  # no engine work: Stop answers at once
     page.wait_for_timeout(500)  # a last streamed update cannot come after Stop's; read once more to be sure
     after = columns_now(page)
     page.close()
@@ -385,13 +386,13 @@ def test_the_chart_draws_while_streaming_the_ratio_waits_and_stop_keeps_the_fini
     assert after["points"] > 0, after
 
 
-def test_a_deep_link_restores_the_speed_chart_and_the_quality_table(cpu_app, browser):
+def test_a_deep_link_restores_the_speed_chart_and_the_quality_table(cpu_app, browser, pace):
     first = browser.new_context(permissions=["clipboard-read", "clipboard-write"], viewport={"width": 1400, "height": 1300})
     page = first.new_page()
     page.goto(cpu_app, wait_until="load")
     page.locator("#prompts textarea").fill("Name a colour.")
     page.locator("#run").click()
-    finished(page)
+    finished(page, pace)
     points = page.locator("#speed-chart .scatterlayer .point").count()
     quality = page.locator("#quality").inner_text()
     page.get_by_role("button", name=re.compile("Share|Copy", re.I)).first.click()
@@ -427,7 +428,7 @@ def test_the_planner_verdict_and_tables_carry_the_same_kv_figure(cpu_app, browse
     assert side_by_side == rows, (side_by_side, rows)
 
 
-def test_no_emoji_in_any_tab_after_a_plan_that_does_not_fit_a_run_and_a_sweep(cpu_app, browser):
+def test_no_emoji_in_any_tab_after_a_plan_that_does_not_fit_a_run_and_a_sweep(cpu_app, browser, pace):
     """A stock Chromium has no emoji font: every verdict and status is text. Also the one-output-token
     sweep: TPOT is undefined (said, not '0.0 ms'), no TPOT line in the legend, progress shown once."""
     page = browser.new_page(viewport={"width": 1400, "height": 1300})
@@ -436,7 +437,7 @@ def test_no_emoji_in_any_tab_after_a_plan_that_does_not_fit_a_run_and_a_sweep(cp
     page.get_by_role("tab", name="Playground").click()
     page.locator("#prompts textarea").fill("What is FP8?")
     page.locator("#run").click()
-    finished(page)
+    finished(page, pace)
     texts.append(page.locator("body").inner_text())
     page.get_by_role("tab", name="Benchmark").click()
     page.locator("#bench-concurrency textarea, #bench-concurrency input").first.fill("1")
@@ -449,7 +450,8 @@ def test_no_emoji_in_any_tab_after_a_plan_that_does_not_fit_a_run_and_a_sweep(cp
         """() => [...document.querySelectorAll('.progress-text, .eta-bar')].filter(e => e.offsetParent)
                    .map(e => e.closest('.block') && e.closest('.block').id).filter(x => x !== null)"""), 60,
         "the sweep's progress on the page")
-    status.get_by_text("Complete: saved as run #").wait_for(timeout=300_000)
+    # per precision a warm-up and 4 timed requests of 32 prompt tokens and 1 output token: ten short answers
+    status.get_by_text("Complete: saved as run #").wait_for(timeout=wait_ms(pace, 10 * 8, floor_s=120))
     page.wait_for_timeout(1000)
     texts.append(page.locator("body").inner_text())
     bench_table = page.locator("#bench-table").inner_text()

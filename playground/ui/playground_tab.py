@@ -122,6 +122,9 @@ def build(playground: Playground, examples: list[str]) -> dict:
                 *(views.stopped_metrics(s) for s in snapshots), timeline_plot(snapshots, mode_value),
                 "_Stopped: no quality diff for a partial answer._")
 
-    stop_button.click(on_stop, last_run, [error, headline, *(metrics for _, metrics in columns), timeline, quality],
-                      cancels=[event], api_visibility="private")
+    # the run is cancelled first, then the columns are written: a cancelled run marks its outputs with an
+    # error status, which the second step's own completion clears
+    stop_button.click(None, None, None, cancels=[event], api_visibility="private").then(
+        on_stop, last_run, [error, headline, *(metrics for _, metrics in columns), timeline, quality],
+        api_visibility="private", show_progress="hidden")
     return {"speed_note": speed_note}
