@@ -247,7 +247,7 @@ def engine_line(engine) -> str:
         return f"<p>{_said(engine.status_line())}</p>"
     model = str(info.model).removesuffix(" (CPU)").rstrip("/").rsplit("/", 1)[-1]
     weights = "FP8 weights" if str(info.quantization or "").startswith("fp8") else \
-        f"{info.quantization} weights" if info.quantization else f"{info.dtype} weights"
+        f"{info.quantization} weights" if info.quantization else f"{str(info.dtype).split(' (')[0]} weights"
     kv = ", FP8 KV cache" if str(info.kv_cache_dtype).startswith("fp8") else ""
     room = f", room for {info.kv_tokens:,} tokens of KV cache" if info.kv_tokens else ""
     where = info.gpu_name or "the CPU"
