@@ -355,7 +355,9 @@ def expert_bytes(scheme: QuantScheme, *, experts: int, hidden: int, width: int, 
             # HopperMXScaleLayout.swizzle_data pads the scale rows (the N dimension) to 2 x num_warps x 2 x 8 = 256
             w13_scale_rows, w2_scale_rows = _round_up(2 * i, 256), _round_up(h, 256)
         scales = e * w13_scale_rows * (h // 32) + e * w2_scale_rows * (i // 32)  # e8m0, one per 32 values
-        bias = e * (2 * i + h) * 2 if bias_elements else 0  # w13_bias / w2_bias in bfloat16
+        # w13_bias / w2_bias: bfloat16 as created; the Triton backend converts them to float32
+        # (convert_gpt_oss_weight_to_mxfp4_moe_kernel_format, TRITON_BACKENDS)
+        bias = e * (2 * i + h) * (4 if kern.startswith("Triton") else 2) if bias_elements else 0
         return weights + scales + bias
     if scheme.is_fp8:
         weights = e * 3 * h * i

@@ -85,9 +85,9 @@ def test_mxfp4_experts_on_hopper_pad_the_scale_rows_to_256():
     s = scheme("gpt-oss-20b")
     # 4 experts, hidden 512, width 256: w13 (4, 2 x 256, 512 / 2) uint8 (two e2m1 per byte) = 524,288; w2
     # (4, 512, 256 / 2) = 262,144; scales one e8m0 per 32 values: w13 4 x 512 rows x 16 = 32,768, w2 4 x 512 rows x 8
-    # = 16,384 (512 rows are already a multiple of 256); bf16 biases 4 x (512 + 512) x 2 = 8,192
+    # = 16,384 (512 rows are already a multiple of 256); biases 4 x (512 + 512), float32 on Triton = 16,384
     assert expert_bytes(s, experts=4, hidden=512, width=256, bias_elements=1, dtype_bytes=2, cc=HOPPER) == (
-        524_288 + 262_144 + 32_768 + 16_384 + 8_192)
+        524_288 + 262_144 + 32_768 + 16_384 + 16_384)
     # gpt-oss's 2880: w13 scale rows 5760 -> 5888, w2 scale rows 2880 -> 3072 (HopperMXScaleLayout)
     got = expert_bytes(s, experts=1, hidden=2880, width=2880, bias_elements=0, dtype_bytes=2, cc=HOPPER)
     assert got == 5760 * 1440 + 2880 * 1440 + 5888 * 90 + 3072 * 90
@@ -228,3 +228,37 @@ def test_a_compressed_tensors_scheme_not_sized_is_refused_naming_the_weights():
     with pytest.raises(PlannerError) as e:
         tiny(qc)
     assert e.value.argument == "quantization_config.config_groups.group_0.weights"
+
+
+# ------------------------------------------------------------------------------------------- the fit answers
+def test_the_fit_answers_use_the_checkpoints_sizing():
+    from planner import compare_precisions, largest_model, max_batch_size, min_utilization_for
+
+    p = plan("qwen3-32b-fp8", H100, max_model_len=8192)
+    sixteen = plan("qwen3-32b", H100, max_model_len=8192)
+    assert p.weights_bytes < 0.6 * sixteen.weights_bytes and p.kv_tokens > sixteen.kv_tokens
+    assert max_batch_size("qwen3-32b-fp8", H100, max_model_len=8192) > max_batch_size("qwen3-32b", H100, max_model_len=8192)
+    need = min_utilization_for("qwen3-32b-fp8", H100, concurrency=8, context_len=8192)
+    assert need.fits and need.plan.weights_bytes == p.weights_bytes
+    rows = compare_precisions("llama-3.1-8b-instruct-fp8-dynamic", H100, max_model_len=8192)
+    assert [r.precision for r in rows] == ["checkpoint", "checkpoint + FP8 KV"]
+    assert rows[0].plan.weights_bytes == rows[1].plan.weights_bytes
+    assert rows[1].plan.kv_bytes_per_token * 2 == rows[0].plan.kv_bytes_per_token
+    fitting = {q.model: q for q in largest_model(H100, max_model_len=8192)}
+    assert fitting["qwen3-32b-fp8"].weights_bytes == p.weights_bytes
+
+
+def test_side_by_side_split_refuses_a_pre_quantized_checkpoint():
+    from planner.fit import side_by_side_split
+
+    with pytest.raises(PlannerError) as e:
+        side_by_side_split("qwen3-8b-fp8", H100)
+    assert e.value.argument == "model" and "pre-quantized" in str(e.value)
+
+
+def test_the_cli_says_what_it_sized(capsys):
+    from planner.cli import main
+
+    main(["--model", "qwen3-32b-fp8", "--gpu", "h100-sxm", "--max-model-len", "8192"])
+    out = capsys.readouterr().out
+    assert "FP8 (128x128 block scales, from config.json)" in out and "lm_head 16-bit" in out
