@@ -275,7 +275,7 @@ def weights_description(model: ModelSpec, gpu: GpuSpec, config: EngineConfig) ->
     kept += ["embed_tokens", "lm_head"] if not model.tie_word_embeddings else ["embed_tokens (tied lm_head)"]
     if model.is_mla and scheme.quantizes("*.kv_b_proj"):
         kept.append("W_UK/W_UV (dequantized from kv_b_proj)")
-    return f"{scheme.label()}; {kern} on {gpu.name}; {', '.join(kept)} 16-bit"
+    return f"{scheme.label()}; {kern}; {', '.join(kept)} 16-bit"
 
 
 def _mla_dequantized_bytes(model: ModelSpec, dtype_bytes: int, tp: int) -> int:
@@ -534,7 +534,7 @@ def _plan(spec: ModelSpec, gpu: GpuSpec, config: EngineConfig, calibration: Cali
     if checkpoint_kv_fp8:
         warnings.append("the checkpoint declares an FP8 KV cache (its kv_cache_scheme / kv_cache_quant_algo): vLLM "
                         "stores the KV cache in FP8 under kv_cache_dtype='auto'")
-    if config.quantization == "fp8" and not gpu.supports_fp8_tensor_cores:
+    if (config.quantization == "fp8" or spec.quant is not None and spec.quant.is_fp8) and not gpu.supports_fp8_tensor_cores:
         warnings.append(f"{gpu.name} has no FP8 tensor cores: vLLM stores FP8 weights but computes in 16-bit (Marlin W8A16).")
     # vLLM's CompilationConfig: with full decode CUDA graphs, every running sequence of a hybrid model needs one
     # Mamba block, so max_num_seqs above the block count is refused at start-up (config/compilation.py)

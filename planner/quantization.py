@@ -316,7 +316,7 @@ def linear_bytes(scheme: QuantScheme, *, out_features: int, in_features: int, dt
         if "Marlin" in kern and scheme.granularity in ("tensor", "channel"):
             scales = n * dtype_bytes  # prepare_fp8_layer_for_marlin: per-channel scales in the activation dtype
         elif "Marlin" in kern:
-            scales = math.ceil(n / scheme.block[0]) * scheme.block[0] * math.ceil(k / scheme.block[1]) * dtype_bytes
+            scales = math.ceil(k / scheme.block[1]) * n * dtype_bytes  # block scales repeated into (k / 128, n) groups
         static = 4 if scheme.activations == "static" and "Marlin" not in kern else 0  # input_scale, max over shards
         return weight + scales + static
     bits = 4 if scheme.weight in ("int4", "uint4") else 8

@@ -156,7 +156,7 @@ def test_checkpoint_fp8_kv_cache_halves_the_kv_bytes_under_auto():
 # ------------------------------------------------------------------------------------------- per GPU
 def test_fp8_checkpoint_on_a100_says_fp8_marlin():
     p = plan("qwen3-8b-fp8", A100, max_model_len=8192)
-    assert "FP8-Marlin" in p.weights_scheme and "A100" in p.weights_scheme
+    assert "FP8-Marlin" in p.weights_scheme and any("no FP8 tensor cores" in w for w in p.warnings)
 
 
 def test_modelopt_fp8_is_refused_on_a100_as_vllm_does():
