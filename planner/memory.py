@@ -18,12 +18,13 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
-from planner.allocator import load_block_overhead_bytes
+from planner.allocator import checkpoint_load_overhead_bytes, load_block_overhead_bytes
 from planner.engine_config import EngineConfig
 from planner.errors import PlannerError
 from planner.gpus import GIB, GpuSpec
 from planner.models import DTYPE_BYTES, ModelSpec, model_spec
-from planner.quantization import check_requested, expert_bytes, kernel, linear_bytes, split_shape
+from planner.quantization import (check_requested, expert_bytes, expert_repack, expert_tensors, kernel, linear_bytes,
+                                  linear_repack, linear_tensors, merged_linears, split_shape)
 from planner.structure import REPLICATED_QUANTIZED
 
 KV_CACHE_BYTES = {"auto": None, "float16": 2, "bfloat16": 2, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1}
@@ -248,6 +249,10 @@ def weights_bytes(model: ModelSpec, *, dtype_bytes: int, quantization: str | Non
     sixteen_bit = (embed + lm_head + rotary_cache + p.sixteen_bit_replicated + p.sixteen_bit_split // tp) * dtype_bytes
     linear = p.linear_split // tp + p.experts // tp + p.linear_replicated
     if model.quant is not None:  # the checkpoint's own scheme: every Linear and expert stack as vLLM creates it
+        if model.quant.lm_head_quantized and lm_head:
+            sixteen_bit -= lm_head * dtype_bytes
+            sixteen_bit += linear_bytes(model.quant, out_features=vocab_rows, in_features=model.hidden_size,
+                                        dtype_bytes=dtype_bytes, cc=compute_capability)
         return (checkpoint_linear_bytes(model, dtype_bytes=dtype_bytes, tp=tp, cc=compute_capability) + sixteen_bit
                 + (_mla_dequantized_bytes(model, dtype_bytes, tp) if model.quant.quantizes("*.kv_b_proj") else 0))
     if quantization == "fp8":
@@ -272,10 +277,12 @@ def weights_description(model: ModelSpec, gpu: GpuSpec, config: EngineConfig) ->
     kept = (["self_attn"] if any(k == "self_attn" for k in kept) else []) + [k for k in kept if k != "self_attn"]
     if model.num_experts:
         kept.append("router")
-    kept += ["embed_tokens", "lm_head"] if not model.tie_word_embeddings else ["embed_tokens (tied lm_head)"]
+    kept += (["embed_tokens (tied lm_head)"] if model.tie_word_embeddings else
+             ["embed_tokens"] + ([] if scheme.lm_head_quantized else ["lm_head"]))
     if model.is_mla and scheme.quantizes("*.kv_b_proj"):
         kept.append("W_UK/W_UV (dequantized from kv_b_proj)")
-    return f"{scheme.label()}; {kern}; {', '.join(kept)} 16-bit"
+    head = "; lm_head FP8 too (config.json's flat layout names no 'ignore')" if scheme.lm_head_quantized else ""
+    return f"{scheme.label()}; {kern}; {', '.join(kept)} 16-bit{head}"
 
 
 def _mla_dequantized_bytes(model: ModelSpec, dtype_bytes: int, tp: int) -> int:
@@ -300,12 +307,44 @@ def loaded_bytes(model: ModelSpec, gpu: GpuSpec, *, dtype_bytes: int, quantizati
         # A pre-quantized checkpoint's tensors are allocated once, at their final size, when the model is built
         # (no 16-bit copy to quantize and free): no allocator blocks are replayed for it.
         fp8_compute = model.quant.is_fp8 and gpu.supports_fp8_tensor_cores
-        return tensors + (DEEP_GEMM_INIT_BYTES if fp8_compute and gpu.is_hopper else 0)
+        return (tensors + checkpoint_load_blocks(model, dtype_bytes=dtype_bytes, tp=tp, cc=gpu.compute_capability)
+                + (DEEP_GEMM_INIT_BYTES if fp8_compute and gpu.is_hopper else 0))
     blocks = load_block_overhead_bytes(model, dtype_bytes=dtype_bytes, quantization=quantization, tp=tp,
                                        vocab_rows=_padded_vocab_rows(model.vocab_size, tp),
                                        rotary_elements=model.max_position_embeddings * model.rotary_dim)
     deep_gemm = DEEP_GEMM_INIT_BYTES if quantization == "fp8" and gpu.is_hopper else 0
     return tensors + blocks + deep_gemm
+
+
+def checkpoint_load_blocks(model: ModelSpec, *, dtype_bytes: int, tp: int, cc: tuple[int, int]) -> int:
+    """The allocator blocks around a pre-quantized checkpoint's tensors: its build replayed in order (a tensor of
+    20 MiB or more takes a whole 2 MiB-rounded segment), then the kernels' repacks (Machete / Marlin 4-bit,
+    AWQ's conversion, the Triton MXFP4 swizzle), each new tensor landing where the allocator puts it."""
+    scheme, p = model.quant, model.params
+    vocab_rows = _padded_vocab_rows(model.vocab_size, tp)
+    build = [vocab_rows * model.hidden_size * dtype_bytes]
+    repacks: list[list] = []
+    groups = merged_linears(p.linears, tp, REPLICATED_QUANTIZED)
+    moe_layers = p.expert_layers if p.experts else 0
+    for layer in range(model.num_layers):
+        for _name, n, k, count, hf_name in groups:
+            if layer >= count:
+                continue
+            quantized = scheme.quantizes(hf_name)
+            first = len(build)
+            build += linear_tensors(scheme if quantized else None, n, k, dtype_bytes, cc)
+            if quantized:
+                repacks.append(linear_repack(scheme, n, k, dtype_bytes, cc, first))
+        if layer < moe_layers and (scheme.experts_only or scheme.quantizes("*.mlp.experts")):
+            shape = dict(experts=model.num_experts, hidden=model.hidden_size, width=model.intermediate_size // tp,
+                         has_bias=bool(p.expert_bias), cc=cc)
+            first = len(build)
+            build += expert_tensors(scheme, dtype_bytes=dtype_bytes, **shape)
+            repacks.append(expert_repack(scheme, first=first, **shape))
+    if not model.tie_word_embeddings:
+        build.append(vocab_rows * model.hidden_size * dtype_bytes)
+    build.append(model.max_position_embeddings * model.rotary_dim * dtype_bytes)
+    return checkpoint_load_overhead_bytes(build, repacks)
 
 
 def checkpoint_linear_bytes(model: ModelSpec, *, dtype_bytes: int, tp: int, cc: tuple[int, int]) -> int:

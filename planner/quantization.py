@@ -53,6 +53,7 @@ class QuantScheme:
     ignore: tuple[str, ...] = ()  # ignore / ignored_layers / modules_to_not_convert / exclude_modules
     experts_only: bool = False  # MXFP4: vLLM quantizes the routed experts only (Mxfp4Config.get_quant_method)
     kv_cache_fp8: bool = False  # kv_cache_scheme / kv_cache_quant_algo: an FP8 KV cache under kv_cache_dtype=auto
+    lm_head_quantized: bool = False  # ModelOpt quantizes ParallelLMHead too unless it is excluded
     act_order: bool = False  # GPTQ desc_act: a g_idx permutation per Linear
 
     @property
@@ -211,16 +212,25 @@ def _compressed_tensors(qc: dict, model_type: str) -> QuantScheme:
 
 
 def _modelopt(qc: dict, model_type: str) -> QuantScheme:
-    """ModelOptFp8Config (modelopt.py): quant_algo FP8 (per-tensor, static activations) at the top level or
-    under "quantization"; kv_cache_quant_algo FP8 makes kv_cache_dtype 'auto' FP8 (resolve_kv_cache_dtype_string)."""
-    inner = qc.get("quantization") if isinstance(qc.get("quantization"), dict) else qc
+    """ModelOptFp8Config (modelopt.py): quant_algo FP8 (per-tensor, static activations).
+
+    ModelOptQuantConfigBase.from_config reads the excluded modules from "quantization" -> "exclude_modules" (the
+    hf_quant_config.json layout) but, in config.json's flat layout, from "ignore": a flat "exclude_modules" is not
+    read, so lm_head (a ParallelLMHead, which ModelOpt does quantize) is FP8 there; measured on the H200, the
+    published Llama-3.1-8B-Instruct-FP8 config.json loads its lm_head in float8. kv_cache_quant_algo FP8 makes
+    kv_cache_dtype 'auto' an FP8 cache (resolve_kv_cache_dtype_string in utils/torch_utils.py)."""
+    nested = isinstance(qc.get("quantization"), dict)
+    inner = qc["quantization"] if nested else qc
     algo = str(inner.get("quant_algo") or "").upper()
     if algo != "FP8":
         raise PlannerError("quantization_config.quant_algo", f"{algo or None!r}: the planner sizes ModelOpt 'FP8' only "
                                                              "(NVFP4 and MXFP8 need Blackwell and are not sized)")
     kv = str(inner.get("kv_cache_quant_algo") or qc.get("kv_cache_quant_algo") or "").upper()
-    return QuantScheme("modelopt", "fp8", "tensor", activations="static",
-                       ignore=_names(inner, "exclude_modules") or _names(qc, "exclude_modules"), kv_cache_fp8=kv == "FP8")
+    scheme_kv = qc.get("kv_cache_scheme")
+    kv_fp8 = kv == "FP8" or isinstance(scheme_kv, dict) and scheme_kv.get("type") == "float" and scheme_kv.get("num_bits") == 8
+    ignore = _names(inner, "exclude_modules") if nested else _names(qc, "ignore")
+    return QuantScheme("modelopt", "fp8", "tensor", activations="static", ignore=ignore, kv_cache_fp8=kv_fp8,
+                       lm_head_quantized=not any(_matches(pattern, "lm_head") for pattern in ignore))
 
 
 def _awq(qc: dict, model_type: str) -> QuantScheme:
@@ -383,3 +393,103 @@ def split_shape(name: str, in_features: int, out_features: int, tp: int, replica
     if name.rsplit(".", 1)[-1] in ROW_PARALLEL:
         return out_features, in_features // tp
     return out_features // tp, in_features
+
+
+# ------------------------------------------------------------------------------------------- the load, in order
+MERGED = {"q_proj": "qkv_proj", "k_proj": "qkv_proj", "v_proj": "qkv_proj", "gate_proj": "gate_up_proj",
+          "up_proj": "gate_up_proj"}  # vLLM's packed_modules_mapping: one tensor for the merged shards
+
+
+def merged_linears(linears, tp: int, replicated_names=()) -> list[tuple[str, int, int, int, bool]]:
+    """The census' HF Linears as vLLM builds them: (name, out on this rank, in on this rank, layers, quantized by
+    name), q/k/v and gate/up merged into one tensor each, in build order."""
+    out: dict[str, list] = {}
+    for name, in_features, out_features, count in linears:
+        head, _, leaf = name.rpartition(".")
+        key = f"{head}.{MERGED.get(leaf, leaf)}"
+        o, i = split_shape(name, in_features, out_features, tp, leaf in replicated_names)
+        if key in out:
+            out[key][1] += o
+        else:
+            out[key] = [key, o, i, count, name]
+    return [tuple(v) for v in out.values()]
+
+
+def linear_tensors(scheme: QuantScheme | None, n: int, k: int, dtype_bytes: int, cc) -> list[int]:
+    """The tensors one (merged) Linear's create_weights allocates, in order, in bytes."""
+    if scheme is None:
+        return [n * k * dtype_bytes]
+    if scheme.is_fp8 or scheme.weight == "int8" and scheme.activations:
+        total = linear_bytes(scheme, out_features=n, in_features=k, dtype_bytes=dtype_bytes, cc=cc)
+        return [n * k, total - n * k]  # the weight, then its scales
+    groups = math.ceil(k / scheme.group_size) if scheme.granularity == "group" else 1
+    packed = n * k // 2 if scheme.weight in ("int4", "uint4") else n * k
+    if scheme.method == "awq":
+        return [packed, groups * n // 2, groups * n * dtype_bytes]  # qweight, qzeros, scales
+    if scheme.method == "gptq":
+        return [packed, k * 4, groups * n // 2, groups * n * dtype_bytes]  # qweight, g_idx, qzeros, scales
+    return [packed, groups * n * dtype_bytes, 16]  # weight_packed, weight_scale, weight_shape
+
+
+def linear_repack(scheme: QuantScheme, n: int, k: int, dtype_bytes: int, cc, first: int) -> list[tuple[str, str, int]]:
+    """process_weights_after_loading of one 4-bit Linear whose tensors were built as param:first, first+1, ...:
+    allocator events (MacheteLinearKernel / MarlinLinearKernel, and AWQ's conversion to the GPTQ layout first)."""
+    if scheme.is_fp8 or scheme.weight == "int8" and scheme.activations or scheme.weight == "mxfp4":
+        return []
+    w = n * k // 2 if scheme.weight in ("int4", "uint4") else n * k
+    groups = math.ceil(k / scheme.group_size) if scheme.granularity == "group" else 1
+    qweight = f"param:{first}"
+    events: list[tuple[str, str, int]] = []
+    if scheme.method == "awq":  # _convert_awq_to_standard_format: unpack to int32 per value, reorder, repack
+        unpacked = w * 8
+        events += [("alloc", "tmp:shift", unpacked), ("alloc", "tmp:mask", unpacked), ("free", "tmp:shift", 0),
+                   ("alloc", "tmp:order", unpacked), ("free", "tmp:mask", 0), ("alloc", "tmp:shifted", unpacked),
+                   ("alloc", "awq:qweight", w), ("free", "tmp:order", 0), ("free", "tmp:shifted", 0),
+                   ("free", qweight, 0)]
+        qweight = "awq:qweight"
+    if kernel(scheme, cc).startswith("Machete"):  # x.t().contiguous().t(), then machete_prepack_B
+        events += [("alloc", "tmp:contiguous", w), ("alloc", "machete:qweight", w), ("free", qweight, 0),
+                   ("free", "tmp:contiguous", 0)]
+        if scheme.method == "awq" and scheme.zero_points:  # transform_w_zp: (groups, n) in the activation dtype
+            events += [("alloc", "tmp:unpacked_zp", groups * n * 4), ("alloc", "tmp:zp16", groups * n * dtype_bytes),
+                       ("alloc", "machete:zp", groups * n * dtype_bytes), ("free", f"param:{first + 1}", 0)]
+    else:  # gptq_marlin_repack: a new tensor of the same size
+        events += [("alloc", "marlin:qweight", w), ("free", qweight, 0)]
+        if scheme.method == "gptq":  # g_idx and the symmetric qzeros become empty tensors
+            events += [("free", f"param:{first + 1}", 0), ("free", f"param:{first + 2}", 0)]
+    return events
+
+
+def expert_tensors(scheme: QuantScheme, *, experts: int, hidden: int, width: int, has_bias: bool,
+                   dtype_bytes: int, cc) -> list[int]:
+    """What GptOssMxfp4MoEMethod / Fp8MoEMethod.create_weights allocate for one layer's experts, in order."""
+    e, h, i = experts, hidden, width
+    if scheme.weight == "mxfp4":
+        if kernel(scheme, cc).startswith("Marlin"):
+            h, i = _round_up(h, 256), _round_up(i, 128)
+        else:
+            i = _round_up(i, 64)
+        out = [e * 2 * i * h // 2, e * 2 * i * h // 32, e * h * i // 2, e * h * i // 32]
+        return out + ([e * 2 * i * dtype_bytes, e * h * dtype_bytes] if has_bias else [])
+    total = expert_bytes(scheme, experts=e, hidden=h, width=i, bias_elements=0, dtype_bytes=dtype_bytes, cc=cc)
+    return [e * 2 * i * h, e * h * i, total - 3 * e * h * i]
+
+
+def expert_repack(scheme: QuantScheme, *, experts: int, hidden: int, width: int, has_bias: bool, cc,
+                  first: int) -> list[tuple[str, str, int]]:
+    """The Triton MXFP4 backend's swizzle of one layer (_swizzle_mxfp4): per weight a padded copy and a permuted
+    copy before the packed result, the old weight and scale freed; the swizzled scales (rows padded to 256) and
+    float32 biases replace theirs."""
+    if scheme.weight != "mxfp4" or not kernel(scheme, cc).startswith("Triton"):
+        return []
+    e, h, i = experts, hidden, _round_up(width, 64)
+    events: list[tuple[str, str, int]] = []
+    for n, index, scale_rows, k in ((2 * i, first, _round_up(2 * i, 256), h), (h, first + 2, _round_up(h, 256), i)):
+        w = e * n * k // 2
+        events += [("alloc", f"tmp:pad{index}", w), ("alloc", f"tmp:perm{index}", w), ("free", f"tmp:pad{index}", 0),
+                   ("alloc", f"swizzled:{index}", w), ("free", f"tmp:perm{index}", 0), ("free", f"param:{index}", 0),
+                   ("alloc", f"swizzled_scale:{index}", e * scale_rows * (k // 32)), ("free", f"param:{index + 1}", 0)]
+    if has_bias:
+        events += [("alloc", "bias13", e * 2 * i * 4), ("free", f"param:{first + 4}", 0),
+                   ("alloc", "bias2", e * h * 4), ("free", f"param:{first + 5}", 0)]
+    return events
