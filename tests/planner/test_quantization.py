@@ -262,3 +262,36 @@ def test_the_cli_says_what_it_sized(capsys):
     main(["--model", "qwen3-32b-fp8", "--gpu", "h100-sxm", "--max-model-len", "8192"])
     out = capsys.readouterr().out
     assert "FP8 (128x128 block scales, from config.json)" in out and "lm_head 16-bit" in out
+
+
+# ------------------------------------------------------------------------------------------- measured on the H200
+def test_measured_checkpoint_rows_meet_the_weights_bar():
+    """Every pre-quantized row of tests/data (one per method, measured on an H200): the planned weights within 1%
+    of vLLM's "Model loading took" (the KV bar is checked for every row in test_memory.py)."""
+    import json
+    from pathlib import Path
+
+    from planner.gpus import GIB
+    from planner.measured import plan_measured_row
+
+    rows = [r for r in json.loads((Path(__file__).resolve().parents[1] / "data" / "vllm_kv_measurements.json")
+                                  .read_text())["rows"] if r.get("checkpoint_quantization")]
+    assert len(rows) >= 9 and all(r["held_out"] for r in rows)
+    for r in rows:
+        assert abs(plan_measured_row(r).weights_bytes / GIB / r["vllm_weights_gib"] - 1) <= 0.01, r["model"]
+
+
+def test_a_tensor_of_20_mib_or_more_counts_its_whole_2_mib_segment():
+    from planner.allocator import checkpoint_load_overhead_bytes
+
+    mib = 1 << 20
+    # 30 MiB + 512 B takes a 32 MiB segment, counted whole under max_split_size_mb=20: 2 MiB - 512 B beyond it;
+    # a 3 MiB tensor is split out of its 20 MiB segment (counted at its own size)
+    assert checkpoint_load_overhead_bytes([30 * mib + 512], []) == 2 * mib - 512
+    assert checkpoint_load_overhead_bytes([3 * mib], []) == 0
+    # a repack that frees a 40 MiB tensor and allocates a 24 MiB one reuses the freed block only if it is less
+    # than 20 MiB larger: here it is not, so the new tensor gets its own 24 MiB segment and nothing is wasted
+    assert checkpoint_load_overhead_bytes([40 * mib], [[("alloc", "new", 24 * mib), ("free", "param:0", 0)]]) == 0
+    # ... while a 30 MiB one lands in the freed 40 MiB block after it is freed, and the block counts whole
+    assert checkpoint_load_overhead_bytes([40 * mib, 40 * mib], [[("free", "param:0", 0), ("alloc", "new", 30 * mib)]]) \
+        == 10 * mib
