@@ -288,19 +288,21 @@ def kernel(scheme: QuantScheme, cc: tuple[int, int]) -> str:
     """The kernel vLLM 0.25.1 picks for this scheme on a GPU of compute capability ``cc``; raises PlannerError
     where vLLM refuses the checkpoint on that GPU."""
     if scheme.is_fp8:
-        if cc >= (8, 9):
-            return "FP8 block GEMM (CUTLASS / DeepGEMM)" if scheme.granularity == "block" else "CUTLASS FP8 GEMM"
+        if cc >= (8, 9):  # the names vLLM logs ("Selected ... for Fp8LinearMethod"), measured on the H200
+            if scheme.granularity == "block":
+                return "DeepGemmFp8BlockScaledMMKernel" if cc >= (9, 0) else "CUTLASS / Triton block-FP8 GEMM"
+            return "CutlassFP8ScaledMMLinearKernel"
         if scheme.method == "modelopt":  # ModelOptFp8Config.get_min_capability
             raise PlannerError("gpu", f"vLLM refuses this ModelOpt FP8 checkpoint below compute capability 8.9 "
                                       f"(\"Minimum capability: 89. Current capability: {cc[0]}{cc[1]}\")")
-        return "FP8-Marlin (weight-only W8A16: no FP8 tensor cores)"  # MarlinFP8ScaledMMLinearKernel
+        return "FP8-Marlin (MarlinFP8ScaledMMLinearKernel: weight-only W8A16, no FP8 tensor cores)"
     if scheme.weight == "int8" and scheme.activations:
-        return "CUTLASS INT8 GEMM"
+        return "CutlassInt8ScaledMMLinearKernel"
     if scheme.weight == "mxfp4":
         if (9, 0) <= cc < (11, 0):  # _triton_kernel_moe_supports_current_device
-            return "Triton MXFP4 MoE (matmul_ogs)"
+            return "Triton MXFP4 MoE backend (triton_kernels matmul_ogs)"
         if cc >= (8, 0):  # Mxfp4Config.get_min_capability = 80; MARLIN is the next backend that runs
-            return "Marlin MXFP4 MoE (weight-only)"
+            return "Marlin MXFP4 MoE backend (weight-only)"
         raise PlannerError("gpu", f"vLLM refuses MXFP4 below compute capability 8.0 (this GPU: {cc[0]}.{cc[1]})")
     # 4/8-bit weight-only: choose_mp_linear_kernel tries Machete (Hopper only) before Marlin
     if cc == (9, 0) and not scheme.act_order:
