@@ -174,9 +174,19 @@ def checkpoint_load_overhead_bytes(build: list[int], repacks: list[list[tuple[st
     alloc = CachingAllocator()
     live: dict[str, _Block | int] = {}
     sizes: dict[str, int] = {}
-    for i, nbytes in enumerate(build):
-        live[f"param:{i}"] = alloc.malloc(nbytes)
-        sizes[f"param:{i}"] = CachingAllocator.round_size(nbytes)
+    index = 0
+    for item in build:  # a tensor's bytes, or ("alloc" | "free", "build:NAME", bytes) for a temporary of the build
+        if isinstance(item, tuple):
+            op, key, nbytes = item
+            if op == "alloc":
+                live[key], sizes[key] = alloc.malloc(nbytes), CachingAllocator.round_size(nbytes)
+            else:
+                alloc.free(live.pop(key))
+                sizes.pop(key)
+            continue
+        live[f"param:{index}"] = alloc.malloc(item)
+        sizes[f"param:{index}"] = CachingAllocator.round_size(item)
+        index += 1
     for module, events in enumerate(repacks):
         for op, key, nbytes in events:
             key = key if key.startswith("param:") else f"{module}:{key}"

@@ -326,25 +326,43 @@ def checkpoint_load_blocks(model: ModelSpec, *, dtype_bytes: int, tp: int, cc: t
     repacks: list[list] = []
     groups = merged_linears(p.linears, tp, REPLICATED_QUANTIZED)
     moe_layers = p.expert_layers if p.experts else 0
+    params = 1  # tensors built so far (the repacks name them param:INDEX); the build's temporaries are not counted
     for layer in range(model.num_layers):
-        for _name, n, k, count, hf_name in groups:
+        for name, n, k, count, hf_name in groups:
             if layer >= count:
                 continue
             quantized = scheme.quantizes(hf_name)
-            first = len(build)
-            build += linear_tensors(scheme if quantized else None, n, k, dtype_bytes, cc)
+            tensors = linear_tensors(scheme if quantized else None, n, k, dtype_bytes, cc)
+            build += tensors
             if quantized:
-                repacks.append(linear_repack(scheme, n, k, dtype_bytes, cc, first))
+                repacks.append(linear_repack(scheme, n, k, dtype_bytes, cc, params))
+            params += len(tensors)
+            if layer == 0 and name.endswith(("o_proj", "dense", "out_proj")):
+                build += _rotary_cache_events(model, dtype_bytes)  # get_rope, built right after the attention linears
         if layer < moe_layers and (scheme.experts_only or scheme.quantizes("*.mlp.experts")):
             shape = dict(experts=model.num_experts, hidden=model.hidden_size, width=model.intermediate_size // tp,
                          has_bias=bool(p.expert_bias), cc=cc)
-            first = len(build)
-            build += expert_tensors(scheme, dtype_bytes=dtype_bytes, **shape)
-            repacks.append(expert_repack(scheme, first=first, **shape))
+            tensors = expert_tensors(scheme, dtype_bytes=dtype_bytes, **shape)
+            build += tensors
+            repacks.append(expert_repack(scheme, first=params, **shape))
+            params += len(tensors)
     if not model.tie_word_embeddings:
         build.append(vocab_rows * model.hidden_size * dtype_bytes)
-    build.append(model.max_position_embeddings * model.rotary_dim * dtype_bytes)
     return checkpoint_load_overhead_bytes(build, repacks)
+
+
+def _rotary_cache_events(model: ModelSpec, dtype_bytes: int) -> list:
+    """RotaryEmbedding._compute_cos_sin_cache on the GPU (the model is built under the CUDA device): float32 freqs,
+    cos, sin and their concatenation, then the cache in the model dtype (RotaryEmbedding.__init__, cache.to(dtype));
+    the float32 tensors are freed and later weights land in their blocks. For Llama-3.1's 131,072 positions these
+    are 32 and 64 MiB blocks: 0.02 GiB of "Model loading took" beyond the tensors."""
+    positions, dim = model.max_position_embeddings, model.rotary_dim
+    if not dim:
+        return []
+    half = positions * dim // 2 * 4
+    return [("alloc", "build:freqs", half), ("alloc", "build:cos", half), ("alloc", "build:sin", half),
+            ("alloc", "build:cat", 2 * half), ("free", "build:freqs", 0), ("free", "build:cos", 0),
+            ("free", "build:sin", 0), positions * dim * dtype_bytes, ("free", "build:cat", 0)]
 
 
 def checkpoint_linear_bytes(model: ModelSpec, *, dtype_bytes: int, tp: int, cc: tuple[int, int]) -> int:
