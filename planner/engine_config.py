@@ -122,6 +122,8 @@ class EngineConfig:
         """fp16 / fp8 / fp8-kv8: the benchmark's and the planner's name for the precision."""
         if self.quantization == "fp8":
             return "fp8-kv8" if self.fp8_kv else "fp8"
+        if self.quantization:  # a pre-quantized checkpoint's method, named explicitly
+            return f"{self.quantization}-kv8" if self.fp8_kv else self.quantization
         return "fp16-kv8" if self.fp8_kv else "fp16"
 
     # ------------------------------------------------------------------ consumers
