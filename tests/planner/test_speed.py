@@ -126,3 +126,39 @@ def test_cli_prints_the_predicted_table_with_its_spread(capsys):
     rows = [line for line in out.splitlines() if line.strip().startswith(("fp16 ", "fp8 ", "fp8-kv8 "))]
     assert len(rows) >= 9 and all("±" in line for line in rows)
     assert "TTFT" in out
+
+
+def test_the_planner_tab_shows_a_table_per_precision_and_the_measured_runs():
+    from playground import charts
+    from playground.ui.planner_tab import measured_points, speed_table
+
+    predictions = compare_speeds("llama-2-7b", H100, batches=(1, 2, 8, 64), max_model_len=1024)
+    text = speed_table(predictions)
+    for precision in ("fp16", "fp8", "fp8-kv8"):
+        assert f"| {precision} | 1 |" in text
+    assert "(largest)" in text and "±" in text
+    measured = measured_points("llama-2-7b", H100.name)
+    assert ("fp16", 64, pytest.approx(64 / 0.0133623, rel=1e-3)) in measured  # the H100 sweep's TPOT at 64
+    figure = charts.speed_vs_batch(predictions, measured)
+    assert len(figure.data) == 3 + len(measured)
+
+
+def test_the_benchmark_table_puts_measured_over_predicted_beside_each_point():
+    from playground.ui.bench_tab import table
+
+    row = {"precision": "fp8", "concurrency": 1, "output_tok_s": 250.0, "ttft_p50_s": 0.014, "tpot_p50_s": 0.004,
+           "percent_of_roofline": 55.0, "predicted_decode_tok_s": 200.0}
+    assert "| 250 / 200 (1.25) |" in table([row])
+    assert "predicted" not in table([{**row, "predicted_decode_tok_s": None}])
+
+
+def test_the_bench_prediction_for_a_point_is_the_planners_wave():
+    from playground.bench.runner import predicted_decode
+    from playground.bench.sweep import SweepSpec
+
+    spec = SweepSpec(concurrency=(1,), input_len=512, output_len=256, repeats=1)
+    engine = EngineConfig(model="llama-2-7b", dtype="bfloat16", max_model_len=1024)
+    got = predicted_decode(engine, H100, 1, spec, None)
+    assert got == pytest.approx(wave(model_spec("llama-2-7b"), engine, H100, concurrency=1, input_len=512,
+                                     output_len=256).decode_tok_s)
+    assert predicted_decode(EngineConfig(model="no-such-model"), H100, 1, spec, None) is None
