@@ -45,17 +45,20 @@ def decode_table(rows: list[SpeedRow]) -> tuple[str, int]:
 
 
 def ratio_pairs(rows: list[SpeedRow]) -> list[tuple[SpeedRow, SpeedRow]]:
-    """(16-bit, FP8) rows of the same run and concurrency; a run of one precision (the 70B: 16-bit on two GPUs,
-    FP8 on one) pairs with the other precision's run of the same model, GPU and lengths."""
+    """(16-bit, FP8) rows of the same run and concurrency; runs of one precision each (the 70B: 16-bit on two GPUs,
+    FP8 on one; an FP8 checkpoint beside its 16-bit model) pair within their group, GPU and lengths."""
     by_source, single = defaultdict(dict), defaultdict(dict)
     for r in rows:
         by_source[(r.source, r.model, r.concurrency)][r.precision] = r
     for key, found in list(by_source.items()):
-        if len(found) == 1:
+        if len(found) == 1:  # a run of one precision: paired within its group
             (r,) = found.values()
-            single[(r.model, r.gpu, r.concurrency, r.input_len, r.output_len)][r.precision] = r
+            single[(r.group, r.gpu, r.concurrency, r.input_len, r.output_len)][r.precision] = r
             del by_source[key]
-    return [(p["fp16"], p["fp8"]) for p in (*by_source.values(), *single.values()) if "fp16" in p and "fp8" in p]
+    pairs = []
+    for found in (*by_source.values(), *single.values()):
+        pairs += [(found["fp16"], found[p]) for p in ("fp8", "checkpoint") if "fp16" in found and p in found]
+    return pairs
 
 
 def ratio_table(rows: list[SpeedRow]) -> tuple[str, int]:

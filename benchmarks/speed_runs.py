@@ -33,6 +33,7 @@ class Source:
     # the timed repeat's prompts were already in vLLM's prefix cache (the bench repeats the same seeded prompts;
     # the median of 3 is a cached repeat), so its TTFT is the fixed cost and one recomputed block, not a prefill
     prompts_cached: bool = False
+    group: str = ""  # runs of one question recorded apart (the 70B's 16-bit and FP8 engines): paired for the ratio
 
 
 SOURCES = (
@@ -55,12 +56,12 @@ SOURCES = (
     # the 70B: another shape, TP=2 in 16-bit (docs/results/h200x4-round4.md)
     Source("docs/results/h200x4/round4b.txt", "table", "h200", "llama-2-70b", True,
            {"tensor_parallel_size": 2, "max_model_len": 4096, "max_num_batched_tokens": 2048, "max_num_seqs": 128,
-            "input_len": 512, "output_len": 128}),
+            "input_len": 512, "output_len": 128}, group="70b"),
     Source("docs/results/h200x4/round4c.txt", "table", "h200", "llama-2-70b", True,
            {"gpu_memory_utilization": 0.95, "max_model_len": 4096, "max_num_batched_tokens": 2048, "max_num_seqs": 128,
-            "input_len": 512, "output_len": 128}),
+            "input_len": 512, "output_len": 128}, group="70b"),
     # `bash benchmarks/gpu.sh speed-rows` on an H200, recorded after the fit was frozen
-    Source("docs/results/speed-rows/*.json", "sweep", "h200", "", True),
+    Source("docs/results/speed-rows/*.json", "sweep", "h200", "", True, group="speed-rows"),
 )
 
 
@@ -80,6 +81,7 @@ class SpeedRow:
     engine: dict  # the engine arguments to plan it with (quantization, kv_cache_dtype, dtype, ...)
     held_out: bool
     note: str = ""
+    group: str = ""
 
 
 PRECISION_ARGS = {"fp16": {"quantization": None, "kv_cache_dtype": "auto"},
@@ -93,6 +95,16 @@ def _model_from_path(path: str) -> str:
 
     name = Path(path).name.lower()
     return name if name in catalog_names() else path
+
+
+def _is_checkpoint(model: str) -> bool:
+    from planner.errors import PlannerError
+    from planner.models import model_spec
+
+    try:
+        return getattr(model_spec(model), "quant", None) is not None
+    except PlannerError:
+        return False
 
 
 def _sweep(src: Source, path: Path) -> list[SpeedRow]:
@@ -109,11 +121,12 @@ def _sweep(src: Source, path: Path) -> list[SpeedRow]:
             continue
         prompts = p["num_prompts"]
         engine = {"dtype": "bfloat16", **base, **src.engine, **PRECISION_ARGS.get(p["precision"], {})}
-        if recorded.get("quantization") and p["precision"] == "fp16":
-            engine["quantization"] = recorded["quantization"]  # a checkpoint's own scheme, run as "fp16"
-        rows.append(SpeedRow(src.path, model, src.gpu, p["precision"], p["concurrency"], p["prompt_tokens"] // prompts,
+        precision = p["precision"]
+        if precision == "fp16" and _is_checkpoint(model):
+            precision = "checkpoint"  # no --quantization: vLLM ran the checkpoint's own scheme
+        rows.append(SpeedRow(src.path, model, src.gpu, precision, p["concurrency"], p["prompt_tokens"] // prompts,
                              p["output_tokens"] // prompts, 1 / p["tpot_p50_s"], p["output_tok_s"], p["ttft_p50_s"],
-                             src.prompts_cached, engine, src.held_out, src.note))
+                             src.prompts_cached, engine, src.held_out, src.note, src.group or path.name))
     return rows
 
 
@@ -128,7 +141,7 @@ def _fair(src: Source, path: Path) -> list[SpeedRow]:
         engine = {"dtype": e.get("dtype", "bfloat16"), "max_model_len": e.get("max_model_len", 2048),
                   "gpu_memory_utilization": e.get("gpu_memory_utilization", 0.45), **src.engine, **PRECISION_ARGS[precision]}
         rows.append(SpeedRow(src.path, src.model, src.gpu, precision, 1, 0, 256, tok_s, None, None, False, engine,
-                             src.held_out, "fair batch-1 decode (one engine timed at a time)"))
+                             src.held_out, "fair batch-1 decode (one engine timed at a time)", src.group or path.name))
     return rows
 
 
@@ -144,7 +157,8 @@ def _table(src: Source, path: Path) -> list[SpeedRow]:
             precision, conc, out_tok_s, ttft_ms, tpot_ms = m.groups()
             rows.append(SpeedRow(src.path, src.model, src.gpu, precision, int(conc), *lengths, 1000 / float(tpot_ms),
                                  float(out_tok_s), float(ttft_ms) / 1000, src.prompts_cached,
-                                 {"dtype": "bfloat16", **engine, **PRECISION_ARGS[precision]}, src.held_out, src.note))
+                                 {"dtype": "bfloat16", **engine, **PRECISION_ARGS[precision]}, src.held_out, src.note,
+                                 src.group or path.name))
     return rows
 
 

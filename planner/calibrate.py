@@ -121,6 +121,22 @@ def record_engine_start(config: EngineConfig, gpu: GpuSpec, kv_tokens: int | Non
     return pair_text(pair)
 
 
+def recent_engine_starts(limit: int = 3, folder: Path | None = None) -> list[dict]:
+    """The last engine-start pairs recorded on this machine (newest last)."""
+    path = (folder or data_dir()) / "calibration" / "engine-starts.jsonl"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines[-limit:]:
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash
+    return out
+
+
 # ------------------------------------------------------------------------------------------- calibration files
 @dataclass(frozen=True)
 class EngineStart:

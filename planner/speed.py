@@ -31,7 +31,6 @@ from planner.models import DTYPE_BYTES, ModelSpec
 from planner.roofline import NVLINK_GB_S, decode_step_bytes_parts
 
 VLLM_VERSION = "0.25.1"  # the vLLM whose measured runs the coefficients are fitted to
-FP8_SCHEMES = ("fp8", "compressed-tensors-fp8", "modelopt", "fbgemm_fp8", "ptpc_fp8")
 
 
 @dataclass(frozen=True)
@@ -119,9 +118,11 @@ class SpeedPrediction:
 
 
 def kernels_for(model: ModelSpec, config: EngineConfig) -> str:
-    """Which GEMMs run: online FP8 or an FP8 checkpoint use FP8 kernels; everything else is fitted as 16-bit."""
-    scheme = str(getattr(model, "quantization", None) or "").lower()
-    if config.quantization == "fp8" or any(s in scheme for s in FP8_SCHEMES):
+    """Which GEMMs run: online FP8, or a checkpoint that quantizes its activations too (W8A8: FP8 or INT8 GEMMs),
+    uses the FP8 factors; 16-bit and weight-only checkpoints (W4A16, Marlin), whose GEMMs run in 16-bit on
+    their own bytes, use the 16-bit ones."""
+    quant = getattr(model, "quant", None)  # the checkpoint's quantization_config (planner/quantization.py)
+    if config.quantization == "fp8" or (quant is not None and quant.weight in ("fp8", "int8") and quant.activations):
         return "fp8"
     return "16bit"
 
@@ -243,7 +244,7 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
     if gpu.name not in ("NVIDIA H100 80GB HBM3", "NVIDIA H200"):
         notes.append(f"fitted on Hopper GPUs; on {gpu.name} the efficiencies are assumed to carry over")
     return SpeedPrediction(
-        model=spec.name, gpu=gpu.name, precision=precision or _precision_label(config), kernels=kernels, config=config,
+        model=spec.name, gpu=gpu.name, precision=precision or _precision_label(config, spec), kernels=kernels, config=config,
         points=tuple(points), largest_batch=largest, prompt_len=prompt_len, output_len=output_len,
         ttft_s=ttft_s(spec, config, gpu, prompt_len=min(prompt_len, p.max_model_len), calibration=calibration),
         ttft_spread=calibration.ttft_spread, calibration_source=calibration.source, notes=tuple(notes))
@@ -270,7 +271,9 @@ def ratio(fp8: SpeedPrediction, base: SpeedPrediction, batch: int) -> float | No
     return a.decode_tok_s / b.decode_tok_s if a and b else None
 
 
-def _precision_label(config: EngineConfig) -> str:
+def _precision_label(config: EngineConfig, model: ModelSpec | None = None) -> str:
+    if getattr(model, "quant", None) is not None:
+        return "checkpoint"  # the checkpoint's own scheme (config.json's quantization_config)
     if config.quantization == "fp8":
         return "fp8-kv8" if config.fp8_kv else "fp8"
     return "fp16"

@@ -183,9 +183,14 @@ def speed_section(models_dir: str | None, plan_inputs: list):
                                          output_len=int(output_v or 256), calibration=calibration, **args)
         except (PlannerError, ValueError) as e:
             return f"No speed prediction: {e}", None
+        from planner.calibrate import pair_text, recent_engine_starts
+
         text = speed_table(predictions)
         note = version_note()
-        return (text + (f"\n\n{note}" if note else ""),
+        starts = [f"- {p['model']} ({p['quantization'] or '16-bit'}) on {p['gpu']}: {pair_text(p)}" for p in recent_engine_starts()]
+        text += (f"\n\n{note}" if note else "") + ("\n\n**Engine starts on this machine** (plan vs vLLM's log):\n"
+                                                      + "\n".join(starts) if starts else "")
+        return (text,
                 charts.speed_vs_batch(predictions, measured_points(spec.name, gpu_spec.name)))
 
     return on_speed, [*plan_inputs, prompt_len, output_len], [speed_md, speed_plot]

@@ -110,3 +110,13 @@ def test_another_vllm_version_is_said_plainly():
     assert version_note("0.25.1") == ""
     note = version_note("0.26.0")
     assert "0.25.1" in note and "0.26.0" in note and "calibrate" in note
+
+
+def test_the_last_engine_starts_are_read_back_newest_last(tmp_path):
+    from planner.calibrate import recent_engine_starts
+
+    config = EngineConfig(model="llama-2-7b", dtype="float16", gpu_memory_utilization=0.5, max_model_len=2048)
+    for tokens in (51000, 51904):
+        record_engine_start(config, gpu_preset("h100-sxm"), tokens, folder=tmp_path)
+    assert [p["vllm_kv_tokens"] for p in recent_engine_starts(folder=tmp_path)] == [51000, 51904]
+    assert recent_engine_starts(folder=tmp_path / "none") == []

@@ -162,3 +162,23 @@ def test_the_bench_prediction_for_a_point_is_the_planners_wave():
     assert got == pytest.approx(wave(model_spec("llama-2-7b"), engine, H100, concurrency=1, input_len=512,
                                      output_len=256).decode_tok_s)
     assert predicted_decode(EngineConfig(model="no-such-model"), H100, 1, spec, None) is None
+
+
+def test_runs_recorded_later_are_read_as_held_out_and_a_checkpoint_as_its_own_precision(tmp_path):
+    import json
+
+    from benchmarks.speed_runs import SOURCES, load_rows
+
+    folder = tmp_path / "docs/results/speed-rows"
+    folder.mkdir(parents=True)
+    point = {"precision": "fp16", "concurrency": 1, "num_prompts": 4, "prompt_tokens": 2048, "output_tokens": 512,
+             "output_tok_s": 200.0, "ttft_p50_s": 0.02, "tpot_p50_s": 0.005}
+    for name in ("llama-3.1-8b", "llama-3.1-8b-instruct-fp8-dynamic"):
+        run = {"run": {"environment": {"engine_args": {"model": f"/tmp/models/{name}", "dtype": "bfloat16",
+                                                         "max_model_len": 2048}}}, "points": [point]}
+        (folder / f"{name}.json").write_text(json.dumps(run))
+    rows = load_rows([s for s in SOURCES if "speed-rows" in s.path], root=tmp_path)
+    assert {r.model for r in rows} == {"llama-3.1-8b", "llama-3.1-8b-instruct-fp8-dynamic"}
+    assert all(r.held_out and r.gpu == "h200" and r.input_len == 512 and r.decode_tok_s == 200 for r in rows)
+    accuracy = importlib.import_module("benchmarks.speed_accuracy")
+    assert len(accuracy.ratio_pairs(rows)) == (1 if any(r.precision == "checkpoint" for r in rows) else 0)
