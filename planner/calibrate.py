@@ -29,7 +29,7 @@ from pathlib import Path
 
 from planner.engine_config import EngineConfig
 from planner.errors import PlannerError
-from planner.gpus import GIB, GpuSpec, gpu_preset, preset_for_device_name
+from planner.gpus import GIB, GpuSpec, gpu_preset
 from planner.memory import CALIBRATION, Calibration, plan
 from planner.speed import SPEED_CALIBRATION, VLLM_VERSION, SpeedCalibration, kernels_for, wave
 
@@ -299,8 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.gpu == "local":
             from planner.nvml import read_gpus
 
-            gpu = read_gpus(args.gpu_index)[0].to_spec()
-            gpu = replace(preset_for_device_name(gpu.name) or gpu, free_bytes=None) if not gpu.bandwidth_gb_s else gpu
+            gpu = replace(read_gpus(args.gpu_index)[0].to_spec(), free_bytes=None)  # the engines are not started yet
         else:
             gpu = gpu_preset(args.gpu)
         base = EngineConfig(model=args.model, dtype=args.dtype, max_model_len=args.max_model_len,

@@ -121,7 +121,7 @@ def kernels_for(model: ModelSpec, config: EngineConfig) -> str:
     """Which GEMMs run: online FP8, or a checkpoint that quantizes its activations too (W8A8: FP8 or INT8 GEMMs),
     uses the FP8 factors; 16-bit and weight-only checkpoints (W4A16, Marlin), whose GEMMs run in 16-bit on
     their own bytes, use the 16-bit ones."""
-    quant = getattr(model, "quant", None)  # the checkpoint's quantization_config (planner/quantization.py)
+    quant = getattr(model, "quant", None)  # the checkpoint's quantization_config, as the planner parsed it
     if config.quantization == "fp8" or (quant is not None and quant.weight in ("fp8", "int8") and quant.activations):
         return "fp8"
     return "16bit"
