@@ -17,8 +17,11 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVL
 export PYTHONPATH=/tmp/site:/tmp/appsite:$PWD VLLM_USE_FLASHINFER_SAMPLER=0 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 OUT=${OUT:-/tmp/out}; L=$OUT/logs; mkdir -p "$L" /tmp/models
 task=${1:?usage: gpu.sh install|planner-rows NAME...|speed-rows|calibrate [NAME]}; shift
-# a call is cut at 600 s: archive whatever the logs hold at 570 s, in case the task runs long
-( sleep 570; tar czf "$OUT/$task-logs.tgz" -C "$OUT" logs ) & WATCHDOG=$!
+# a call is cut at 600 s: archive whatever the logs hold at 570 s, in case the task runs long. Its output goes
+# to /dev/null: a background process holding the call's stdout keeps the call open until it ends.
+( sleep 570; tar czf "$OUT/$task-logs.tgz" -C "$OUT" logs ) >/dev/null 2>&1 & WATCHDOG=$!
+# DeepGEMM's warm-up JIT-compiles ~1,700 kernels for a block-FP8 model (minutes) after the KV cache is sized
+export VLLM_DEEP_GEMM_WARMUP=${VLLM_DEEP_GEMM_WARMUP:-skip}
 
 install() {
   [ -d /tmp/site/vllm ] || bash /tmp/vw/vllm-install.sh 2>&1 | tail -1
@@ -73,5 +76,5 @@ case "$task" in
     cp "$OUT/calibration/last-run.log" "$L/" 2>/dev/null ;;
   *) echo "unknown task $task" >&2; exit 2 ;;
 esac
-kill $WATCHDOG 2>/dev/null
+pkill -P $WATCHDOG 2>/dev/null; kill $WATCHDOG 2>/dev/null
 tar czf "$OUT/$task-logs.tgz" -C "$OUT" logs
