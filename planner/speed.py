@@ -9,8 +9,8 @@ The measured steps sit above that ideal in a way one line describes in every run
              + step_overhead_s + sequence_overhead_s x B + tensor-parallel all-reduces
 
 The GEMMs (16-bit, or FP8 with its activation quantization) and the attention kernels get their own factors;
-attention reads the KV cache no faster on an H200 than on an H100 (the same 132 SMs keep the same bytes in
-flight), hence the cap; the fixed costs are the scheduler, the sampler and the gaps between CUDA graphs,
+the attention kernels do not reach an H200's 4.8 TB/s (the H100 and H200 have the same 132 SMs, so the same
+bytes in flight), hence the fitted cap on the bandwidth they read the KV cache at; the fixed costs are the scheduler, the sampler and the gaps between CUDA graphs,
 per step and per running sequence. TTFT is one prefill: the prompt's FLOPs over the datasheet rate times
 compute_efficiency, plus a fixed cost per request. The coefficients are fitted by benchmarks/fit_speed.py
 on the fitted rows of benchmarks/speed_runs.py; the ± is the largest relative residual of those rows, by
@@ -31,6 +31,7 @@ from planner.models import DTYPE_BYTES, ModelSpec
 from planner.roofline import NVLINK_GB_S, decode_step_bytes_parts
 
 VLLM_VERSION = "0.25.1"  # the vLLM whose measured runs the coefficients are fitted to
+MEASURED_BATCH = 256  # the largest batch among the fitted runs
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,12 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
         spread = calibration.decode_spread_batch1 if b == 1 else calibration.decode_spread_batched
         points.append(SpeedPoint(b, step, bound, spread))
     kernels = kernels_for(spec, config)
+    compute_bound = [pt.batch for pt in points if pt.bound == "compute"]
+    if compute_bound:
+        notes.append(f"from batch {compute_bound[0]:,} the GEMMs are compute-bound: their efficiency comes from one "
+                     "uncached prefill per precision, so these points are less sure than the memory-bound ones")
+    if any(pt.batch > MEASURED_BATCH for pt in points):
+        notes.append(f"batches above {MEASURED_BATCH} were never measured here: an extrapolation of the fit")
     if kernels == "fp8" and not gpu.supports_fp8_tensor_cores:
         notes.append(f"{gpu.name} has no FP8 tensor cores: vLLM runs FP8 weights through Marlin (W8A16); "
                      "the fit has no such run, so this speed is less sure")
