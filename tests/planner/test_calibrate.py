@@ -120,3 +120,28 @@ def test_the_last_engine_starts_are_read_back_newest_last(tmp_path):
         record_engine_start(config, gpu_preset("h100-sxm"), tokens, folder=tmp_path)
     assert [p["vllm_kv_tokens"] for p in recent_engine_starts(folder=tmp_path)] == [51000, 51904]
     assert recent_engine_starts(folder=tmp_path / "none") == []
+
+
+def test_a_remote_servers_vllm_version_is_read_from_its_version_endpoint():
+    import asyncio
+
+    import httpx
+
+    from playground.engines.openai_engine import OpenAIEngine, RemoteEngineSpec
+
+    def answer(request):
+        if request.url.path == "/version":
+            return httpx.Response(200, json={"version": "0.26.0"})
+        return httpx.Response(404)
+
+    async def ask(handler):
+        engine = OpenAIEngine(RemoteEngineSpec.parse("FP8=http://server:8000/v1"))
+        engine._client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        try:
+            return await engine.server_version()
+        finally:
+            await engine._client.aclose()
+
+    assert asyncio.run(ask(answer)) == "0.26.0"
+    assert asyncio.run(ask(lambda request: httpx.Response(404))) is None
+    assert "0.26.0" in version_note(asyncio.run(ask(answer)))
