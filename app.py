@@ -217,7 +217,6 @@ def main(argv=None) -> None:
                 starting.note_stage(words)
 
         watch_process_output(on_log_line)
-    playground.start_in_background()
     demo = build_ui(playground, args.models_dir, args.load_test)
     demo.queue(default_concurrency_limit=args.concurrency_limit, max_size=args.max_queue)
     demo.launch(server_name=args.host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
@@ -228,6 +227,9 @@ def main(argv=None) -> None:
                 max_threads=2 * args.concurrency_limit + 16, prevent_thread_lock=True)
     # the plain streaming API (one request per answer) on the same server, with the same login
     http_api.mount(demo.app, playground, auth)
+    # The engines start once the page answers: loading them (torch, the model) on two cores while the
+    # page is built would delay the page by their seconds, and the page says how far they are.
+    playground.start_in_background()
     demo.block_thread()
 
 if __name__ == "__main__":

@@ -37,27 +37,27 @@ class Source:
 
 
 SOURCES = (
-    # H100 sweeps, 512 in / 256 out, 1/8/64/256, three precisions (docs/results/h100.md): the fit
-    Source("docs/results/h100/bench-llama-2-7b.json", "sweep", "h100-sxm", "llama-2-7b", False, prompts_cached=True),
-    Source("docs/results/h100/bench-llama-3-8b.json", "sweep", "h100-sxm", "llama-3-8b", False, prompts_cached=True),
-    # fair batch-1 decode, 256 tokens (docs/results/h100-round2.md, h100-round5.md): the fit
-    Source("docs/results/h100-round2/fair.json", "fair", "h100-sxm", "llama-2-7b", False),
-    Source("docs/results/h100-round5/gpu-tests/batch1_speed.json", "fair", "h100-sxm", "llama-2-7b", False,
+    # H100 sweeps, 512 in / 256 out, 1/8/64/256, three precisions (docs/results/throughput.md): the fit
+    Source("docs/results/throughput/h100-2026-11-24-llama-2-7b.json", "sweep", "h100-sxm", "llama-2-7b", False, prompts_cached=True),
+    Source("docs/results/throughput/h100-2026-11-24-llama-3-8b.json", "sweep", "h100-sxm", "llama-3-8b", False, prompts_cached=True),
+    # fair batch-1 decode, 256 tokens (docs/results/fair-timing.md, docs/results/playground-on-gpu.md): the fit
+    Source("docs/results/fair-timing/h100-2026-11-25.json", "fair", "h100-sxm", "llama-2-7b", False),
+    Source("docs/results/playground-on-gpu/h100-2026-11-26/batch1_speed.json", "fair", "h100-sxm", "llama-2-7b", False,
            {"dtype": "float16", "max_model_len": 2048}),
     # H200, each precision its own GPU, one repeat (uncached prompts): the fit's only full prefills
-    Source("docs/results/h200x4/bench-2gpu.json", "sweep", "h200", "llama-2-7b", False,
+    Source("docs/results/multi-gpu/h200-2026-11-26-benchmark-one-precision-per-gpu.json", "sweep", "h200", "llama-2-7b", False,
            {"dtype": "bfloat16", "gpu_memory_utilization": 0.9}, "each precision its own GPU"),
-    # held out: never fitted (docs/results/h200x4-round4.md)
-    Source("docs/results/h200x4/bench-shared.json", "sweep", "h200", "llama-2-7b", True,
+    # held out: never fitted (docs/results/multi-gpu.md)
+    Source("docs/results/multi-gpu/h200-2026-11-26-benchmark-shared-gpu.json", "sweep", "h200", "llama-2-7b", True,
            {"dtype": "float16", "gpu_memory_utilization": 0.48, "max_model_len": 2048, "max_num_batched_tokens": 16384},
            "two engines share the GPU, each timed alone"),
-    Source("docs/results/h200x4/gpu-tests-d/batch1_speed.json", "fair", "h200", "llama-2-7b", True,
+    Source("docs/results/playground-on-gpu/h200-2026-11-26/batch1_speed.json", "fair", "h200", "llama-2-7b", True,
            {"dtype": "float16", "max_model_len": 2048}),
-    # the 70B: another shape, TP=2 in 16-bit (docs/results/h200x4-round4.md)
-    Source("docs/results/h200x4/round4b.txt", "table", "h200", "llama-2-70b", True,
+    # the 70B: another shape, TP=2 in 16-bit (docs/results/multi-gpu.md)
+    Source("docs/results/multi-gpu/h200-2026-11-26-70b-fp16-tp2.txt", "table", "h200", "llama-2-70b", True,
            {"tensor_parallel_size": 2, "max_model_len": 4096, "max_num_batched_tokens": 2048, "max_num_seqs": 128,
             "input_len": 512, "output_len": 128}, group="70b"),
-    Source("docs/results/h200x4/round4c.txt", "table", "h200", "llama-2-70b", True,
+    Source("docs/results/multi-gpu/h200-2026-11-26-70b-fp8-tp1.txt", "table", "h200", "llama-2-70b", True,
            {"gpu_memory_utilization": 0.95, "max_model_len": 4096, "max_num_batched_tokens": 2048, "max_num_seqs": 128,
             "input_len": 512, "output_len": 128}, group="70b"),
     # `bash benchmarks/gpu.sh speed-rows` on an H200, recorded after the fit was frozen

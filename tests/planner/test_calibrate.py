@@ -13,17 +13,17 @@ from planner.speed import SPEED_CALIBRATION, predict_speed, wave
 from planner.models import model_spec
 
 ROOT = Path(__file__).resolve().parents[2]
-# the 70B FP8 engine on one H200 (docs/results/h200x4-round4.md): vLLM's own start-up lines and the bench's table
-LOG_70B = ROOT / "docs/results/h200x4/round4c.txt"
+# the 70B FP8 engine on one H200 (docs/results/multi-gpu.md): vLLM's own start-up lines and the bench's table
+LOG_70B = ROOT / "docs/results/multi-gpu/h200-2026-11-26-70b-fp8-tp1.txt"
 ENGINE_70B = EngineConfig(model="llama-2-70b", quantization="fp8", dtype="bfloat16", gpu_memory_utilization=0.95,
                           max_model_len=4096, max_num_seqs=128, max_num_batched_tokens=2048)
 # a sweep on an H200 (llama-2-7b, each precision its own GPU)
-BENCH_H200 = ROOT / "docs/results/h200x4/bench-2gpu.json"
+BENCH_H200 = ROOT / "docs/results/multi-gpu/h200-2026-11-26-benchmark-one-precision-per-gpu.json"
 H200 = gpu_preset("h200")
 
 
 def log_70b() -> str:
-    """The 70B FP8 section of the recorded phase log (the file holds other GPUs' runs after it)."""
+    """The 70B FP8 engine's recorded log (vLLM's start-up lines and the bench's table)."""
     return LOG_70B.read_text().split("######## gpu1c")[0]
 
 
