@@ -185,9 +185,15 @@ class Playground:
         self.in_flight += 1
         try:
             live = await self.ready_engine(engine)
-            async with self.phases.turn(self.engines.index(engine)):
-                async for chunk in live.stream(request):
-                    yield chunk
+            phases, index = self.phases, self.engines.index(engine)
+
+            async def on_engine_loop():  # the turn and the engine both live on the engines' loop
+                async with phases.turn(index):
+                    async for chunk in live.stream(request):
+                        yield chunk
+
+            async for chunk in self.runtime.stream(on_engine_loop):
+                yield chunk
         finally:
             self.in_flight -= 1
 

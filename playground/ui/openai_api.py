@@ -173,7 +173,7 @@ def _tokenizer_of(engine):
     return getattr(engine, "_tokenizer", None)
 
 
-async def chat_prompt_ids(engine, messages: list[dict]) -> list[int]:
+async def chat_prompt_ids(engine, messages: list[dict], runtime=None) -> list[int]:
     """The conversation through the model's chat template, as token ids (as vLLM's chat endpoint does)."""
     if not engine.info.chat_template:
         raise ApiError(400, f"model: {engine.info.label} ({engine.info.model}) has no chat template; use "
@@ -183,9 +183,10 @@ async def chat_prompt_ids(engine, messages: list[dict]) -> list[int]:
         ids = await asyncio.to_thread(tokenizer.apply_chat_template, messages, add_generation_prompt=True,
                                       tokenize=True)
         return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
-    # a remote vLLM server: its /tokenize applies its chat template to the messages
-    answer = await engine._post(engine.spec.root_url + "/tokenize", {"model": engine.spec.model, "messages": messages,
-                                                                     "add_generation_prompt": True})
+    # a remote vLLM server: its /tokenize applies its chat template to the messages (on the engines' loop,
+    # where its HTTP client lives)
+    answer = await runtime.acall(engine._post(engine.spec.root_url + "/tokenize", {
+        "model": engine.spec.model, "messages": messages, "add_generation_prompt": True}))
     return list(answer["tokens"])
 
 
@@ -204,16 +205,16 @@ def _token_text(tokenizer, token: int) -> str:
     return tokenizer.decode([token]) if tokenizer is not None else f"token_id:{token}"
 
 
-async def score_logprobs(engine, prompt_ids: list[int] | None, prompt_text: str | None, chat: bool,
+async def score_logprobs(runtime, engine, prompt_ids: list[int] | None, prompt_text: str | None, chat: bool,
                          output_ids: tuple[int, ...], top: int) -> list[tuple[int, float, dict[int, float]]]:
     """Each output token's logprob and the ``top`` most likely, from the engine's teacher-forced pass
     over prompt + output: the model's own distribution, as vLLM's default (raw) logprobs are."""
     if not output_ids:
         return []
     if prompt_ids is not None and hasattr(engine, "score_ids"):
-        rows = await engine.score_ids(prompt_ids, output_ids, max(top, 1))
+        rows = await runtime.acall(engine.score_ids(prompt_ids, output_ids, max(top, 1)))
     elif prompt_text is not None:
-        rows = await engine.score(prompt_text, chat, output_ids, max(top, 1))
+        rows = await runtime.acall(engine.score(prompt_text, chat, output_ids, max(top, 1)))
     else:
         raise ApiError(400, f"logprobs: {engine.info.label} cannot score a token-id or multi-turn prompt", "logprobs")
     out = []
@@ -379,7 +380,7 @@ def mount(app, playground, auth: tuple[str, str] | None = None, api_key: str | N
                 raise from_request_error(e) from None
             limit = engine.info.max_model_len
             if chat:
-                ids = await chat_prompt_ids(engine, messages)
+                ids = await chat_prompt_ids(engine, messages, playground.runtime)
                 n_prompt, prompt_field = len(ids), "messages"
                 sampling = sampling_of(body, max(limit - n_prompt, 1) if limit else 16, "max_completion_tokens")
                 gen = GenerationRequest(f"{prefix}-{uuid.uuid4().hex}", sampling, prompt_token_ids=tuple(ids))
@@ -416,7 +417,7 @@ def mount(app, playground, auth: tuple[str, str] | None = None, api_key: str | N
                 pass
             logprobs = None
             if top is not None:
-                rows = await score_logprobs(engine, score_args[0], score_args[1], score_args[2], tuple(run.ids), top)
+                rows = await score_logprobs(playground.runtime, engine, score_args[0], score_args[1], score_args[2], tuple(run.ids), top)
                 tokenizer = _tokenizer_of(engine)
                 if chat:
                     logprobs = {"content": [{"token": _token_text(tokenizer, t), "logprob": lp, "bytes": None,
