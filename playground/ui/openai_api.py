@@ -4,6 +4,7 @@
     POST /v1/completions        model = a column's label; streamed (SSE, ``data: [DONE]``) or not
     POST /v1/chat/completions   the same, through the model's chat template
     GET  /metrics               Prometheus text (playground/prom.py)
+    GET  /health                200 once an engine is ready (vLLM's; guidellm asks it first)
 
     from openai import OpenAI
     print(OpenAI(base_url="http://127.0.0.1:7860/v1", api_key="-").completions.create(model="FP8", prompt="FP8 is").choices[0].text)
@@ -338,6 +339,9 @@ def mount(app, playground, auth: tuple[str, str] | None = None, api_key: str | N
                                       "chat_template": info.chat_template, "ready": e.ready, "stage": e.stage}})
         return JSONResponse({"object": "list", "data": data})
 
+    async def health(request):
+        return Response(status_code=200 if any(e.ready for e in playground.engines) else 503)
+
     async def metrics_text(request):
         if not authorized(request):
             return login_required().response()
@@ -406,7 +410,8 @@ def mount(app, playground, auth: tuple[str, str] | None = None, api_key: str | N
             except RequestError as e:
                 raise from_request_error(e) from None
             run = _Run(playground, supervised, gen, metrics, n_prompt)
-            return body, run, engine, stream, bool(options.get("include_usage")), top, score_args
+            usage = "every" if options.get("continuous_usage_stats") else bool(options.get("include_usage"))
+            return body, run, engine, stream, usage, top, score_args
 
         def envelope(run: _Run, choices: list, **extra) -> dict:
             return {"id": run.request.request_id, "object": kind + (".chunk" if chat and extra.pop("chunk", False) else ""),
@@ -437,7 +442,8 @@ def mount(app, playground, auth: tuple[str, str] | None = None, api_key: str | N
                 choice = {"index": 0, "text": run.text, "logprobs": logprobs, "finish_reason": run.finish_reason}
             return envelope(run, [choice], usage=run.usage())
 
-        async def events(run: _Run, include_usage: bool):
+        async def events(run: _Run, include_usage: bool | str):
+            """``include_usage``: a last chunk with usage; "every" (vLLM's continuous_usage_stats): each chunk too."""
             def data(obj) -> str:
                 return f"data: {json.dumps(obj)}\n\n"
 
@@ -452,7 +458,8 @@ def mount(app, playground, auth: tuple[str, str] | None = None, api_key: str | N
                                   "logprobs": None, "finish_reason": reason}
                     else:
                         choice = {"index": 0, "text": chunk.text, "logprobs": None, "finish_reason": reason}
-                    yield data(envelope(run, [choice], chunk=True))
+                    extra = {"usage": run.usage()} if include_usage == "every" else {}
+                    yield data(envelope(run, [choice], chunk=True, **extra))
                 if include_usage:
                     yield data(envelope(run, [], chunk=True, usage=run.usage()))
             except RequestError as e:  # refused once running (rare: checked before): said in the stream
@@ -492,3 +499,4 @@ def mount(app, playground, auth: tuple[str, str] | None = None, api_key: str | N
     app.add_route("/v1/completions", endpoint(chat=False), methods=["POST"])
     app.add_route("/v1/chat/completions", endpoint(chat=True), methods=["POST"])
     app.add_route("/metrics", metrics_text, methods=["GET"])
+    app.add_route("/health", health, methods=["GET"])  # vLLM's; guidellm checks it before a run
