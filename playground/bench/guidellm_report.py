@@ -10,6 +10,7 @@ that a guidellm point and a sweep point mean the same thing.
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -93,8 +94,10 @@ def point_rows(report: dict, precision: str | None = None, slo_ms=DEFAULT_SLO_MS
 
 
 def read_report(path: str | Path) -> dict:
+    """A report as guidellm wrote it (``.json``), or gzipped (``.json.gz``)."""
     try:
-        report = json.loads(Path(path).read_text())
+        raw = Path(path).read_bytes()
+        report = json.loads(gzip.decompress(raw) if str(path).endswith(".gz") else raw)
     except (OSError, ValueError) as e:
         raise ValueError(f"guidellm report {path}: {e}") from None
     if not isinstance(report, dict) or "benchmarks" not in report or "config" not in report:
