@@ -8,7 +8,7 @@ path beside the same workload run directly on the engines (the app's /direct_loa
 Each user is one asyncio task with its own Gradio call over one shared httpx client (no per-request
 process or thread): POST /gradio_api/call/<api>, then read the SSE answer (or, with --protocol http,
 one POST /api/v1/<api> answered as SSE; with --protocol openai, /generate's request as one streamed
-POST /v1/chat/completions, the same chat template and greedy settings). The script prints its
+POST /v1/chat/completions, or /v1/completions for a model without a chat template). The script prints its
 own CPU use per point: well under one core means the generator is not the bottleneck.
 """
 
@@ -79,12 +79,27 @@ async def call_http(client, url: str, api: str, body: dict, timeout_s: float) ->
     return answer
 
 
+_CHAT: dict[tuple[str, str], bool] = {}  # (url, column) -> whether it has a chat template (GET /v1/models)
+
+
 async def call_openai(client, url: str, prompt: str, max_tokens: int, engine: str, timeout_s: float) -> dict:
-    """/generate's request through the OpenAI-compatible endpoint: streamed, usage in the last chunk."""
-    body = {"model": engine, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
-            "temperature": 0.0, "seed": 0, "stream": True, "stream_options": {"include_usage": True}}
+    """/generate's request through the OpenAI-compatible endpoint, streamed, usage in the last chunk:
+    /v1/chat/completions where the column's model has a chat template (as /generate applies it),
+    else /v1/completions with the prompt as it is (as /generate sends it then)."""
+    if (url, engine) not in _CHAT:
+        r = await client.get(f"{url}v1/models")
+        r.raise_for_status()
+        models = {m["id"]: m for m in r.json()["data"]}
+        if engine not in models:
+            raise RuntimeError(f"--engine {engine!r} is not a column; the app's: {', '.join(models)}")
+        _CHAT[(url, engine)] = bool(models[engine]["settings"]["chat_template"])
+    chat = _CHAT[(url, engine)]
+    body = {"model": engine, "max_tokens": max_tokens, "temperature": 0.0, "seed": 0, "stream": True,
+            "stream_options": {"include_usage": True}}
+    body |= {"messages": [{"role": "user", "content": prompt}]} if chat else {"prompt": prompt}
     usage = None
-    async with client.stream("POST", f"{url}v1/chat/completions", json=body, timeout=timeout_s) as stream:
+    path = "v1/chat/completions" if chat else "v1/completions"
+    async with client.stream("POST", f"{url}{path}", json=body, timeout=timeout_s) as stream:
         if stream.status_code >= 400:
             raise RuntimeError(f"{stream.status_code}: {(await stream.aread()).decode()[:300]}")
         async for line in stream.aiter_lines():
@@ -238,8 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="also write the rows to this file")
     p.add_argument("--protocol", choices=("gradio", "http", "openai"), default="gradio",
                    help="gradio: the Gradio API (/gradio_api/call/<api>, POST then SSE); http: the plain streaming "
-                        "API (POST /api/v1/<api>, one request answered as SSE); openai: /v1/chat/completions "
-                        "(--api generate only)")
+                        "API (POST /api/v1/<api>, one request answered as SSE); openai: /v1/chat/completions, or "
+                        "/v1/completions where the model has no chat template (--api generate only)")
     p.add_argument("--processes", type=int, default=1,
                    help="split each burst over this many generator processes (gen CPU: the busiest one's share)")
     return p
