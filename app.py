@@ -217,7 +217,6 @@ def main(argv=None) -> None:
                 starting.note_stage(words)
 
         watch_process_output(on_log_line)
-    playground.start_in_background()
     demo = build_ui(playground, args.models_dir, args.load_test)
     demo.queue(default_concurrency_limit=args.concurrency_limit, max_size=args.max_queue)
     demo.launch(server_name=args.host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
@@ -230,6 +229,9 @@ def main(argv=None) -> None:
     http_api.mount(demo.app, playground, auth)
     # the OpenAI-compatible /v1 (one column per model) and Prometheus /metrics, behind the same login
     openai_api.mount(demo.app, playground, auth, os.environ.get(args.api_key_env) if args.api_key_env else None)
+    # The engines start once the page answers: loading them (torch, the model) on two cores while the
+    # page is built would delay the page by their seconds, and the page says how far they are.
+    playground.start_in_background()
     demo.block_thread()
 
 if __name__ == "__main__":

@@ -144,7 +144,7 @@ def timeline(snapshots, mode: str) -> go.Figure:
             name = column.label + (f" · prompt {i + 1}" if len(column.timings) > 1 else "")
             fig.add_scatter(x=x, y=y, mode="lines", name=name,
                             hovertemplate=f"{column.label}: %{{y}} tokens at %{{x:.2f}} s<extra></extra>")
-    note = "each engine alone on the GPU" if mode == "fair" else "both engines at once, sharing the GPU"
+    note = "each engine timed alone" if mode == "fair" else "both engines at once, sharing the hardware"
     return _layout(fig, f"Tokens over time ({note})", "seconds since the request started", "output tokens")
 
 

@@ -33,7 +33,8 @@ def test_generate_and_engines_endpoints(client):
     assert out["label"] == "FP8" and out["output_tokens"] == 5
     engines = client.predict(api_name="/engines")
     assert [e["backend"] for e in engines] == ["cpu", "cpu"]
-    assert "float8_e4m3fn" in engines[1]["quantization"]
+    assert "E4M3" in engines[1]["quantization"] and "per-token" in engines[1]["quantization"]
+    assert engines[0]["dtype"].split(" ")[0] in ("bfloat16", "float32")  # the compute dtype measured at start
 
 
 def test_plan_endpoint_is_the_planner(client):
@@ -329,6 +330,10 @@ def test_the_plain_streaming_api_answers_in_one_request_like_the_gradio_api(cpu_
     ({"prompt": "hi", "tempreature": 0.5}, 400, "tempreature"),
     ({"prompt": "   "}, 400, "prompt"),
     ([1, 2], 400, "body"),
+    ({"engine": "FP8"}, 400, "prompt"),
+    ({"prompt": ["a", "b"]}, 400, "prompt"),
+    ({"prompt": "hi", "max_tokens": 2.5}, 400, "max_tokens"),
+    ({"prompt": "hi", "max_tokens": 1e300}, 400, "max_tokens"),
 ])
 def test_the_plain_api_refuses_a_bad_request_before_streaming_and_names_the_argument(cpu_app, body, status, argument):
     import httpx

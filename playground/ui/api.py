@@ -16,7 +16,7 @@ from playground import views
 from playground.bench.sweep import SweepSpec
 from playground.engines.base import RequestError
 from playground.service import ComparisonResult, Playground
-from playground.ui.inputs import USER_ERRORS, sampling_from
+from playground.ui.inputs import USER_ERRORS, sampling_from, text
 from playground.ui.planner_tab import resolve_gpu, resolve_model
 
 STREAM_INTERVAL_S = 0.5
@@ -48,22 +48,23 @@ async def _streamed(items, every_s: float = STREAM_INTERVAL_S):
     raise gr.Error("the engines returned nothing")
 
 
-async def compare_results(playground: Playground, prompts: str, temperature: float = 0.0, top_p: float = 1.0,
+async def compare_results(playground: Playground, prompts: str | None = None, temperature: float = 0.0, top_p: float = 1.0,
                           top_k: int = 0, max_tokens: int = 64, seed: int = 0, repetition_penalty: float = 1.0,
                           presence_penalty: float = 0.0, frequency_penalty: float = 0.0, stop: str = "",
                           mode: str = "fair", chat_template: bool = True):
     """/compare's answers: partial dicts while the engines stream, then the final one. Raises the
     USER_ERRORS (RequestError names the argument) before anything is streamed when the request is bad."""
+    prompts = text("prompts", prompts)
     sampling = sampling_from(temperature, top_p, top_k, max_tokens, seed, repetition_penalty,
                              presence_penalty, frequency_penalty, stop)
     async for partial in _streamed(playground.compare(prompts, sampling, mode=mode, chat=chat_template)):
         yield partial if not isinstance(partial, ComparisonResult) else _result(partial)
 
 
-async def generate_results(playground: Playground, prompt: str, engine: str = "FP8", temperature: float = 0.0,
+async def generate_results(playground: Playground, prompt: str | None = None, engine: str = "FP8", temperature: float = 0.0,
                            max_tokens: int = 64, seed: int = 0, chat_template: bool = True):
     """/generate's answers: one engine's column while it streams, then its final text and metrics."""
-    if not isinstance(prompt, str) or not prompt.strip():
+    if not text("prompt", prompt).strip():
         raise RequestError("prompt", "is empty: type a prompt")
     chosen = playground.find(engine)
     sampling = sampling_from(temperature, 1.0, 0, max_tokens, seed, 1.0, 0.0, 0.0, "")
