@@ -11,7 +11,8 @@ sorted by how vLLM 0.25.1 stores it. The sorting rules, each read from vLLM's mo
 - MLA latent projections (``kv_a_proj_with_mqa``, ``q_a_proj``): ``ReplicatedLinear`` with the
   model's quant_config (deepseek_v2.py): FP8, but every rank holds all of it.
 - Routed experts (``FusedMoE`` / ``RoutedExperts``): FP8 under the online MoE method, split across ranks.
-- Router gates (``mlp.gate``, ``shared_expert_gate``): built with ``quant_config=None`` and replicated.
+- Router gates (``mlp.gate``, Llama-4's ``feed_forward.router``, ``shared_expert_gate``): built with
+  ``quant_config=None`` and replicated.
 - Norms, biases and everything 1-D: 16-bit.
 """
 
@@ -93,8 +94,9 @@ def _census(config_json: str) -> ParamCensus:
             expert_bias += n if param.dim() == 2 else 0  # (experts, width) biases beside (experts, out, in) weights
             layer = name.split(".experts.")[0]
             expert_layers[layer] = expert_layers.get(layer, 0) + n
-        elif owner.endswith(".gate") and num_experts and param.dim() == 2 and param.shape[0] == num_experts:
-            counts["sixteen_bit_replicated"] += n  # the router: quant_config=None, replicated
+        elif (owner.endswith(".gate") or owner.endswith(".router")) and num_experts and param.dim() == 2 \
+                and param.shape[0] == num_experts:
+            counts["sixteen_bit_replicated"] += n  # the router (Llama-4's is .router): quant_config=None, replicated
         elif owner.endswith("shared_expert_gate"):
             counts["sixteen_bit_replicated"] += n
         elif owner in linear_names and leaf == "weight":
