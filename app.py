@@ -201,6 +201,7 @@ def main(argv=None) -> None:
         # vLLM's torch.compile cache in the app's data folder: a restart with the same model and
         # arguments loads the compiled graphs instead of compiling again.
         os.environ.setdefault("VLLM_CACHE_ROOT", str(Path(args.data_dir).expanduser().resolve() / "vllm-cache"))
+        os.environ.setdefault("PLAYGROUND_DATA_DIR", str(Path(args.data_dir).expanduser().resolve()))  # engine-start pairs
     engines, shared_config = build_engines(args)
     # The benchmark's random prompts draw token ids below the vocabulary size; a remote server's is not
     # published, and every tokenizer served today has at least 32,000 tokens.

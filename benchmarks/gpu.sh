@@ -17,6 +17,8 @@
 #   remote-engines                remote-engines.md              1 GPU, .aw            8 min
 #   precision-per-gpu             multi-gpu.md                   2 GPUs (1: half), .aw 8 min
 #   big-model fp16|fp8            multi-gpu.md                   2 GPUs / 1 GPU        6 min
+#   speed-rows                    speed.md (speed-rows/)         1 GPU                 5 min
+#   calibrate [NAME]              speed.md                       1 GPU                 5 min
 #   openai-load [MODEL]           openai-api.md                  1 GPU, .aw, .gw       8 min
 #   app-wheels                    (run HERE, not on the GPU host: downloads .aw and .gg0/.gg1 with pip)
 #
@@ -258,6 +260,39 @@ print(next((k for k, e in g().items() if e['name'].lower() == n), 'h100-sxm'))")
     esac
     sweep "70b-$1" --model "$(model_dir llama-2-70b)" --gpu $gpus --tensor-parallel-size $tp --precisions "$1" \
       --gpu-memory-utilization $util --max-model-len 4096 --concurrency 1,8,16 --input-len 512 --output-len 128 --repeats 1 ;;
+  speed-rows)  # held-out rows for benchmarks/speed_accuracy.py: an 8B shape in 16-bit and online FP8, and an FP8
+    # checkpoint of the same shape running its own scheme (no --quantization); decode at 1/8/64, 512 in / 128 out,
+    # one repeat (fresh prompts); $OUT/speed-rows/*.json go to docs/results/speed-rows/
+    begin >/dev/null || exit 3
+    mkdir -p "$OUT/speed-rows"
+    for spec in "${SPEED_MODEL:-llama-3.1-8b}:fp16,fp8" "${SPEED_CHECKPOINT:-llama-3.1-8b-instruct-fp8-dynamic}:fp16"; do
+      name=${spec%%:*}; precisions=${spec#*:}; db=/tmp/bench-speed-$name; rm -rf "$db"
+      setsid timeout 280 python3 -m playground.bench --backend vllm --model "$(model_dir "$name")" --load-format dummy \
+        --max-model-len 2048 --precisions "$precisions" --concurrency 1,8,64 --input-len 512 --output-len 128 \
+        --repeats 1 --data-dir "$db" > "$L/speed-$name.log" 2>&1
+      echo "== $name ($precisions) rc=$?"
+      grep -aE "^(fp16|fp8) |GPU KV cache size|Model loading took|Traceback|Error" "$L/speed-$name.log" | cut -c1-200 | head -12
+      python3 -m playground.bench --data-dir "$db" --export 1 --format json > "$OUT/speed-rows/$name.json" || true
+    done 2>&1 | tee "$OUT/speed-rows.txt"
+    PYTHONPATH=$PYTHONPATH python3 - "$OUT/speed-rows" <<'PY' 2>&1 | tee -a "$OUT/speed-rows.txt"
+import sys
+from pathlib import Path
+from benchmarks.speed_accuracy import decode_table, ratio_table
+from benchmarks.speed_runs import Source, load_rows
+rows = load_rows([Source("speed-rows/*.json", "sweep", "h200", "", True, group="speed-rows")], root=Path(sys.argv[1]).parent)
+print(decode_table(rows)[0] + "\n\n" + ratio_table(rows)[0])
+PY
+    ;;
+  calibrate)  # python -m planner calibrate on this GPU, and a plan before and after (the file changes the later one)
+    begin >/dev/null || exit 3
+    d=$(model_dir "${1:-llama-3.1-8b}")
+    {
+      echo "== plan before"; python3 -m planner --model "$d" --max-model-len 2048 --quantization fp8 --speed | tail -24
+      PLAYGROUND_DATA_DIR=$OUT timeout 420 python3 -m planner calibrate --model "$d" --max-model-len 2048
+      echo "== calibrate rc=$?"
+      echo "== plan after"; PLAYGROUND_DATA_DIR=$OUT python3 -m planner --model "$d" --max-model-len 2048 --quantization fp8 --speed | tail -26
+    } 2>&1 | tee "$OUT/calibrate.txt"
+    cp "$OUT/calibration/last-run.log" "$L/" 2>/dev/null ;;
   openai-load)  # both engines on one GPU, /v1 driven by web_load.py (bursts, with the direct baseline), then guidellm
     begin || exit 3
     python3 -c "import guidellm, prometheus_client, openai; print('guidellm', guidellm.__version__)" || exit 3

@@ -70,6 +70,7 @@ class PointResult:
     roofline_output_tok_s: float | None = None
     roofline_bound: str | None = None
     vllm_bench_command: str = ""
+    predicted_decode_tok_s: float | None = None  # planner/speed.py's prediction for this point (per request)
 
     @property
     def percent_of_roofline(self) -> float | None:
@@ -83,7 +84,8 @@ class PointResult:
         row.update(repeat_output_tok_s=list(self.repeat_output_tok_s), peak_memory_bytes=self.peak_memory_bytes,
                    mean_power_w=self.mean_power_w, energy_j_per_output_token=self.energy_j_per_output_token,
                    roofline_output_tok_s=self.roofline_output_tok_s, roofline_bound=self.roofline_bound,
-                   percent_of_roofline=self.percent_of_roofline, vllm_bench_command=self.vllm_bench_command)
+                   percent_of_roofline=self.percent_of_roofline, vllm_bench_command=self.vllm_bench_command,
+                   predicted_decode_tok_s=self.predicted_decode_tok_s)
         return row
 
 
