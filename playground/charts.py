@@ -13,6 +13,7 @@ COLORS = {"fp16": "#636EFA", "fp8": "#EF553B", "fp8-kv8": "#00CC96"}
 
 
 TITLE_CHARS = 38  # a title line that fits a 390 px phone at 15 px (plotly does not wrap titles itself)
+AXIS_CHARS = 36  # an x-axis title line under a phone's plot area
 
 
 def _wrap(title: str, width: int = TITLE_CHARS) -> str:
@@ -27,7 +28,8 @@ def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
     # on a phone a wrapped title reaches the top right corner
     fig.update_layout(title=dict(text=_wrap(title), font=dict(size=15), x=0.02, xanchor="left", yref="container", y=1,
                                  yanchor="top", pad=dict(t=30)),
-                      xaxis_title=x, yaxis_title=y, template="plotly_white", height=360 + 20 * lines,
+                      xaxis_title=_wrap(x, AXIS_CHARS) if x else x, yaxis_title=y, template="plotly_white",
+                      height=360 + 20 * lines,
                       margin=dict(l=50, r=20, t=50 + 20 * lines, b=40),
                       legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left"),
                       modebar=dict(orientation="v"))
