@@ -191,6 +191,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(p.as_dict() | extra, indent=2, default=str))
     else:
         print(format_plan(p, batch, context, args.batch_size, longest))
+        from planner.calibrate import installed_vllm_version
+        from planner.speed import VLLM_VERSION
+
+        installed = installed_vllm_version()
+        print(f"{'vLLM':<18}  the plan models vLLM {VLLM_VERSION}" + (f" (installed: {installed})" if installed else ""))
         for label, note in (("calibration", memory_note), ("vLLM version", version_note())):
             if note:
                 print(f"{label:<18}  {note}")
