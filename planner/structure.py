@@ -38,6 +38,11 @@ class ParamCensus:
     sixteen_bit_replicated: int  # norms, router gates
     largest_expert_layer: int = 0  # one layer's routed experts (the biggest single tensor group)
     source: str = ""
+    # Every decoder nn.Linear, grouped by its name with the layer index as '*': (name, in_features,
+    # out_features, how many). A pre-quantized checkpoint's scales depend on each Linear's shape.
+    linears: tuple[tuple[str, int, int, int], ...] = ()
+    expert_layers: int = 0  # layers holding routed experts
+    expert_bias: int = 0  # elements of the routed experts' biases (gpt-oss), whole model
 
     @property
     def total(self) -> int:
@@ -69,6 +74,13 @@ def _census(config_json: str) -> ParamCensus:
     counts = dict(embedding=0, lm_head=0, linear_split=0, linear_replicated=0, experts=0,
                   sixteen_bit_split=0, sixteen_bit_replicated=0)
     expert_layers: dict[str, int] = {}
+    expert_bias = 0
+    linears: dict[tuple[str, int, int], int] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and not name.startswith("lm_head"):
+            generic = ".".join("*" if part.isdigit() else part for part in name.split("."))
+            key = (generic, module.in_features, module.out_features)
+            linears[key] = linears.get(key, 0) + 1
     tied = bool(getattr(text, "tie_word_embeddings", False))
     for name, param in model.named_parameters(remove_duplicate=False):
         n = param.numel()
@@ -79,6 +91,7 @@ def _census(config_json: str) -> ParamCensus:
             counts["embedding"] += n
         elif ".experts." in name:
             counts["experts"] += n
+            expert_bias += n if param.dim() == 2 else 0  # (experts, width) biases beside (experts, out, in) weights
             layer = name.split(".experts.")[0]
             expert_layers[layer] = expert_layers.get(layer, 0) + n
         elif (owner.endswith(".gate") or owner.endswith(".router")) and num_experts and param.dim() == 2 \
@@ -94,4 +107,6 @@ def _census(config_json: str) -> ParamCensus:
         else:
             counts["sixteen_bit_replicated"] += n  # norms and other 1-D weights
     return ParamCensus(**counts, largest_expert_layer=max(expert_layers.values(), default=0),
-                       source=f"meta-device census (transformers {transformers.__version__})")
+                       source=f"meta-device census (transformers {transformers.__version__})",
+                       linears=tuple((name, i, o, c) for (name, i, o), c in linears.items()),
+                       expert_layers=len(expert_layers), expert_bias=expert_bias)

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from playground.engines.base import Engine, GenerationRequest, RequestError, SamplingSettings
-from playground.metrics import RequestTiming, RunMetrics, summarize
+from playground.metrics import DEFAULT_SLO_MS, RequestTiming, RunMetrics, summarize
 
 from planner.fit import PRECISIONS  # noqa: E402  (one definition of the three precisions)
 MAX_PROMPTS = 4096
@@ -32,6 +32,7 @@ class SweepSpec:
     repeats: int = 3
     precisions: tuple[str, ...] = ("fp16", "fp8", "fp8-kv8")
     seed: int = 0
+    goodput: tuple[tuple[str, float], ...] = DEFAULT_SLO_MS  # the SLO goodput is counted under (ms, vLLM's names)
 
     def prompts_for(self, concurrency: int) -> int:
         return self.num_prompts or max(concurrency, 4)
@@ -144,7 +145,7 @@ async def run_precision(engine: Engine, precision: str, spec: SweepSpec, vocab_s
                 readings.append(samples.summary())
             else:
                 timings = await run_point(engine, prompts, spec.output_len, c, f"{precision}-c{c}-r{r}", cancel)
-            repeats.append(summarize(timings))
+            repeats.append(summarize(timings, spec.goodput))
             repeat_done(f"{precision} concurrency {c} repeat {r + 1}/{spec.repeats}: {repeats[-1].output_tok_s:.1f} output tok/s")
         median = sorted(repeats, key=lambda m: m.output_tok_s)[len(repeats) // 2]
         extra = describe_point(precision, c, median)

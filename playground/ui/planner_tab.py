@@ -45,9 +45,9 @@ def engine_args(util, max_model_len, tp, eager) -> dict:
 
 def curves(spec, gpu, args) -> dict[str, list[tuple[int, int]]]:
     out: dict[str, list[tuple[int, int]]] = {}
-    from planner.fit import PRECISIONS
+    from planner.fit import checkpoint_precisions
 
-    for precision, fields in PRECISIONS.items():
+    for precision, fields in checkpoint_precisions(spec).items():
         points = []
         for context in CONTEXTS:
             if context > spec.max_position_embeddings:
@@ -115,7 +115,7 @@ def build(models_dir: str | None) -> dict:
         choices = [f"{i + 1}. {s.change} → {s.config.precision_label}" for i, s in enumerate(advice)]
         return (views.gpu_readings_text(_readings()), views.precision_table(rows),
                 charts.batch_vs_context(curves(spec, gpu_spec, args)), charts.plan_overflow(shown),
-                "\n\n".join(f"**{r.precision}**\n\n" + views.plan_table(r.plan) for r in rows),
+                "\n\n".join(f"**{r.precision}** · weights: {r.plan.weights_scheme}\n\n" + views.plan_table(r.plan) for r in rows),
                 gr.update(choices=choices, value=None), [s.config for s in advice])
 
     inputs = [model, pasted, gpu, util, mml, tp, eager, batch, context]
@@ -135,12 +135,12 @@ def build(models_dir: str | None) -> dict:
                                                                   api_visibility="private")
 
     def on_need(model_name, pasted_text, gpu_choice, tp_v, eager_v, seqs, length, precision):
-        from planner.fit import PRECISIONS
+        from planner.fit import precision_args
 
         try:
             spec, gpu_spec = resolve_model(model_name, pasted_text, models_dir), resolve_gpu(gpu_choice)
             answer = min_utilization_for(spec, gpu_spec, concurrency=int(seqs), context_len=int(length),
-                                         tensor_parallel_size=int(tp_v), enforce_eager=bool(eager_v), **PRECISIONS[precision])
+                                         tensor_parallel_size=int(tp_v), enforce_eager=bool(eager_v), **precision_args(spec, precision))
         except (PlannerError, ValueError) as e:
             raise gr.Error(str(e)) from e
         return views.need_text(answer)
