@@ -27,8 +27,14 @@ MAX_IN_FLIGHT = 512  # comparisons and generations admitted at once; more are to
 @dataclass(frozen=True)
 class ComparisonResult:
     snapshots: tuple[ColumnSnapshot, ...]
-    quality: tuple[QualityDiff | None, ...]
+    # per column after the first (the reference), per prompt: that column's diff against the first
+    quality_by_column: tuple[tuple[QualityDiff | None, ...], ...]
     mode: str
+
+    @property
+    def quality(self) -> tuple[QualityDiff | None, ...]:
+        """The second column against the first, per prompt (the two-column page's diff)."""
+        return self.quality_by_column[0] if self.quality_by_column else ()
 
 
 class Playground:
@@ -121,8 +127,8 @@ class Playground:
     async def compare(self, prompts_text: str, sampling: SamplingSettings, *, mode: str = "fair", chat: bool = True,
                       quality: bool = True, engines: list[SupervisedEngine] | None = None
                       ) -> AsyncIterator[ColumnSnapshot | ComparisonResult]:
-        """Yield column snapshots while the engines answer, then one ComparisonResult (with the
-        quality diff at temperature 0 when two engines answered)."""
+        """Yield column snapshots while the engines answer, then one ComparisonResult (at temperature 0
+        with every column's quality diff against the first)."""
         wanted = engines or self.engines
         prompts = parse_prompts(prompts_text)
         if self.in_flight >= self.max_in_flight:  # back-pressure: say so now instead of queueing without end
@@ -151,8 +157,8 @@ class Playground:
                                                                phases=phases, chat=chat)):
             yield final
         diffs: tuple = ()
-        if quality and len(live) == 2 and sampling.temperature == 0 and final is not None:
-            diffs = tuple(await self.runtime.acall(score_quality(live, prompts, final, chat)))
+        if quality and len(live) >= 2 and sampling.temperature == 0 and final is not None:
+            diffs = tuple(tuple(d) for d in await self.runtime.acall(score_quality(live, prompts, final, chat)))
         yield ComparisonResult(final, diffs, mode)
 
     # ---- benchmark and history

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from planner.fit import SideBySideSplit
+from planner.fit import ResidentSplit, SideBySideSplit
 from planner.gpus import GIB
 from planner.memory import MemoryPlan
 from playground.compare import ColumnSnapshot
+from playground.quality import combine
 
 
 def _ms(seconds: float | None) -> str:
@@ -98,8 +99,17 @@ def split_text(split: SideBySideSplit) -> str:
             f"({split.fp8.kv_tokens:,} KV tokens). {split.reason}")
 
 
-def headline(snapshots: Sequence[ColumnSnapshot], mode: str) -> str:
-    """The one line a visitor came for: how much faster each engine decodes than the first (the reference)."""
+def resident_split_text(split: ResidentSplit) -> str:
+    """The planner's split of one GPU between the comparison's columns, one engine per column."""
+    icon = "✅" if split.fits else "❌"
+    parts = ", ".join(f"{label} at **{u}** ({p.kv_tokens:,} KV tokens)"
+                      for label, u, p in zip(split.labels, split.utilizations, split.plans))
+    return f"{icon} {len(split.labels)} engines on one GPU: {parts}. {split.reason}"
+
+
+def headline(snapshots: Sequence[ColumnSnapshot], mode: str, quality_by_column: Sequence = ()) -> str:
+    """The one line a visitor came for: how much faster each engine decodes than the first (the
+    reference), and, once scored, how often it picks the first one's token."""
     if len(snapshots) < 2:
         return ""
     a = snapshots[0]
@@ -107,31 +117,49 @@ def headline(snapshots: Sequence[ColumnSnapshot], mode: str) -> str:
     how = ("each engine had the GPU to itself (fair mode: one after the other)" if mode == "fair"
            else "the engines ran at once and shared the GPU (race mode: slower than alone)")
     lines = []
-    for b in snapshots[1:]:
+    for j, b in enumerate(snapshots[1:]):
         mb = b.metrics()
+        if b.error and b.finished:
+            lines.append(f"### {b.label}: no answer ({b.error})")
+            continue
         if not (a.decode_tok_s and b.decode_tok_s and ma and mb):
             return "_Waiting for the engines to answer…_"
         ratio = b.decode_tok_s / a.decode_tok_s
         word = f"**{ratio:.2f}× faster**" if ratio >= 1 else f"**{1 / ratio:.2f}× slower**"
-        lines.append(f"### {b.label} is {word} than {a.label} at decode\n"
+        scored = combine(quality_by_column[j]) if j < len(quality_by_column) else None
+        agreement = f", **{100 * scored.token_agreement:.0f}% token agreement**" if scored else ""
+        lines.append(f"### {b.label}: {word} than {a.label} at decode{agreement}\n"
                      f"{b.decode_tok_s:.1f} vs {a.decode_tok_s:.1f} tok/s · TTFT {_ms(mb.ttft_p50_s)} vs {_ms(ma.ttft_p50_s)} · "
                      f"end-to-end {mb.duration_s:.2f} s vs {ma.duration_s:.2f} s")
     return "\n".join(lines) + f" · {how}."
 
 
-def quality_text(diffs: Sequence) -> str:
-    if not diffs:
+def quality_text(quality_by_column: Sequence, labels: Sequence[str] = ("16-bit", "FP8")) -> str:
+    """Every column against the first: one row per column (and per prompt when there are several)."""
+    if not quality_by_column:
         return "_The quality diff is computed at temperature 0._"
-    lines = ["| prompt | token agreement | KL (nats/token) | top-1 logprob gap | first differing character |",
-             "|---|---|---|---|---|"]
-    for i, d in enumerate(diffs):
+    several = any(len(diffs) > 1 for diffs in quality_by_column)
+    lines = ["| column | prompt | token agreement | same top | mean KL (nats/token) | KL p99 | mean Δp | "
+             "top-1 logprob gap | first differing character |", "|---|---|---|---|---|---|---|---|---|"]
+
+    def row(label: str, prompt: str, d) -> str:
         if d is None:
-            lines.append(f"| {i + 1} | – | – | – | – |")
+            return f"| {label} | {prompt} | – | – | – | – | – | – | – |"
+        where = "identical" if d.first_difference_char is None else str(d.first_difference_char)
+        return (f"| {label} | {prompt} | {100 * d.token_agreement:.1f}% | {100 * d.same_top:.1f}% | {d.mean_kl:.4f} | "
+                f"{d.kl_p99:.4f} | {100 * d.mean_delta_p:+.2f}% | {d.mean_top1_logprob_gap:+.4f} | {where} |")
+
+    for label, diffs in zip(labels[1:], quality_by_column):
+        if several:
+            lines.append(row(f"**{label}**", "all", combine(diffs)))
+            lines += [row(label, str(i + 1), d) for i, d in enumerate(diffs)]
         else:
-            where = "identical" if d.first_difference_char is None else str(d.first_difference_char)
-            lines.append(f"| {i + 1} | {100 * d.token_agreement:.1f}% | {d.mean_kl:.4f} | {d.mean_top1_logprob_gap:+.4f} | {where} |")
-    return ("**Did FP8 change the answer?** Teacher-forced on the 16-bit answer: agreement = FP8's top token equals "
-            "16-bit's; KL over the top-20 tokens (rest pooled).\n\n" + "\n".join(lines))
+            lines.append(row(label, "1", diffs[0] if diffs else None))
+    reference = labels[0]
+    return (f"**Did FP8 change the answer?** Each column teacher-forced on {reference}'s answer: agreement = its top "
+            f"token equals {reference}'s token; same top = both rank the same token first; KL over the top-20 tokens "
+            f"(rest pooled), its mean and 99th percentile; Δp = the change in the probability of {reference}'s token "
+            "(as llama.cpp's --kl-divergence reports them).\n\n" + "\n".join(lines))
 
 
 def precision_table(rows) -> str:

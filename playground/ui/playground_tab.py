@@ -90,8 +90,9 @@ def build(playground: Playground, examples: list[str]) -> dict:
         except USER_ERRORS as e:
             yield (gr.skip(),) * (len(outputs) - 1) + (f"⚠️ {e}",)  # the previous results stay; the error sits by Run
             return
-        yield (views.headline(final.snapshots, final.mode), *column_values(final.snapshots),
-               charts.timeline(final.snapshots, final.mode), views.quality_text(final.quality), "")
+        yield (views.headline(final.snapshots, final.mode, final.quality_by_column), *column_values(final.snapshots),
+               charts.timeline(final.snapshots, final.mode),
+               views.quality_text(final.quality_by_column, [s.label for s in final.snapshots]), "")
 
     # undocumented, not private: a headless client can stream exactly what the page receives (the test that
     # the page's own streaming work does not slow the engines uses it); the documented API is /compare
