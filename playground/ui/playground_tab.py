@@ -1,7 +1,8 @@
-"""The Playground tab: prompts in, both engines' answers side by side, the headline ratio first."""
+"""The Playground tab: prompts in, every engine's answer side by side (2 to 4 columns), the headline ratios first."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import gradio as gr
@@ -15,18 +16,25 @@ MODE_CHOICES = [("Fair: one engine after the other, each with the GPU to itself"
                 ("Race: both at once, sharing the GPU (slower than alone)", "race")]
 
 
+def element_id(label: str) -> str:
+    """A column's label as an HTML id (a label may hold spaces: "FP8 checkpoint" → "FP8-checkpoint")."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", label).strip("-") or "column"
+
+
 def engine_column(label: str):
-    """One column of the comparison; called once per engine."""
+    """One column of the comparison; called once per engine (2 to 4)."""
     with gr.Column(min_width=280):
         gr.Markdown(f"### {label}")
-        text = gr.Textbox(label=f"{label} answer", lines=10, max_lines=30, interactive=False, elem_id=f"out-{label}")
-        metrics = gr.Markdown("–", elem_id=f"metrics-{label}")
+        text = gr.Textbox(label=f"{label} answer", lines=10, max_lines=30, interactive=False,
+                          elem_id=f"out-{element_id(label)}")
+        metrics = gr.Markdown("–", elem_id=f"metrics-{element_id(label)}")
     return text, metrics
 
 
 def build(playground: Playground, examples: list[str]) -> dict:
     labels = [e.info.label for e in playground.engines]
-    headline = gr.Markdown("_Run a prompt: the ratio of the two engines' decode speeds appears here._", elem_id="headline")
+    headline = gr.Markdown("_Run a prompt: each engine's decode speed against the first column's appears here._",
+                           elem_id="headline")
     prompts = gr.Textbox(label="Prompts (separate several with a line holding only ---)", lines=3,
                          value=examples[0], elem_id="prompts")
     gr.Examples(examples, inputs=prompts)
