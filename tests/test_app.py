@@ -410,3 +410,17 @@ def test_more_vllm_columns_than_fit_are_refused_by_the_planner_before_any_engine
     for e in engines:
         with pytest.raises(ValueError, match="do not fit on .*cannot hold"):
             e.engine._resolve()
+
+
+def test_three_columns_answer_through_the_api_each_with_its_diff_against_the_first(cpu_app_columns):
+    url, labels = cpu_app_columns
+    result = Client(url, verbose=False).predict("What is the capital of France?", *SAMPLING.values(), api_name="/compare")
+    assert [c["label"] for c in result["columns"]] == labels
+    first, *others = result["columns"]
+    assert first["error"] is None and "quality" not in first
+    for column in others:
+        assert column["error"] is None and column["texts"][0] and column["decode_ratio"] > 0
+        (diff,) = column["quality"]
+        assert diff["positions"] > 0 and 0 <= diff["token_agreement"] <= 1 and diff["kl_p99"] >= diff["mean_kl"] >= 0
+        assert "token_kls" not in diff  # per-token values stay in the library
+    assert result["columns"][1]["quality"][0]["mean_kl"] > 1e-4  # online FP8 changes the distribution
