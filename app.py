@@ -262,7 +262,8 @@ def main(argv=None) -> None:
     # published, and every tokenizer served today has at least 32,000 tokens.
     first_model = args.model or (columns_from(args.engine)[0].folder if args.engine else "")
     vocab = {"cpu": 49152, "openai": 32000}.get(args.backend) or (lambda: model_spec(first_model).vocab_size)
-    playground = Playground(engines, EngineRuntime(), args.data_dir, args.backend, shared_config, vocab)
+    playground = Playground(engines, EngineRuntime(), args.data_dir, args.backend, shared_config, vocab,
+                            columns=bool(args.engine) and args.backend != "openai")
     playground.max_in_flight = 2 * args.concurrency_limit  # /compare and /generate at their limits at once
     if args.backend == "vllm":
         from playground.engines.vllm_stages import stage_of, watch_process_output

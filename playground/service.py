@@ -39,8 +39,11 @@ class ComparisonResult:
 
 class Playground:
     def __init__(self, engines: list[SupervisedEngine], runtime: EngineRuntime, data_dir: str | Path,
-                 backend: str, bench_engine=None, vocab_size: int = 32000):
+                 backend: str, bench_engine=None, vocab_size: int = 32000, *, columns: bool = False):
         self.engines, self.runtime, self.backend = engines, runtime, backend
+        # --engine columns: the benchmark names each engine by its column label (two columns may share a
+        # precision: online FP8 and an FP8 checkpoint); the default pair keeps the precision names
+        self.columns = columns
         self.bench = BenchmarkService(data_dir)
         self.bench_engine = bench_engine  # the EngineConfig the vLLM engines share (None on the CPU)
         self.vocab_size = vocab_size
@@ -163,18 +166,24 @@ class Playground:
 
     # ---- benchmark and history
     async def benchmark(self, spec: SweepSpec, progress) -> tuple[int, list, str]:
-        live = await self._ready_engines(self.engines)
-        resident = {_precision_of(e.info): e for e in live}
+        # only the engines the sweep names: a column that failed to start does not stop the others' sweep
+        named = [e for e in self.engines if self._bench_name(e.info) in spec.precisions]
+        live = await self._ready_engines(named or self.engines)
+        resident = {self._bench_name(e.info): e for e in live}
         max_len = min(e.info.max_model_len for e in live)
         # the vLLM app resolves these after start-up (sizing the model takes seconds): callables then
         engine = self.bench_engine() if callable(self.bench_engine) else self.bench_engine
         vocab = self.vocab_size() if callable(self.vocab_size) else self.vocab_size
-        config = BenchConfig(backend=self.backend, engine=engine, data_dir=str(self.bench.data_dir))
-        return await self.runtime.acall(self.bench.run(config, spec, resident_source(resident), vocab,
-                                                       max_len, progress=progress))
+        columns = tuple((e.info.label, e.config) for e in live if self.columns and hasattr(e, "config"))
+        config = BenchConfig(backend=self.backend, engine=engine, data_dir=str(self.bench.data_dir), columns=columns)
+        return await self.runtime.acall(self.bench.run(config, spec, resident_source(resident), vocab, max_len,
+                                                       progress=progress, names=list(resident) if self.columns else None))
+
+    def _bench_name(self, info) -> str:
+        return info.label if self.columns else _precision_of(info)
 
     def available_precisions(self) -> list[str]:
-        return [_precision_of(e.info) for e in self.engines]
+        return [self._bench_name(e.info) for e in self.engines]
 
     def runs(self) -> list[dict]:
         conn = store.connect(self.bench.data_dir)

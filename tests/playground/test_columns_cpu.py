@@ -26,7 +26,7 @@ def folder(tmp_path_factory):
 def playground_of(tmp_path, *columns) -> Playground:
     args = app.build_parser().parse_args([x for c in columns for x in ("--engine", c)])
     engines, _ = app.build_engines(args)
-    playground = Playground(engines, EngineRuntime(), tmp_path, "cpu")
+    playground = Playground(engines, EngineRuntime(), tmp_path, "cpu", columns=True)  # as app.main builds it
     playground.start_in_background().join()
     return playground
 
@@ -40,12 +40,15 @@ def compare(playground, prompt="What is the capital of France?") -> ComparisonRe
     return asyncio.run(go())
 
 
-def test_three_columns_and_a_broken_one_each_answer_or_say_why(folder, tmp_path):
-    broken = tmp_path / "no-config"
-    broken.mkdir()
-    playground = playground_of(tmp_path, f"16-bit={folder}", f"FP8={folder},quantization=fp8",
-                               f"16-bit again={folder}", f"Broken={broken}")
-    result = compare(playground)
+@pytest.fixture(scope="module")
+def four_columns(folder, tmp_path_factory):
+    broken = tmp_path_factory.mktemp("no-config")
+    return playground_of(tmp_path_factory.mktemp("data"), f"16-bit={folder}", f"FP8={folder},quantization=fp8",
+                         f"16-bit again={folder}", f"Broken={broken}")
+
+
+def test_three_columns_and_a_broken_one_each_answer_or_say_why(four_columns):
+    result = compare(four_columns)
     labels = [s.label for s in result.snapshots]
     assert labels == ["16-bit", "FP8", "16-bit again", "Broken"]
     for s in result.snapshots[:3]:
@@ -57,6 +60,17 @@ def test_three_columns_and_a_broken_one_each_answer_or_say_why(folder, tmp_path)
     assert same[0].mean_kl == pytest.approx(0, abs=1e-6) and same[0].token_agreement == 1.0
     assert result.snapshots[2].texts == result.snapshots[0].texts
     assert missing == (None,)
+
+
+def test_the_benchmark_sweeps_the_columns_by_label(four_columns):
+    from playground.bench.sweep import SweepSpec
+
+    labels = ("16-bit", "FP8", "16-bit again")
+    assert four_columns.available_precisions()[:3] == list(labels)
+    spec = SweepSpec(concurrency=(1,), input_len=8, output_len=4, num_prompts=1, repeats=1, precisions=labels)
+    _, points, status = asyncio.run(four_columns.benchmark(spec, lambda *a: None))
+    assert status == "complete" and [p.precision for p in points] == list(labels)
+    assert all(p.metrics.output_tok_s > 0 for p in points)
 
 
 def test_online_fp8_of_a_checkpoint_that_is_already_quantized_is_that_columns_error(tmp_path):
