@@ -1,7 +1,7 @@
 """The playground's GPU measurements (drives vLLM through the engine adapter; no web server).
 
-    python benchmarks/gpu_playground.py fair --model DIR --out FILE.json        # issue 7: fair vs solo vs race
-    python benchmarks/gpu_playground.py text --model DIR --out FILE.json        # the seed prompts, real weights
+    python benchmarks/gpu_playground.py fair --model DIR --out FILE.json        # fair vs solo vs race (docs/results/fair-timing.md)
+    python benchmarks/gpu_playground.py text --model DIR --out FILE.json        # the seed prompts, real weights (docs/results/fp8-answers.md)
     python benchmarks/gpu_playground.py columns --engine BF16=DIR --engine FP8=DIR,quantization=fp8 \
         --engine "FP8 checkpoint"=FP8DIR [--text] [--load-format dummy] --out FILE.json
 

@@ -189,8 +189,8 @@ async def compare(engines: Sequence[Engine], prompts: Sequence[str], sampling: S
         try:
             if phases is not None:
                 ahead = phases.ahead_of(index)
-                column.status = f"waiting for its turn on the GPU ({ahead} request{'s' if ahead != 1 else ''} ahead)" \
-                    if ahead else "waiting for its turn on the GPU"
+                column.status = f"waiting for its turn ({ahead} request{'s' if ahead != 1 else ''} ahead)" \
+                    if ahead else "waiting for its turn"
                 changed.set()
                 async with phases.turn(index):
                     column.status = "streaming"

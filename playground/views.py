@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
 
 from planner.fit import ResidentSplit, SideBySideSplit
 from planner.gpus import GIB
@@ -128,7 +131,7 @@ def headline(snapshots: Sequence[ColumnSnapshot], mode: str, quality_by_column: 
         word = f"**{ratio:.2f}× faster**" if ratio >= 1 else f"**{1 / ratio:.2f}× slower**"
         scored = combine(quality_by_column[j]) if j < len(quality_by_column) else None
         agreement = f", **{100 * scored.token_agreement:.0f}% token agreement**" if scored else ""
-        lines.append(f"### {b.label}: {word} than {a.label} at decode{agreement}\n"
+        lines.append(f"### {b.label} is {word} than {a.label} at decode{agreement}\n"
                      f"{b.decode_tok_s:.1f} vs {a.decode_tok_s:.1f} tok/s · TTFT {_ms(mb.ttft_p50_s)} vs {_ms(ma.ttft_p50_s)} · "
                      f"end-to-end {mb.duration_s:.2f} s vs {ma.duration_s:.2f} s")
     return "\n".join(lines) + f" · {how}."
@@ -188,3 +191,93 @@ def need_text(answer) -> str:
         text += ("\n\nOr pin the KV cache to what this workload needs (vLLM then skips measuring it):\n\n"
                  f"```\n{answer.pinned_serve_command}\n```")
     return text
+
+
+# --- The CPU backend's headline: CPU speeds for what they are, beside the GPU figures this project recorded ---
+
+FAIR_TIMING = Path(__file__).resolve().parent.parent / "docs" / "results" / "fair-timing.json"
+
+
+@cache
+def recorded_gpu_figures(path: Path = FAIR_TIMING) -> tuple[dict, ...]:
+    """FP8 vs BF16 on GPUs as measured by this project (docs/results/fair-timing.json, each record
+    with its GPU, date, command and source page). None recorded: an empty tuple, said as such."""
+    try:
+        return tuple(json.loads(Path(path).read_text())["records"])
+    except (OSError, ValueError, KeyError):
+        return ()
+
+
+def gpu_figures_text(records: Sequence[dict]) -> str:
+    """The recorded GPU figures as a table, then where each came from (date, page, command)."""
+    if not records:
+        return "_No GPU figures recorded (docs/results/fair-timing.json is missing)._"
+    rows = ["| model | GPU | 16-bit decode | FP8 decode | FP8 / 16-bit | measured |", "|---|---|---|---|---|---|"]
+    sources = []
+    for i, r in enumerate(records, 1):
+        rows.append(f"| {r['model']} | {r['gpu']} | {r['bf16_decode_tok_s']:.1f} tok/s | {r['fp8_decode_tok_s']:.1f} tok/s "
+                    f"| **{r['fp8_over_bf16']:.2f}×** | {r['date']} [{i}] |")
+        sources.append(f"[{i}] {r['what']}; {r['weights']} weights; `{r['source']}`: `{r['command']}`")
+    return ("**FP8 on a GPU, as this project measured it** (vLLM, each engine timed with the GPU to itself, batch 1):\n\n"
+            + "\n".join(rows) + "\n\n<small>" + "<br>".join(sources) + "</small>")
+
+
+CPU_WHAT_THE_SPEEDS_ARE = ("These are **CPU speeds, not FP8's**: this machine has no GPU, and a CPU has no FP8 matrix "
+                           "units, so the FP8 column computes FP8's numbers (E4M3 weights and activations, as vLLM "
+                           "rounds them) at 16-bit speed. What FP8 changes here is the text: the quality diff.")
+
+
+def cpu_headline_intro(records: Sequence[dict] = ()) -> str:
+    """The CPU backend's first screen, before any run: what the speeds will mean, and the GPU figures."""
+    return (f"### On this CPU the quality diff is the answer; the speed answer is a GPU's\n{CPU_WHAT_THE_SPEEDS_ARE}\n\n"
+            + gpu_figures_text(records or recorded_gpu_figures()))
+
+
+def cpu_headline(snapshots: Sequence[ColumnSnapshot], quality_by_column: Sequence = (),
+                 records: Sequence[dict] = ()) -> str:
+    """The headline on the CPU backend: the quality diff of each column against the first leads (when
+    there is one), then the CPU speeds said as CPU speeds, then the recorded GPU figures. No wording
+    about a GPU's use here."""
+    records = records or recorded_gpu_figures()
+    if len(snapshots) < 2:
+        return cpu_headline_intro(records)
+    a = snapshots[0]
+    leads = []
+    for b, diffs in zip(snapshots[1:], quality_by_column):
+        scored = [d for d in diffs if d is not None]
+        if scored:
+            agreement = sum(d.token_agreement for d in scored) / len(scored)
+            kl = sum(d.mean_kl for d in scored) / len(scored)
+            leads.append(f"### {b.label} kept {100 * agreement:.1f}% of {a.label}'s top tokens · KL "
+                         f"{kl:.4f} nats/token" + (f" (mean of {len(scored)} prompts)" if len(scored) > 1 else ""))
+    lead = "\n".join(leads) or "### The quality diff comes when both answers are complete (temperature 0)"
+    speeds = []
+    for b in snapshots[1:]:
+        if not (a.decode_tok_s and b.decode_tok_s):
+            speeds.append(f"{b.label}: waiting for both engines to decode")
+            continue
+        speeds.append(f"{b.label} {b.decode_tok_s:.1f} vs {a.label} {a.decode_tok_s:.1f} tok/s at decode "
+                      f"({b.decode_tok_s / a.decode_tok_s:.2f}×)")
+    return (f"{lead}\nCPU speeds, not FP8's: " + " · ".join(speeds) + f".\n\n{CPU_WHAT_THE_SPEEDS_ARE}\n\n"
+            + gpu_figures_text(records))
+
+
+def headline_for(backend: str):
+    """The headline function of a backend: (snapshots, mode, quality_by_column=()) -> text, where
+    quality_by_column holds, per column after the first, its per-prompt diffs against the first."""
+    if backend == "cpu":
+        return lambda snapshots, mode, quality=(): cpu_headline(snapshots, quality)
+    return lambda snapshots, mode, quality=(): headline(snapshots, mode, quality)
+
+
+def headline_placeholder(backend: str) -> str:
+    if backend == "cpu":
+        return cpu_headline_intro()
+    return "_Run a prompt: each engine's decode speed against the first column's appears here._"
+
+
+def mode_choices(backend: str) -> list[tuple[str, str]]:
+    """The timing modes in words that name what the engines share (a CPU run claims no GPU)."""
+    device = "the CPU" if backend == "cpu" else "the GPU"
+    return [(f"Fair: one engine after the other, each with {device} to itself", "fair"),
+            (f"Race: both at once, sharing {device} (slower than alone)", "race")]

@@ -33,7 +33,8 @@ def test_generate_and_engines_endpoints(client):
     assert out["label"] == "FP8" and out["output_tokens"] == 5
     engines = client.predict(api_name="/engines")
     assert [e["backend"] for e in engines] == ["cpu", "cpu"]
-    assert "float8_e4m3fn" in engines[1]["quantization"]
+    assert "E4M3" in engines[1]["quantization"] and "per-token" in engines[1]["quantization"]
+    assert engines[0]["dtype"].split(" ")[0] in ("bfloat16", "float32")  # the compute dtype measured at start
 
 
 def test_plan_endpoint_is_the_planner(client):
@@ -43,6 +44,17 @@ def test_plan_endpoint_is_the_planner(client):
     expected = plan(model_spec("llama-3-8b"), gpu_preset("h100-sxm"), quantization="fp8", kv_cache_dtype="fp8",
                     dtype="bfloat16", gpu_memory_utilization=0.9, max_model_len=4096)
     assert out["kv_tokens"] == expected.kv_tokens and out["fits"] is True
+
+
+def test_plan_precisions_carries_the_predicted_speed(client):
+    from planner import gpu_preset
+    from planner.speed import predict_speed
+
+    rows = client.predict("llama-3-8b", "h200", 0.9, 4096, 4096, 32, 1, 512, 256, api_name="/plan_precisions")
+    fp8 = next(r for r in rows if r["precision"] == "fp8")
+    expected = predict_speed("llama-3-8b", gpu_preset("h200"), quantization="fp8", max_model_len=4096)
+    assert fp8["speed"]["points"][0]["decode_tok_s"] == pytest.approx(expected.at(1).decode_tok_s)
+    assert fp8["speed"]["points"][0]["spread"] > 0 and fp8["speed"]["vllm_version"] == "0.25.1"
 
 
 @pytest.mark.parametrize("prompt, overrides, message", [
@@ -329,6 +341,10 @@ def test_the_plain_streaming_api_answers_in_one_request_like_the_gradio_api(cpu_
     ({"prompt": "hi", "tempreature": 0.5}, 400, "tempreature"),
     ({"prompt": "   "}, 400, "prompt"),
     ([1, 2], 400, "body"),
+    ({"engine": "FP8"}, 400, "prompt"),
+    ({"prompt": ["a", "b"]}, 400, "prompt"),
+    ({"prompt": "hi", "max_tokens": 2.5}, 400, "max_tokens"),
+    ({"prompt": "hi", "max_tokens": 1e300}, 400, "max_tokens"),
 ])
 def test_the_plain_api_refuses_a_bad_request_before_streaming_and_names_the_argument(cpu_app, body, status, argument):
     import httpx

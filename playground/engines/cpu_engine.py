@@ -1,41 +1,115 @@
 """The embedded default: SmolLM2-135M-Instruct run by transformers on the CPU.
 
-Two instances make the CPU comparison: the 16-bit model (bfloat16) and an FP8 twin whose decoder
-Linear weights are stored as float8_e4m3fn (per-tensor scale amax / 448) and dequantized at use.
-Both start from the same pretrained weights (playground/engines/smollm2.py), so the text is real
-and the difference between the columns is FP8's. A CPU has no FP8 matmul: the twin is slower here,
-and the engine says so.
+Two instances make the CPU comparison: the 16-bit model and an FP8 twin that computes vLLM's FP8
+numbers (playground/engines/fp8.py: E4M3 weights rounded once at load with one scale per merged
+layer, activations rounded per token at each call). Both start from the same pretrained weights
+(playground/engines/smollm2.py), so the text is real and the difference between the columns is
+FP8's rounding. Both compute in the CPU's faster dtype (bfloat16 or float32, measured at start):
+a CPU has no FP8 matrix units, so the two columns run at about the same speed here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import functools
+import os
 import threading
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
-
-import torch
 
 from planner.assets import load_json
 from playground.engines.base import EngineInfo, GenerationRequest, RequestError, SamplingSettings, StreamChunk
-from playground.engines.fp8 import quantize_linears
+from playground.engines.fp8_scheme import ONLINE
 from playground.engines.smollm2 import load_base_model, load_tokenizer
 
-CPU_SPEED_NOTE = ("CPU speeds: a CPU has no FP8 matrix units, so the FP8 twin dequantizes its weights at every use "
-                  "and runs slower than 16-bit here. This is not FP8's speed on a GPU.")
+CPU_SPEED_NOTE = ("CPU speeds, not FP8's: a CPU has no FP8 matrix units. The FP8 column computes vLLM's FP8 "
+                  "numbers (" + ONLINE.describe() + "), so its text and the quality diff are FP8's, and its "
+                  "speed is about the 16-bit column's. On a GPU FP8's speed differs: see the recorded GPU figures.")
+DTYPE_ENV = "PLAYGROUND_CPU_DTYPE"  # bfloat16 or float32: skip the start-up measurement
 
 
-def build_model(fp8: bool) -> torch.nn.Module:
-    """The 16-bit model, or a copy with FP8 Linear weights (the LM head stays 16-bit, as in vLLM)."""
-    base = load_base_model()
+def _decode_shaped_work(dtype, layers: int = 6):
+    """One token through ``layers`` SmolLM2-135M-shaped blocks of Linears (hidden 576, MLP 1536): the
+    matrix-vector work that decides decode speed, larger than a CPU cache."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(576, 576), (192, 576), (192, 576), (576, 576), (1536, 576), (1536, 576), (576, 1536)]
+    weights = [torch.randn(o, i, generator=gen).to(dtype) for _ in range(layers) for o, i in shapes]
+    x = {576: torch.randn(1, 576).to(dtype), 1536: torch.randn(1, 1536).to(dtype)}
+
+    def step() -> float:
+        t = time.perf_counter()
+        for w in weights:
+            torch.nn.functional.linear(x[w.shape[1]], w)
+        return time.perf_counter() - t
+
+    return step
+
+
+def measure_compute_dtypes(repeats: int = 9) -> dict[torch.dtype, float]:
+    """The fastest of ``repeats`` interleaved steps per dtype, in seconds: the minimum, because the
+    other processes of a shared machine only ever add time."""
+    import torch
+
+    steps = {dtype: _decode_shaped_work(dtype) for dtype in (torch.bfloat16, torch.float32)}
+    best = dict.fromkeys(steps, float("inf"))
+    with torch.inference_mode():
+        for step in steps.values():
+            step()  # the first call picks kernels: not timed
+        for _ in range(repeats):
+            for dtype, step in steps.items():
+                best[dtype] = min(best[dtype], step())
+    return best
+
+
+_DTYPE: dict[str, torch.dtype] = {}
+
+
+def compute_dtype() -> torch.dtype:
+    """The faster of bfloat16 and float32 for decode on this CPU, measured once per process (a
+    fraction of a second, on the engine-start thread): bfloat16 halves the bytes read per token, but
+    a CPU without native bf16 arithmetic pays for converting it. $PLAYGROUND_CPU_DTYPE overrides."""
+    import torch
+
+    if "dtype" not in _DTYPE:
+        forced = os.environ.get(DTYPE_ENV)
+        if forced:
+            if forced not in ("bfloat16", "float32"):
+                raise RequestError(DTYPE_ENV, f"{forced!r} is not bfloat16 or float32")
+            _DTYPE["dtype"] = getattr(torch, forced)
+        else:
+            times = measure_compute_dtypes()
+            _DTYPE["dtype"] = min(times, key=times.get)
+    return _DTYPE["dtype"]
+
+
+def build_model(fp8: bool, dtype: torch.dtype | None = None) -> torch.nn.Module:
+    """The 16-bit model in ``dtype``, or a copy with vLLM's FP8 Linears (the LM head stays 16-bit, as in vLLM)."""
+    from playground.engines.fp8 import quantize_linears
+
+    dtype = dtype or compute_dtype()
+    base = load_base_model()  # bfloat16, shared: copied before any change
     if not fp8:
-        return base
-    twin = copy.deepcopy(base)
-    quantize_linears(twin)
+        return base if dtype == base.dtype else copy.deepcopy(base).to(dtype)
+    twin = copy.deepcopy(base).to(dtype)  # bf16 values, exact in float32 too
+    quantize_linears(twin, ONLINE, compute_dtype=dtype)  # after .to(): .to() would convert the fp8 buffers
     return twin
+
+
+def _inference_mode(fn):
+    """torch.inference_mode() entered at call time: importing this module must not import torch (the
+    page starts before the engines, and importing torch takes seconds on two cores)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import torch
+
+        with torch.inference_mode():
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 class _PenaltyProcessor:
@@ -44,7 +118,9 @@ class _PenaltyProcessor:
     def __init__(self, presence: float, frequency: float, prompt_len: int):
         self.presence, self.frequency, self.prompt_len = presence, frequency, prompt_len
 
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    def __call__(self, input_ids, scores):
+        import torch
+
         generated = input_ids[:, self.prompt_len:]
         if generated.numel() == 0:
             return scores
@@ -85,39 +161,48 @@ class CpuEngine:
     """One CPU model behind the Engine interface; requests run in worker threads.
 
     ``folder``: a Hugging Face model folder instead of the embedded model (a column of
-    ``--engine LABEL=FOLDER``); a compressed-tensors checkpoint is decompressed to bfloat16 at load."""
+    ``--engine LABEL=FOLDER``); a compressed-tensors checkpoint is decompressed at load."""
 
     def __init__(self, label: str, fp8: bool, max_workers: int = 2, *, folder: str | None = None,
                  kv_cache_dtype: str = "auto"):
-        self.fp8, self.folder, self.requested_kv = fp8, folder, kv_cache_dtype
+        self.fp8, self.info_label = fp8, label
+        self.folder, self.requested_kv = folder, kv_cache_dtype
         self._model = None
         self._tokenizer = None
         self._running: dict[str, threading.Event] = {}
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"cpu-{label}")
         spec = load_json("cpu_model.json")
-        self.info = EngineInfo(
-            backend="cpu", label=label, model=spec["name"], dtype="bfloat16",
-            quantization="fp8 (float8_e4m3fn weights, per-tensor amax/448)" if fp8 else None,
-            kv_cache_dtype="bfloat16", max_model_len=2048, notes=(spec["description"],),
+        self._spec = spec
+        self.info = self._info("bfloat16 weights; compute dtype measured at start")
+
+    def _info(self, dtype: str) -> EngineInfo:
+        return EngineInfo(
+            backend="cpu", label=self.info_label, model=self._spec["name"], dtype=dtype,
+            quantization="fp8 emulated: " + ONLINE.describe() if self.fp8 else None,
+            kv_cache_dtype=dtype.split(" ")[0], max_model_len=2048, notes=(self._spec["description"],),
             chat_template=True, speed_note=CPU_SPEED_NOTE,
         )
-        if folder is not None:
-            self.info = replace(self.info, model=folder, notes=())
 
     async def start(self) -> None:
         if self.requested_kv.startswith("fp8"):
-            raise RequestError("engine", f"{self.info.label}: kv-cache-dtype={self.requested_kv} needs the vLLM "
-                                         "backend; the CPU engine keeps its KV cache in bfloat16")
-        if self.folder is None:
-            self._model = await asyncio.to_thread(build_model, self.fp8)
-            self._tokenizer = await asyncio.to_thread(load_tokenizer)
-            return
-        from playground.engines.hf_folder import load_folder
+            raise RequestError("engine", f"kv-cache-dtype={self.requested_kv} needs the vLLM backend; the CPU "
+                                         "engine keeps its KV cache in its compute dtype")
+        dtype = await asyncio.to_thread(compute_dtype)
+        name = str(dtype).removeprefix("torch.")
+        dtype_text = f"{name} (the faster on this CPU)" if not os.environ.get(DTYPE_ENV) else f"{name} (${DTYPE_ENV})"
+        if self.folder is not None:
+            from dataclasses import replace
 
-        loaded = await asyncio.to_thread(load_folder, self.info.label, self.folder, self.fp8)
-        self._model, self._tokenizer = loaded.model, loaded.tokenizer
-        self.info = replace(self.info, quantization=loaded.quantization, max_model_len=loaded.max_model_len,
-                            chat_template=loaded.chat_template, notes=loaded.notes)
+            from playground.engines.hf_folder import load_folder
+
+            loaded = await asyncio.to_thread(load_folder, self.folder, self.fp8, dtype)
+            self._model, self._tokenizer = loaded.model, loaded.tokenizer
+            self.info = replace(self._info(dtype_text), model=self.folder, quantization=loaded.quantization,
+                                max_model_len=loaded.max_model_len, chat_template=loaded.chat_template, notes=loaded.notes)
+            return
+        self._model = await asyncio.to_thread(build_model, self.fp8, dtype)
+        self._tokenizer = await asyncio.to_thread(load_tokenizer)
+        self.info = self._info(dtype_text)
 
     def count_prompt_tokens(self, prompt: str, chat: bool = False) -> int:
         return len(prompt_ids(prompt, chat, self._tokenizer))
@@ -154,8 +239,10 @@ class CpuEngine:
             if not future.done():  # let the worker thread see the cancel flag and finish
                 await asyncio.wrap_future(future)
 
-    @torch.inference_mode()
+    @_inference_mode
     def _generate(self, ids: list[int], s: SamplingSettings, cancel: threading.Event, emit) -> None:
+        import torch
+
         try:
             tokenizer = self._tokenizer or load_tokenizer()
             eos = tokenizer.eos_token_id
@@ -205,8 +292,10 @@ class CpuEngine:
     async def score_ids(self, ids: list[int], continuation: tuple[int, ...], top_k: int = 20) -> list[dict[int, float]]:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._score, list(ids), tuple(continuation), top_k)
 
-    @torch.inference_mode()
+    @_inference_mode
     def _score(self, ids: list[int], continuation: tuple[int, ...], top_k: int) -> list[dict[int, float]]:
+        import torch
+
         if not continuation:
             return []
         full = torch.tensor([ids + list(continuation)])

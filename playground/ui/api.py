@@ -16,7 +16,7 @@ from playground import views
 from playground.bench.sweep import SweepSpec
 from playground.engines.base import RequestError
 from playground.service import ComparisonResult, Playground
-from playground.ui.inputs import USER_ERRORS, sampling_from
+from playground.ui.inputs import USER_ERRORS, sampling_from, text
 from playground.ui.planner_tab import resolve_gpu, resolve_model
 
 STREAM_INTERVAL_S = 0.5
@@ -57,22 +57,23 @@ async def _streamed(items, every_s: float = STREAM_INTERVAL_S):
     raise gr.Error("the engines returned nothing")
 
 
-async def compare_results(playground: Playground, prompts: str, temperature: float = 0.0, top_p: float = 1.0,
+async def compare_results(playground: Playground, prompts: str | None = None, temperature: float = 0.0, top_p: float = 1.0,
                           top_k: int = 0, max_tokens: int = 64, seed: int = 0, repetition_penalty: float = 1.0,
                           presence_penalty: float = 0.0, frequency_penalty: float = 0.0, stop: str = "",
                           mode: str = "fair", chat_template: bool = True):
     """/compare's answers: partial dicts while the engines stream, then the final one. Raises the
     USER_ERRORS (RequestError names the argument) before anything is streamed when the request is bad."""
+    prompts = text("prompts", prompts)
     sampling = sampling_from(temperature, top_p, top_k, max_tokens, seed, repetition_penalty,
                              presence_penalty, frequency_penalty, stop)
     async for partial in _streamed(playground.compare(prompts, sampling, mode=mode, chat=chat_template)):
         yield partial if not isinstance(partial, ComparisonResult) else _result(partial)
 
 
-async def generate_results(playground: Playground, prompt: str, engine: str = "FP8", temperature: float = 0.0,
+async def generate_results(playground: Playground, prompt: str | None = None, engine: str = "FP8", temperature: float = 0.0,
                            max_tokens: int = 64, seed: int = 0, chat_template: bool = True):
     """/generate's answers: one engine's column while it streams, then its final text and metrics."""
-    if not isinstance(prompt, str) or not prompt.strip():
+    if not text("prompt", prompt).strip():
         raise RequestError("prompt", "is empty: type a prompt")
     chosen = playground.find(engine)
     sampling = sampling_from(temperature, 1.0, 0, max_tokens, seed, 1.0, 0.0, 0.0, "")
@@ -129,16 +130,25 @@ def register(playground: Playground, models_dir: str | None, *, load_test: bool 
 
     def plan_precisions(model: str = "llama-3.1-8b", gpu: str = "h100-sxm", gpu_memory_utilization: float = 0.9,
                         max_model_len: int = 8192, context_len: int = 4096, batch_size: int = 32,
-                        tensor_parallel_size: int = 1) -> list[dict]:
-        """FP16, FP8 and FP8 + FP8 KV side by side: plan, largest batch at context_len, longest context at batch_size."""
+                        tensor_parallel_size: int = 1, prompt_len: int = 512, output_len: int = 256) -> list[dict]:
+        """FP16, FP8 and FP8 + FP8 KV side by side: plan, largest batch at context_len, longest context at batch_size,
+        and the predicted speed (decode tok/s at batch 1, 8, 64 and the largest batch, TTFT of a prompt_len
+        prompt, each with its ±; planner/speed.py)."""
+        from planner.calibrate import calibration_for
+        from planner.speed import compare_speeds
+
         try:
-            rows = compare_precisions(resolve_model(model, "", models_dir), resolve_gpu(gpu), context_len=context_len,
+            spec, gpu_spec = resolve_model(model, "", models_dir), resolve_gpu(gpu)
+            rows = compare_precisions(spec, gpu_spec, context_len=context_len,
                                       batch_size=batch_size, gpu_memory_utilization=gpu_memory_utilization,
                                       max_model_len=max_model_len, tensor_parallel_size=tensor_parallel_size)
+            speeds = compare_speeds(spec, gpu_spec, prompt_len=prompt_len, output_len=output_len,
+                                    calibration=calibration_for(gpu_spec)[0], gpu_memory_utilization=gpu_memory_utilization,
+                                    max_model_len=max_model_len, tensor_parallel_size=tensor_parallel_size)
         except (PlannerError, ValueError) as e:
             raise gr.Error(str(e)) from e
         return [{"precision": r.precision, "largest_batch": r.largest_batch, "longest_context": r.longest_context,
-                 "plan": r.plan.as_dict()} for r in rows]
+                 "plan": r.plan.as_dict(), "speed": s.as_dict()} for r, s in zip(rows, speeds)]
 
     def plan_need(model: str = "llama-3.1-8b", gpu: str = "h100-sxm", concurrency: int = 32, context_len: int = 8192,
                   precision: str = "fp8", tensor_parallel_size: int = 1) -> dict:

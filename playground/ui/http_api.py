@@ -80,10 +80,7 @@ def mount(app, playground: Playground, auth: tuple[str, str] | None = None) -> N
             if unknown:
                 return _error(400, f"{name} has no argument {', '.join(map(repr, unknown))}; its arguments: "
                                    f"{', '.join(sorted(accepted))}", unknown[0])
-            try:
-                answers = results(playground, **body)
-            except TypeError as e:  # a required argument is missing
-                return _error(400, f"{name}: {e}", "body")
+            answers = results(playground, **body)  # an async generator: arguments are checked at its first answer
             try:  # the first answer decides between 400 and a stream: bad requests fail before any token
                 first = await answers.__anext__()
             except USER_ERRORS as e:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import gradio as gr
 
 from planner.errors import PlannerError
@@ -9,12 +11,36 @@ from playground.engines.base import RequestError, SamplingSettings
 
 
 def number(name: str, value, kind):
+    """``value`` as ``kind`` (int or float). A JSON caller may send 64.0 for an integer, never 2.5,
+    infinity (json reads 1e400 as inf) or true."""
     if value is None or value == "":
         raise RequestError(name, "is empty")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise RequestError(name, f"{value!r} is not a number")
     try:
-        return kind(value)
-    except (TypeError, ValueError):
+        parsed = float(value)
+    except ValueError:
         raise RequestError(name, f"{value!r} is not a number") from None
+    if not math.isfinite(parsed):
+        raise RequestError(name, f"{value!r} is not a finite number")
+    if abs(parsed) >= 2**63:  # beyond every range the engines take; an int that big would fill the message
+        raise RequestError(name, f"{parsed:g} is too large (allowed: below 2**63)")
+    if kind is int:
+        if isinstance(value, int):
+            return value
+        if not parsed.is_integer():
+            raise RequestError(name, f"{value!r} is not an integer")
+        return int(value) if isinstance(value, str) and value.strip().lstrip("+-").isdigit() else int(parsed)
+    return parsed
+
+
+def text(name: str, value) -> str:
+    """A required string argument: missing and non-strings are refused by name."""
+    if value is None:
+        raise RequestError(name, "required")
+    if not isinstance(value, str):
+        raise RequestError(name, f"must be a string, not {type(value).__name__}")
+    return value
 
 
 def sampling_from(temperature, top_p, top_k, max_tokens, seed, repetition_penalty, presence_penalty,

@@ -12,8 +12,7 @@ from playground.service import ComparisonResult, Playground
 from playground.ui.inputs import USER_ERRORS, sampling_from
 
 UI_INTERVAL_S = 0.5
-MODE_CHOICES = [("Fair: one engine after the other, each with the GPU to itself", "fair"),
-                ("Race: both at once, sharing the GPU (slower than alone)", "race")]
+MODE_CHOICES = views.mode_choices("vllm")
 
 
 def element_id(label: str) -> str:
@@ -33,14 +32,14 @@ def engine_column(label: str):
 
 def build(playground: Playground, examples: list[str]) -> dict:
     labels = [e.info.label for e in playground.engines]
-    headline = gr.Markdown("_Run a prompt: each engine's decode speed against the first column's appears here._",
-                           elem_id="headline")
+    headline = gr.Markdown(views.headline_placeholder(playground.backend), elem_id="headline")
+    headline_text = views.headline_for(playground.backend)
     prompts = gr.Textbox(label="Prompts (separate several with a line holding only ---)", lines=3,
                          value=examples[0], elem_id="prompts")
     gr.Examples(examples, inputs=prompts)
     with gr.Row():
-        mode = gr.Radio(MODE_CHOICES, value="fair", label="Timing",
-                        info="Fair mode gives the true FP8/16-bit ratio; race mode shows both live on a shared GPU.")
+        mode = gr.Radio(views.mode_choices(playground.backend), value="fair", label="Timing",
+                        info="Fair mode gives the true speed ratio; race mode shows both live, sharing the hardware.")
         chat = gr.Checkbox(value=True, label="Chat template",
                            info="Wrap the prompt in the instruct model's chat format and stop at its end-of-turn token.")
     with gr.Accordion("Sampling", open=False):
@@ -94,11 +93,11 @@ def build(playground: Playground, examples: list[str]) -> dict:
                 if time.perf_counter() - last < UI_INTERVAL_S:
                     continue
                 last = time.perf_counter()
-                yield (views.headline(item, mode_value), *column_values(item), gr.skip(), gr.skip(), "")
+                yield (headline_text(item, mode_value), *column_values(item), gr.skip(), gr.skip(), "")
         except USER_ERRORS as e:
             yield (gr.skip(),) * (len(outputs) - 1) + (f"⚠️ {e}",)  # the previous results stay; the error sits by Run
             return
-        yield (views.headline(final.snapshots, final.mode, final.quality_by_column), *column_values(final.snapshots),
+        yield (headline_text(final.snapshots, final.mode, final.quality_by_column), *column_values(final.snapshots),
                charts.timeline(final.snapshots, final.mode),
                views.quality_text(final.quality_by_column, [s.label for s in final.snapshots]), "")
 

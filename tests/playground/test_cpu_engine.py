@@ -23,16 +23,31 @@ def generate(engine, prompt="Why is FP8 fast?", **sampling):
     return asyncio.run(go())
 
 
-def test_fp8_twin_stores_float8_weights_with_amax_over_448_scales(engines):
+def test_fp8_twin_stores_float8_weights_with_amax_over_448_scales_per_merged_layer(engines):
     base, fp8 = engines
     base_linears = {n: m for n, m in base._model.named_modules() if isinstance(m, torch.nn.Linear) and "lm_head" not in n}
     fp8_linears = {n: m for n, m in fp8._model.named_modules() if isinstance(m, Fp8Linear)}
     assert set(base_linears) == set(fp8_linears) and len(fp8_linears) == 30 * 7  # SmolLM2-135M: 30 layers x (q, k, v, o, gate, up, down)
+    merged = {"q_proj": ("q_proj", "k_proj", "v_proj"), "k_proj": ("q_proj", "k_proj", "v_proj"),
+              "v_proj": ("q_proj", "k_proj", "v_proj"), "gate_proj": ("gate_proj", "up_proj"),
+              "up_proj": ("gate_proj", "up_proj")}
     for name, layer in fp8_linears.items():
         assert layer.weight_fp8.dtype == torch.float8_e4m3fn
-        expected = base_linears[name].weight.float().abs().max() / 448
-        assert layer.weight_scale.item() == pytest.approx(expected.item(), rel=1e-6)
+        parent, child = name.rsplit(".", 1)
+        group = merged.get(child, (child,))  # vLLM's qkv_proj and gate_up_proj have one scale each
+        expected = max(base_linears[f"{parent}.{c}"].weight.float().abs().max().item() for c in group) / 448
+        assert layer.weight_scale.item() == pytest.approx(expected, rel=1e-6)
+        assert layer.weight_grid.dtype == base._model.dtype  # no dequantization at use
     assert isinstance(fp8._model.lm_head, torch.nn.Linear)
+
+
+def test_the_engine_line_names_the_compute_dtype_and_what_fp8_emulates(engines):
+    base, fp8 = engines
+    dtype = str(base._model.dtype).removeprefix("torch.")
+    assert dtype in ("bfloat16", "float32") and fp8._model.dtype == base._model.dtype
+    line = fp8.info.status_line()
+    assert f"dtype {dtype}" in line and "per-tensor" in line and "per-token" in line and "E4M3" in line
+    assert "GPU" not in line
 
 
 def test_generation_is_real_and_reproducible_with_a_seed(engines):

@@ -3,6 +3,8 @@
 
 import json
 
+import pytest
+
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -67,3 +69,32 @@ def test_basic_credentials_are_checked_against_the_apps_login():
     assert r.status_code == 400 and json.loads(r.text)["argument"] == "engine"
     bad = client.post("/api/v1/generate", json={"prompt": "hi"}, headers={"Authorization": "Basic %%%"})
     assert bad.status_code == 401
+
+
+@pytest.mark.parametrize("body, argument, message", [
+    ('{"prompt": "hi", "engine": "FP8", "max_tokens": 1e400}', "max_tokens", "max_tokens: inf is not a finite number"),
+    ('{"prompt": "hi", "max_tokens": 1e300}', "max_tokens", "max_tokens: 1e+300 is too large"),
+    ('{"prompt": "hi", "max_tokens": 2.5}', "max_tokens", "max_tokens: 2.5 is not an integer"),
+    ('{"prompt": "hi", "max_tokens": "lots"}', "max_tokens", "max_tokens: 'lots' is not a number"),
+    ('{"prompt": "hi", "seed": true}', "seed", "seed: True is not a number"),
+    ('{"prompt": "hi", "temperature": NaN}', "temperature", "temperature: nan is not a finite number"),
+    ('{"engine": "FP8"}', "prompt", "prompt: required"),
+    ('{"prompt": ["a", "b"]}', "prompt", "prompt: must be a string"),
+    ('{"prompt": 7}', "prompt", "prompt: must be a string"),
+])
+def test_bad_input_on_the_plain_api_is_a_400_naming_the_argument(body, argument, message):
+    r = _client(FaultyService()).post("/api/v1/generate", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["argument"] == argument and r.json()["error"].startswith(message), r.text
+
+
+def test_compare_without_prompts_says_which_argument_is_missing():
+    r = _client(FaultyService()).post("/api/v1/compare", json={"max_tokens": 8})
+    assert r.status_code == 400 and r.json() == {"error": "prompts: required", "argument": "prompts"}
+
+
+def test_a_whole_float_is_an_integer_but_a_fraction_is_not():
+    from playground.ui.inputs import number
+
+    assert number("max_tokens", 64.0, int) == 64 and number("max_tokens", "64", int) == 64
+    with pytest.raises(RequestError, match="max_tokens: 64.5 is not an integer"):
+        number("max_tokens", 64.5, int)

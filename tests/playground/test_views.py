@@ -72,3 +72,44 @@ def test_the_need_text_offers_the_pinned_serve_line_only_when_it_fits():
     assert f"--kv-cache-memory-bytes {fits.kv_cache_memory_bytes}" in text
     refused = min_utilization_for("llama-3.1-70b", gpu_preset("rtx-4090"), concurrency=8, context_len=4096)
     assert not refused.fits and "--kv-cache-memory-bytes" not in need_text(refused)
+
+
+def _snapshot(label, tok_s, n=20):
+    """A finished column that decoded n tokens at tok_s after a 0.1 s first token."""
+    from playground.compare import ColumnSnapshot
+    from playground.metrics import RequestTiming
+
+    chunks = tuple(0.1 + i / tok_s for i in range(n))
+    return ColumnSnapshot(label, ("text",), ((1,) * n,), (RequestTiming(0.0, chunks, n, 5),), True, "done")
+
+
+def test_the_cpu_headline_leads_with_the_quality_diff_and_calls_its_speeds_cpu_speeds():
+    from playground.quality import QualityDiff
+
+    diffs = [QualityDiff(40, 0.95, 0.02, 0.0, 10), QualityDiff(40, 0.90, 0.04, 0.0, 3)]
+    text = views.headline_for("cpu")([_snapshot("16-bit", 20.0), _snapshot("FP8", 19.0)], "fair", [diffs])
+    first = text.splitlines()[0]
+    assert "92.5%" in first and "KL 0.0300" in first  # the mean of the two prompts leads
+    assert "CPU speeds, not FP8's: FP8 19.0 vs 16-bit 20.0 tok/s" in text
+    assert "to itself" not in text.split("**FP8 on a GPU")[0]  # only the recorded GPU runs had a GPU
+    assert "slower" not in text and "faster" not in text
+
+
+def test_the_cpu_first_screen_shows_every_recorded_gpu_figure_with_its_source_and_command():
+    records = views.recorded_gpu_figures()
+    assert {r["gpu"] for r in records} >= {"NVIDIA H100 80GB HBM3", "NVIDIA H200"}
+    text = views.headline_placeholder("cpu")
+    assert "CPU speeds, not FP8's" in text
+    for r in records:
+        assert f"{r['fp8_over_bf16']:.2f}×" in text and r["source"] in text and r["command"] in text and r["date"] in text
+
+
+def test_gpu_wording_only_where_there_is_a_gpu():
+    gpu = views.headline_for("vllm")([_snapshot("BF16", 100.0), _snapshot("FP8", 150.0)], "fair")
+    assert "FP8 is **1.50× faster** than BF16" in gpu and "GPU to itself" in gpu
+    assert all("GPU" not in label for label, _ in views.mode_choices("cpu"))
+    assert all("GPU" in label for label, _ in views.mode_choices("vllm"))
+    assert "GPU" not in views.cpu_headline([_snapshot("16-bit", 20.0), _snapshot("FP8", 19.0)], (), records=[{
+        "model": "m", "gpu": "G", "bf16_decode_tok_s": 1, "fp8_decode_tok_s": 1, "fp8_over_bf16": 1, "date": "d",
+        "what": "w", "weights": "x", "source": "s", "command": "c"}]).split("**FP8 on a GPU")[0].replace(
+        "this machine has no GPU", "")
