@@ -1,7 +1,7 @@
 """The playground's GPU measurements (drives vLLM through the engine adapter; no web server).
 
-    python benchmarks/gpu_playground.py fair --model DIR --out FILE.json        # issue 7: fair vs solo vs race
-    python benchmarks/gpu_playground.py text --model DIR --out FILE.json        # the seed prompts, real weights
+    python benchmarks/gpu_playground.py fair --model DIR --out FILE.json        # fair vs solo vs race (docs/results/fair-timing.md)
+    python benchmarks/gpu_playground.py text --model DIR --out FILE.json        # the seed prompts, real weights (docs/results/fp8-answers.md)
 
 fair: both engines resident on one GPU (the app's split); for each engine alone, then the fair
 comparison (one after the other) and the race (both at once), batch 1, 256 tokens, 3 runs each;

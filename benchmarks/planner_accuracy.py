@@ -4,7 +4,7 @@ rows the calibration was fitted to, and held-out rows (measured after it was fix
     python benchmarks/planner_accuracy.py            # both tables and the bar
     python benchmarks/planner_accuracy.py --terms    # also each term: weights, activation peak, non-torch, CUDA-graph estimate
 
-The bar (issues 8 and 14): KV tokens within 1.5% of what vLLM logged, or within 0.25 GiB of KV
+The bar: KV tokens within 1.5% of what vLLM logged, or within 0.25 GiB of KV
 memory where that is larger. Every row is planned the same way: there is no per-model table.
 """
 

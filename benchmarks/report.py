@@ -1,7 +1,7 @@
 """Markdown tables of saved benchmark runs (exported JSON), with the roofline recomputed by the
 current planner/roofline.py from each run's recorded engine arguments and GPU.
 
-    python benchmarks/report.py docs/results/h100/bench-llama-2-7b.json docs/results/h100/bench-llama-3-8b.json
+    python benchmarks/report.py docs/results/throughput/h100-2026-11-24-llama-2-7b.json docs/results/throughput/h100-2026-11-24-llama-3-8b.json
 
 Measured columns are copied from the run; only the roofline columns are arithmetic.
 """
@@ -45,7 +45,7 @@ def table(path: str) -> str:
         if gpu is not None:
             def limit_for(precision, p=p):
                 kv = plan(model, gpu, dtype=args["dtype"], max_model_len=args["max_model_len"],
-                          gpu_memory_utilization=args["gpu_memory_utilization"], _advise=False,
+                          gpu_memory_utilization=args["gpu_memory_utilization"],
                           **PRECISIONS[precision]).kv_tokens
                 return roofline(model, gpu, concurrency=p["concurrency"], input_len=spec["input_len"],
                                 output_len=spec["output_len"], dtype=args["dtype"], kv_tokens=kv,

@@ -20,7 +20,7 @@ def _has_gpu() -> bool:
 def pytest_collection_modifyitems(config, items):
     if _has_gpu():
         return
-    skip = pytest.mark.skip(reason="needs an NVIDIA GPU (NVML found no driver); results from the H100 are in docs/")
+    skip = pytest.mark.skip(reason="needs an NVIDIA GPU (NVML found no driver); results measured on H100s and H200s are in docs/results/playground-on-gpu.md")
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)

@@ -1,7 +1,7 @@
 """GPU tests (marker gpu): the NVML adapter and the vLLM playground on the H100.
 
 Run on the GPU host:  PLAYGROUND_GPU_MODEL=/tmp/models/llama-2-7b pytest -m gpu tests/gpu
-Results are written under $GPU_RECORD_DIR and copied into docs/results/.
+Results are written under $GPU_RECORD_DIR and copied into docs/results/playground-on-gpu/ (`bash benchmarks/gpu.sh tests`).
 """
 
 import json

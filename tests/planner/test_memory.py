@@ -42,7 +42,7 @@ def test_the_issue_rows_plan_correctly_from_the_models_real_structure():
 
 
 def test_sliding_window_tokens_are_what_vllm_logs_not_blocks_times_16():
-    """Gemma-2-9B: vLLM 0.25.1 logged 161,778 tokens on the H100 (docs/results/h100-round2.md)."""
+    """Gemma-2-9B: vLLM 0.25.1 logged 161,778 tokens on the H100 (docs/results/planner-accuracy.md)."""
     p = plan("gemma-2-9b", H100, dtype="bfloat16", max_model_len=8192)
     assert abs(p.kv_tokens - 161_778) / 161_778 < 0.015
     assert p.kv_tokens != p.num_gpu_blocks * 16
