@@ -108,7 +108,7 @@ async def main_async(args) -> dict:
     prompts = json.loads((ROOT / "assets" / "prompts.json").read_text())["prompts"]
     sampling = SamplingSettings(temperature=0.0, max_tokens=args.tokens)
     result["quality"] = {}
-    for name in ("FP8", "FP8, dequantized per use (older)"):
+    for name in ("FP8", "FP8, dequantized per use (older)") if args.quality else ():
         pair = [base, engines[name]]
         final = [s async for s in compare(pair, prompts, sampling, mode="fair", chat=True)][-1]
         diffs = await score_quality(pair, prompts, final, chat=True)
@@ -125,6 +125,7 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--prompt", default=json.loads((ROOT / "assets" / "prompts.json").read_text())["prompts"][0])
     p.add_argument("--json", default=None)
+    p.add_argument("--no-quality", dest="quality", action="store_false", help="speeds only")
     args = p.parse_args(argv)
     r = asyncio.run(main_async(args))
     print(f"\ncompute dtype {r['compute_dtype']} (chosen in {r['dtype_chosen_in_s']} s), {r['torch_threads']} threads, "
@@ -136,12 +137,14 @@ def main(argv=None) -> int:
     for name, v in r["decode_tok_s"].items():
         print(f"| {name} | {v:.1f} | {r['over_16bit'][name]:.2f} | {r['tok_per_cpu_s'][name]:.1f} "
               f"| {r['cpu_over_16bit'][name]:.2f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(r, indent=2))
+    if not r["quality"]:
+        return 0
     print("\n| FP8 twin vs 16-bit | " + " | ".join(f"prompt {i + 1}" for i in range(len(r["quality"]["FP8"])))
           + " |\n|---|" + "---|" * len(r["quality"]["FP8"]))
     for name, diffs in r["quality"].items():
         print(f"| {name} | " + " | ".join(f"{100 * d['token_agreement']:.1f}%, KL {d['mean_kl']:.4f}" for d in diffs) + " |")
-    if args.json:
-        Path(args.json).write_text(json.dumps(r, indent=2))
     return 0
 
 
