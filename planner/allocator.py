@@ -162,3 +162,41 @@ def load_block_overhead_bytes(model, *, dtype_bytes: int, quantization: str | No
             keep(elements)
             alloc.free(sixteen_bit)
     return alloc.allocated - tensors
+
+
+def checkpoint_load_overhead_bytes(build: list[int], repacks: list[list[tuple[str, int, int]]]) -> int:
+    """Bytes "Model loading took" counts beyond the tensors of a pre-quantized checkpoint: its tensors are
+    allocated at their final size when the model is built (``build``: bytes, in order), then each module's
+    process_weights_after_loading runs in turn (``repacks``: per module, ("alloc", key, bytes) and ("free", key, 0)
+    events; key "param:NAME" is a built tensor, anything else a new one). Blocks ≥ 20 MiB are counted whole
+    (a 2 MiB-rounded segment, or a freed block up to 20 MiB larger), as Worker.load_model's max_split_size_mb=20
+    makes the allocator do."""
+    alloc = CachingAllocator()
+    live: dict[str, _Block | int] = {}
+    sizes: dict[str, int] = {}
+    index = 0
+    for item in build:  # a tensor's bytes, or ("alloc" | "free", "build:NAME", bytes) for a temporary of the build
+        if isinstance(item, tuple):
+            op, key, nbytes = item
+            if op == "alloc":
+                live[key], sizes[key] = alloc.malloc(nbytes), CachingAllocator.round_size(nbytes)
+            else:
+                alloc.free(live.pop(key))
+                sizes.pop(key)
+            continue
+        live[f"param:{index}"] = alloc.malloc(item)
+        sizes[f"param:{index}"] = CachingAllocator.round_size(item)
+        index += 1
+    for module, events in enumerate(repacks):
+        for op, key, nbytes in events:
+            key = key if key.startswith("param:") else f"{module}:{key}"
+            if op == "alloc":
+                live[key] = alloc.malloc(nbytes)
+                sizes[key] = CachingAllocator.round_size(nbytes)
+            else:
+                alloc.free(live.pop(key))
+                sizes.pop(key)
+        for key in [k for k in live if k.startswith(f"{module}:tmp:")]:  # a module's temporaries end with it
+            alloc.free(live.pop(key))
+            sizes.pop(key)
+    return alloc.allocated - sum(sizes.values())

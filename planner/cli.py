@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "requests of TOKENS tokens each (e.g. 32x8192), and the `vllm serve` line to launch with")
     parser.add_argument("--largest-model", action="store_true", help="list the catalog models that fit, biggest first")
     parser.add_argument("--list-gpus", action="store_true", help="print the GPUs NVML reads on this host and exit")
+    parser.add_argument("--speed", action="store_true",
+                        help="also predict decode tok/s at batch 1, 8, 64 and the largest batch, TTFT, and FP8 / 16-bit "
+                             "for the three precisions (planner/speed.py, fitted to this project's runs)")
+    parser.add_argument("--prompt-len", type=int, default=512, help="--speed: prompt tokens per request (default 512)")
+    parser.add_argument("--output-len", type=int, default=256, help="--speed: output tokens per request (default 256)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
@@ -65,7 +70,7 @@ def format_plan(p: MemoryPlan, batch: int, context: int, batch_size: int, longes
         ("engine", f"dtype={p.dtype} quantization={p.quantization} kv_cache_dtype={p.kv_cache_dtype} "
                    f"tp={p.tensor_parallel_size}"),
         ("requested", f"{p.requested_bytes / GIB:.2f} GiB (gpu_memory_utilization={p.gpu_memory_utilization})"),
-        ("  weights", f"{p.weights_bytes / GIB:.2f} GiB"),
+        ("  weights", f"{p.weights_bytes / GIB:.2f} GiB: {p.weights_scheme}"),
         ("  activation peak", f"{p.activation_peak_bytes / GIB:.2f} GiB (max_num_batched_tokens={p.max_num_batched_tokens}, max_num_seqs={p.max_num_seqs})"),
         ("  non-torch", f"{p.non_torch_bytes / GIB:.2f} GiB"),
         ("  graph estimate", f"{p.cudagraph_estimate_bytes / GIB:.2f} GiB (CUDA graphs; vLLM's V1 model runner sets it aside before the KV cache)"),
@@ -86,7 +91,34 @@ def format_plan(p: MemoryPlan, batch: int, context: int, batch_size: int, longes
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
+def format_speeds(predictions, calibration_note: str = "") -> str:
+    """The predicted speed table: one block per precision, the FP8 / 16-bit ratio at each batch."""
+    from planner.speed import VLLM_VERSION, ratio
+
+    first = predictions[0]
+    lines = [f"Predicted speed on {first.gpu} (vLLM {VLLM_VERSION}; {calibration_note or first.calibration_source}; "
+             f"± from the fit's residuals), {first.prompt_len}-token prompts, {first.output_len} output tokens each:",
+             f"  {'precision':<9} {'batch':>6} {'decode tok/s per request':>25} {'output tok/s':>18} {'vs fp16':>8}  bound"]
+    base = predictions[0]
+    for pred in predictions:
+        for point in pred.points:
+            r = ratio(pred, base, point.batch)
+            lines.append(f"  {pred.precision:<9} {point.batch:>6} {f'{point.decode_tok_s:,.0f} ± {point.decode_tok_s * point.spread:,.0f}':>25} "
+                         f"{f'{point.output_tok_s:,.0f} ± {point.output_tok_s * point.spread:,.0f}':>18} "
+                         f"{f'{r:.2f}x' if r else '-':>8}  {point.bound}")
+        lines.append(f"  {pred.precision:<9} TTFT {pred.ttft_s * 1000:,.1f} ± {pred.ttft_s * pred.ttft_spread * 1000:,.1f} ms "
+                     f"for one {pred.prompt_len}-token prompt; largest batch {pred.largest_batch:,}")
+    notes = dict.fromkeys(n for p in predictions for n in p.notes)
+    lines += [f"  note: {n}" for n in notes]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["calibrate"]:
+        from planner.calibrate import main as calibrate_main
+
+        return calibrate_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.quantization == "none":
@@ -133,15 +165,36 @@ def main(argv: list[str] | None = None) -> int:
                     print("# or pin the KV cache to what the workload needs (vLLM then skips measuring it):")
                     print(answer.pinned_serve_command)
             return 0 if answer.fits else 1
-        p = plan(spec, gpu, **engine_args)
+        from planner.calibrate import memory_calibration_for, version_note
+
+        memory_calibration, memory_note = memory_calibration_for(gpu, config.quantization)
+        p = plan(spec, gpu, calibration=memory_calibration, **engine_args)
         context = args.context_len or p.max_model_len
-        batch = max_batch_size(spec, gpu, context_len=context, **engine_args)
+        batch = max_batch_size(spec, gpu, context_len=context, calibration=memory_calibration, **engine_args)
         longest = max_context_len(spec, gpu, batch_size=args.batch_size, **engine_args)
+        speeds, speed_note = [], ""
+        if args.speed:
+            from planner.calibrate import calibration_for
+            from planner.speed import compare_speeds
+
+            speed_calibration, speed_note = calibration_for(gpu)
+            speed_args = {k: v for k, v in engine_args.items() if k not in ("quantization", "kv_cache_dtype")}
+            speeds = compare_speeds(spec, gpu, prompt_len=args.prompt_len, output_len=args.output_len,
+                                    calibration=speed_calibration, **speed_args)
     except PlannerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(p.as_dict() | {"largest_batch": batch, "longest_context": longest}, indent=2, default=str))
+        extra = {"largest_batch": batch, "longest_context": longest}
+        if speeds:
+            extra["speed"] = [s.as_dict() for s in speeds]
+        print(json.dumps(p.as_dict() | extra, indent=2, default=str))
     else:
         print(format_plan(p, batch, context, args.batch_size, longest))
+        for label, note in (("calibration", memory_note), ("vLLM version", version_note())):
+            if note:
+                print(f"{label:<18}  {note}")
+        if speeds:
+            print()
+            print(format_speeds(speeds, speed_note))
     return 0 if p.fits else 1

@@ -17,10 +17,13 @@ import shlex
 from dataclasses import dataclass, fields, replace
 
 from planner.errors import PlannerError, check_range
+from planner.quantization import CHECKPOINT_QUANTIZATIONS
 
 DTYPES = ("auto", "float16", "bfloat16", "float32")
 DTYPE_ALIASES = {"half": "float16", "float": "float32"}
-QUANTIZATIONS = (None, "fp8")
+# None: the checkpoint's own (16-bit, or what its quantization_config names); 'fp8': online FP8 on a 16-bit
+# checkpoint; the others name a pre-quantized checkpoint's method as vLLM accepts it (planner/quantization.py)
+QUANTIZATIONS = (None, "fp8", *(q for q in CHECKPOINT_QUANTIZATIONS if q != "fp8"))
 KV_CACHE_DTYPES = ("auto", "float16", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2")
 LOAD_FORMATS = ("auto", "dummy", "safetensors", "pt")
 FP8_DTYPE_MESSAGE = (
@@ -72,7 +75,9 @@ class EngineConfig:
         if self.dtype not in DTYPES:
             raise PlannerError("dtype", f"{self.dtype!r} is not one of {', '.join(DTYPES)}")
         if self.quantization not in QUANTIZATIONS:
-            raise PlannerError("quantization", f"{self.quantization!r} is not modelled; use None (16-bit) or 'fp8'")
+            raise PlannerError("quantization", f"{self.quantization!r} is not modelled; use None (the checkpoint's own: "
+                                               "16-bit, or what its quantization_config names), 'fp8' (online FP8), or "
+                                               f"a checkpoint's method: {', '.join(QUANTIZATIONS[2:])}")
         if self.kv_cache_dtype not in KV_CACHE_DTYPES:
             raise PlannerError("kv_cache_dtype", f"{self.kv_cache_dtype!r} is not one of {', '.join(KV_CACHE_DTYPES)}")
         if self.load_format not in LOAD_FORMATS:
@@ -117,6 +122,8 @@ class EngineConfig:
         """fp16 / fp8 / fp8-kv8: the benchmark's and the planner's name for the precision."""
         if self.quantization == "fp8":
             return "fp8-kv8" if self.fp8_kv else "fp8"
+        if self.quantization:  # a pre-quantized checkpoint's method, named explicitly
+            return f"{self.quantization}-kv8" if self.fp8_kv else self.quantization
         return "fp16-kv8" if self.fp8_kv else "fp16"
 
     # ------------------------------------------------------------------ consumers

@@ -89,12 +89,34 @@ class PrecisionRow:
     longest_context: int  # at batch_size
 
 
+def checkpoint_precisions(spec: ModelSpec) -> dict[str, dict]:
+    """The precisions one checkpoint can run at. A 16-bit checkpoint: PRECISIONS. A pre-quantized one keeps its
+    own weights (vLLM refuses another --quantization for most methods), so its choices are the KV cache only."""
+    if spec.quant is None:
+        return PRECISIONS
+    own = "checkpoint (FP8 KV)" if spec.quant.kv_cache_fp8 else "checkpoint"
+    other = ("checkpoint, 16-bit KV", dict(quantization=None, kv_cache_dtype="bfloat16")) if spec.quant.kv_cache_fp8 \
+        else ("checkpoint + FP8 KV", dict(quantization=None, kv_cache_dtype="fp8"))
+    return {own: dict(quantization=None, kv_cache_dtype="auto"), other[0]: other[1]}
+
+
+def precision_args(spec: ModelSpec, precision: str) -> dict:
+    """Engine arguments of one PRECISIONS name for this checkpoint: a pre-quantized checkpoint keeps its weights
+    (fp16 and fp8 both mean its own scheme) and fp8-kv8 adds an FP8 KV cache."""
+    if precision not in PRECISIONS:
+        raise PlannerError("precision", f"{precision!r} is not one of {', '.join(PRECISIONS)}")
+    if spec.quant is None:
+        return PRECISIONS[precision]
+    return dict(quantization=None, kv_cache_dtype="fp8" if precision == "fp8-kv8" else "auto")
+
+
 def compare_precisions(model, gpu: GpuSpec, *, context_len: int = 4096, batch_size: int = 32,
                        **engine_args) -> list[PrecisionRow]:
-    """FP16, FP8 and FP8 + FP8 KV cache side by side for the same engine arguments."""
+    """FP16, FP8 and FP8 + FP8 KV cache side by side for the same engine arguments; for a pre-quantized
+    checkpoint, its own scheme with and without an FP8 KV cache (checkpoint_precisions)."""
     spec, base = engine_config(model, **engine_args)
     rows = []
-    for name, precision in PRECISIONS.items():
+    for name, precision in checkpoint_precisions(spec).items():
         config = replace(base, **precision)
         if config.fp8_kv and gpu.is_hopper and config.dtype == "float16":
             config = replace(config, dtype="bfloat16")  # the one Hopper rule, as EngineConfig.for_gpu states it
@@ -187,6 +209,10 @@ def side_by_side_split(model, gpu: GpuSpec, *, batch_size: int = 1, context_len:
     check_range("batch_size", batch_size, 1, 1 << 20)
     check_range("headroom", headroom, 0, 0.5)
     spec, base = engine_config(model, **engine_args)
+    if spec.quant is not None:
+        raise PlannerError("model", f"{spec.name} is a pre-quantized checkpoint ({spec.quant.label()}): it has no "
+                                    "16-bit and online-FP8 pair to split the GPU between; plan each checkpoint as "
+                                    "its own engine")
     max_model_len = base.max_model_len or min(spec.max_position_embeddings, max(context_len, 2048))
     check_range("context_len", context_len, 1, max_model_len)
     base = replace(base, max_model_len=max_model_len)

@@ -18,11 +18,14 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
-from planner.allocator import load_block_overhead_bytes
+from planner.allocator import checkpoint_load_overhead_bytes, load_block_overhead_bytes
 from planner.engine_config import EngineConfig
 from planner.errors import PlannerError
 from planner.gpus import GIB, GpuSpec
 from planner.models import DTYPE_BYTES, ModelSpec, model_spec
+from planner.quantization import (check_requested, expert_bytes, expert_repack, expert_tensors, kernel, linear_bytes,
+                                  linear_repack, linear_tensors, merged_linears, split_shape)
+from planner.structure import REPLICATED_QUANTIZED
 
 KV_CACHE_BYTES = {"auto": None, "float16": 2, "bfloat16": 2, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1}
 BLOCK_SIZE = 16  # vllm/config/cache.py CacheConfig.DEFAULT_BLOCK_SIZE
@@ -114,6 +117,8 @@ class MemoryPlan:
     kv_layers_per_group: int = 0
     attention_groups: int = 1
     state_groups: int = 0
+    # what the weights were sized as: "compressed-tensors FP8 (channel scales, from config.json); ..."
+    weights_scheme: str = ""
 
     @property
     def usable_blocks(self) -> int:
@@ -232,8 +237,10 @@ def _padded_vocab_rows(vocab: int, tp: int) -> int:
 
 
 def weights_bytes(model: ModelSpec, *, dtype_bytes: int, quantization: str | None, tp: int = 1,
-                  calibration: Calibration = CALIBRATION) -> int:
-    """Bytes of the model's tensors on one GPU after loading (what the forward pass reads)."""
+                  calibration: Calibration = CALIBRATION, compute_capability: tuple[int, int] = (9, 0)) -> int:
+    """Bytes of the model's tensors on one GPU after loading (what the forward pass reads). A checkpoint that
+    names its own quantization (model.quant) is sized by its scheme, with the kernel vLLM picks on a GPU of
+    ``compute_capability``."""
     p = model.params
     vocab_rows = _padded_vocab_rows(model.vocab_size, tp)
     embed = vocab_rows * model.hidden_size
@@ -241,12 +248,41 @@ def weights_bytes(model: ModelSpec, *, dtype_bytes: int, quantization: str | Non
     rotary_cache = model.max_position_embeddings * model.rotary_dim  # RotaryEmbedding.cos_sin_cache
     sixteen_bit = (embed + lm_head + rotary_cache + p.sixteen_bit_replicated + p.sixteen_bit_split // tp) * dtype_bytes
     linear = p.linear_split // tp + p.experts // tp + p.linear_replicated
+    if model.quant is not None:  # the checkpoint's own scheme: every Linear and expert stack as vLLM creates it
+        if model.quant.lm_head_quantized and lm_head:
+            sixteen_bit -= lm_head * dtype_bytes
+            sixteen_bit += linear_bytes(model.quant, out_features=vocab_rows, in_features=model.hidden_size,
+                                        dtype_bytes=dtype_bytes, cc=compute_capability)
+        return (checkpoint_linear_bytes(model, dtype_bytes=dtype_bytes, tp=tp, cc=compute_capability) + sixteen_bit
+                + (_mla_dequantized_bytes(model, dtype_bytes, tp) if model.quant.quantizes("*.kv_b_proj") else 0))
     if quantization == "fp8":
         # Online FP8: Linear and expert weights in float8_e4m3fn with float32 scales (a few per layer);
         # embeddings, lm_head, routers and norms stay 16-bit.
         scales = model.num_layers * 8 * 4
         return linear + scales + sixteen_bit + _mla_dequantized_bytes(model, dtype_bytes, tp)
     return linear * dtype_bytes + sixteen_bit
+
+
+def weights_description(model: ModelSpec, gpu: GpuSpec, config: EngineConfig) -> str:
+    """One line saying how the weights were sized: the scheme, where it came from, the kernel on this GPU
+    and what stays 16-bit. Raises PlannerError where vLLM refuses the checkpoint on this GPU."""
+    scheme = model.quant
+    if scheme is None:
+        if config.quantization == "fp8":
+            return "online FP8 (quantization='fp8': per-tensor scales); embeddings, lm_head, norms 16-bit"
+        return f"16-bit ({config.dtype}); no quantization_config in config.json"
+    kern = kernel(scheme, gpu.compute_capability)
+    kept = sorted({name.split(".")[-2] if name.split(".")[-1] in ("q_proj", "k_proj", "v_proj", "o_proj") else
+                   name.split(".")[-1] for name, *_ in model.params.linears if not scheme.quantizes(name)})
+    kept = (["self_attn"] if any(k == "self_attn" for k in kept) else []) + [k for k in kept if k != "self_attn"]
+    if model.num_experts:
+        kept.append("router")
+    kept += (["embed_tokens (tied lm_head)"] if model.tie_word_embeddings else
+             ["embed_tokens"] + ([] if scheme.lm_head_quantized else ["lm_head"]))
+    if model.is_mla and scheme.quantizes("*.kv_b_proj"):
+        kept.append("W_UK/W_UV (dequantized from kv_b_proj)")
+    head = "; lm_head FP8 too (config.json's flat layout names no 'ignore')" if scheme.lm_head_quantized else ""
+    return f"{scheme.label()}; {kern}; {', '.join(kept)} 16-bit{head}"
 
 
 def _mla_dequantized_bytes(model: ModelSpec, dtype_bytes: int, tp: int) -> int:
@@ -265,12 +301,94 @@ def loaded_bytes(model: ModelSpec, gpu: GpuSpec, *, dtype_bytes: int, quantizati
                  calibration: Calibration = CALIBRATION) -> int:
     """'Model loading took X GiB': the tensors, plus the allocator blocks around them during the load
     (planner/allocator.py), plus DeepGEMM's buffer for FP8 on Hopper."""
-    tensors = weights_bytes(model, dtype_bytes=dtype_bytes, quantization=quantization, tp=tp, calibration=calibration)
+    tensors = weights_bytes(model, dtype_bytes=dtype_bytes, quantization=quantization, tp=tp, calibration=calibration,
+                            compute_capability=gpu.compute_capability)
+    if model.quant is not None:
+        # A pre-quantized checkpoint's tensors are allocated once, at their final size, when the model is built
+        # (no 16-bit copy to quantize and free): no allocator blocks are replayed for it.
+        fp8_compute = model.quant.is_fp8 and gpu.supports_fp8_tensor_cores
+        return (tensors + checkpoint_load_blocks(model, dtype_bytes=dtype_bytes, tp=tp, cc=gpu.compute_capability)
+                + (DEEP_GEMM_INIT_BYTES if fp8_compute and gpu.is_hopper else 0))
     blocks = load_block_overhead_bytes(model, dtype_bytes=dtype_bytes, quantization=quantization, tp=tp,
                                        vocab_rows=_padded_vocab_rows(model.vocab_size, tp),
                                        rotary_elements=model.max_position_embeddings * model.rotary_dim)
     deep_gemm = DEEP_GEMM_INIT_BYTES if quantization == "fp8" and gpu.is_hopper else 0
     return tensors + blocks + deep_gemm
+
+
+def checkpoint_load_blocks(model: ModelSpec, *, dtype_bytes: int, tp: int, cc: tuple[int, int]) -> int:
+    """The allocator blocks around a pre-quantized checkpoint's tensors: its build replayed in order (a tensor of
+    20 MiB or more takes a whole 2 MiB-rounded segment), then the kernels' repacks (Machete / Marlin 4-bit,
+    AWQ's conversion, the Triton MXFP4 swizzle), each new tensor landing where the allocator puts it."""
+    scheme, p = model.quant, model.params
+    vocab_rows = _padded_vocab_rows(model.vocab_size, tp)
+    build = [vocab_rows * model.hidden_size * dtype_bytes]
+    repacks: list[list] = []
+    groups = merged_linears(p.linears, tp, REPLICATED_QUANTIZED)
+    moe_layers = p.expert_layers if p.experts else 0
+    params = 1  # tensors built so far (the repacks name them param:INDEX); the build's temporaries are not counted
+    for layer in range(model.num_layers):
+        for name, n, k, count, hf_name in groups:
+            if layer >= count:
+                continue
+            quantized = scheme.quantizes(hf_name)
+            tensors = linear_tensors(scheme if quantized else None, n, k, dtype_bytes, cc)
+            build += tensors
+            if quantized:
+                repacks.append(linear_repack(scheme, n, k, dtype_bytes, cc, params))
+            params += len(tensors)
+            if layer == 0 and name.endswith(("o_proj", "dense", "out_proj")):
+                build += _rotary_cache_events(model, dtype_bytes)  # get_rope, built right after the attention linears
+        if layer < moe_layers and (scheme.experts_only or scheme.quantizes("*.mlp.experts")):
+            shape = dict(experts=model.num_experts, hidden=model.hidden_size, width=model.intermediate_size // tp,
+                         has_bias=bool(p.expert_bias), cc=cc)
+            tensors = expert_tensors(scheme, dtype_bytes=dtype_bytes, **shape)
+            build += tensors
+            repacks.append(expert_repack(scheme, first=params, **shape))
+            params += len(tensors)
+    if not model.tie_word_embeddings:
+        build.append(vocab_rows * model.hidden_size * dtype_bytes)
+    return checkpoint_load_overhead_bytes(build, repacks)
+
+
+def _rotary_cache_events(model: ModelSpec, dtype_bytes: int) -> list:
+    """RotaryEmbedding._compute_cos_sin_cache on the GPU (the model is built under the CUDA device): float32 freqs,
+    cos, sin and their concatenation, then the cache in the model dtype (RotaryEmbedding.__init__, cache.to(dtype));
+    the float32 tensors are freed and later weights land in their blocks. For Llama-3.1's 131,072 positions these
+    are 32 and 64 MiB blocks: 0.02 GiB of "Model loading took" beyond the tensors."""
+    positions, dim = model.max_position_embeddings, model.rotary_dim
+    if not dim:
+        return []
+    half = positions * dim // 2 * 4
+    return [("alloc", "build:freqs", half), ("alloc", "build:cos", half), ("alloc", "build:sin", half),
+            ("alloc", "build:cat", 2 * half), ("free", "build:freqs", 0), ("free", "build:cos", 0),
+            ("free", "build:sin", 0), positions * dim * dtype_bytes, ("free", "build:cat", 0)]
+
+
+def checkpoint_linear_bytes(model: ModelSpec, *, dtype_bytes: int, tp: int, cc: tuple[int, int]) -> int:
+    """Every decoder Linear and routed-expert stack of a pre-quantized checkpoint on one rank, as its
+    quantization method creates it and the kernel vLLM picks on ``cc`` repacks it (planner/quantization.py)."""
+    scheme, p = model.quant, model.params
+    total = 0
+    linears = p.linears or (("*.linear", model.hidden_size, max(1, p.linear_split // model.hidden_size), 1),)
+    for name, in_features, out_features, count in linears:
+        replicated = name.rsplit(".", 1)[-1] in REPLICATED_QUANTIZED
+        out_rank, in_rank = split_shape(name, in_features, out_features, tp, replicated)
+        if scheme.quantizes(name):
+            total += count * linear_bytes(scheme, out_features=out_rank, in_features=in_rank, dtype_bytes=dtype_bytes,
+                                          cc=cc)
+        else:
+            total += count * out_rank * in_rank * dtype_bytes
+    if p.experts:
+        moe_layers = p.expert_layers or model.num_layers
+        width = model.intermediate_size // tp
+        if scheme.experts_only or scheme.quantizes("*.mlp.experts"):
+            total += moe_layers * expert_bytes(scheme, experts=model.num_experts, hidden=model.hidden_size, width=width,
+                                               bias_elements=p.expert_bias // max(1, moe_layers) // tp,
+                                               dtype_bytes=dtype_bytes, cc=cc)
+        else:
+            total += p.experts // tp * dtype_bytes
+    return total
 
 
 def activation_peak_bytes(model: ModelSpec, *, act_bytes: int, max_num_batched_tokens: int,
@@ -441,7 +559,11 @@ def _plan(spec: ModelSpec, gpu: GpuSpec, config: EngineConfig, calibration: Cali
                      max_num_seqs=config.max_num_seqs or default_seqs,
                      max_num_batched_tokens=config.max_num_batched_tokens or default_tokens)
     act_bytes = DTYPE_BYTES[config.dtype]
-    kv_bytes = KV_CACHE_BYTES[config.kv_cache_dtype] or act_bytes
+    check_requested(spec.quant, config.quantization)  # vLLM's refusal of a conflicting --quantization, said first
+    checkpoint_kv_fp8 = spec.quant is not None and spec.quant.kv_cache_fp8 and config.kv_cache_dtype == "auto"
+    # kv_cache_dtype 'auto' follows a checkpoint's FP8 KV scheme (resolve_kv_cache_dtype_string for ModelOpt;
+    # Attention.__init__ sets cache_dtype 'fp8' for a compressed-tensors kv_cache_scheme)
+    kv_bytes = 1 if checkpoint_kv_fp8 else KV_CACHE_BYTES[config.kv_cache_dtype] or act_bytes
     requested = math.ceil(gpu.cuda_total_bytes * config.gpu_memory_utilization)
     weights = loaded_bytes(spec, gpu, dtype_bytes=act_bytes, quantization=config.quantization, tp=tp,
                            calibration=calibration)
@@ -461,11 +583,15 @@ def _plan(spec: ModelSpec, gpu: GpuSpec, config: EngineConfig, calibration: Cali
                        max_num_batched_tokens=config.max_num_batched_tokens, state_dtype_bytes=act_bytes)
     num_blocks = layout.num_blocks(kv_memory)
     kv_tokens = layout.tokens(num_blocks, max_model_len)
-    spread = math.ceil(kv_tokens * (calibration.kv_tokens_relative_spread_fp8 if config.quantization == "fp8"
+    quantized = config.quantization == "fp8" or spec.quant is not None
+    spread = math.ceil(kv_tokens * (calibration.kv_tokens_relative_spread_fp8 if quantized
                                     else calibration.kv_tokens_relative_spread))
 
     warnings = list(notes) + list(spec.notes)
-    if config.quantization == "fp8" and not gpu.supports_fp8_tensor_cores:
+    if checkpoint_kv_fp8:
+        warnings.append("the checkpoint declares an FP8 KV cache (its kv_cache_scheme / kv_cache_quant_algo): vLLM "
+                        "stores the KV cache in FP8 under kv_cache_dtype='auto'")
+    if (config.quantization == "fp8" or spec.quant is not None and spec.quant.is_fp8) and not gpu.supports_fp8_tensor_cores:
         warnings.append(f"{gpu.name} has no FP8 tensor cores: vLLM stores FP8 weights but computes in 16-bit (Marlin W8A16).")
     # vLLM's CompilationConfig: with full decode CUDA graphs, every running sequence of a hybrid model needs one
     # Mamba block, so max_num_seqs above the block count is refused at start-up (config/compilation.py)
@@ -482,6 +608,7 @@ def _plan(spec: ModelSpec, gpu: GpuSpec, config: EngineConfig, calibration: Cali
         fits=fits, reason=reason, warnings=tuple(warnings), cudagraph_estimate_bytes=graph_estimate,
         kv_page_bytes=layout.page_bytes, kv_layers_per_group=layout.layers_per_group,
         attention_groups=layout.attention_groups, state_groups=layout.state_groups,
+        weights_scheme=weights_description(spec, gpu, config),
     )
     if not fits and advise:
         result = replace(result, advice=suggestions(spec, gpu, config, calibration))
@@ -533,7 +660,8 @@ def suggestions(spec: ModelSpec, gpu: GpuSpec, failed: EngineConfig, calibration
     for util in utils:
         candidates.append((f"gpu_memory_utilization={util}", {"gpu_memory_utilization": util}))
     candidates.append(("enforce_eager (no CUDA graphs)", {"enforce_eager": True}))
-    if failed.quantization is None:
+    online_fp8 = failed.quantization is None and spec.quant is None  # a pre-quantized checkpoint keeps its own scheme
+    if online_fp8:
         candidates.append(("quantization=fp8", {"quantization": "fp8"}))
     if not failed.fp8_kv:
         candidates.append(("kv_cache_dtype=fp8", {"kv_cache_dtype": "fp8", "dtype": "bfloat16" if gpu.is_hopper else failed.dtype}))
@@ -546,10 +674,10 @@ def suggestions(spec: ModelSpec, gpu: GpuSpec, failed: EngineConfig, calibration
             for util in utils:
                 candidates.append((f"tensor_parallel_size={tp} ({tp} GPUs), gpu_memory_utilization={util}",
                                    {"tensor_parallel_size": tp, "gpu_memory_utilization": util}))
-            if failed.quantization is None:
+            if online_fp8:
                 candidates.append((f"tensor_parallel_size={tp} ({tp} GPUs), quantization=fp8",
                                    {"tensor_parallel_size": tp, "quantization": "fp8"}))
-    if failed.quantization is None:
+    if online_fp8:
         candidates.append(("quantization=fp8, kv_cache_dtype=fp8", {"quantization": "fp8", "kv_cache_dtype": "fp8",
                                                                      "dtype": "bfloat16" if gpu.is_hopper else failed.dtype}))
     found: list[Suggestion] = []

@@ -17,10 +17,19 @@ from pathlib import Path
 
 from planner.assets import load_json
 from planner.errors import PlannerError
+from planner.quantization import QuantScheme, parse_quantization_config
 from planner.structure import ParamCensus, census_from_config
 
 DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
-UNSUPPORTED_LAYER_TYPES = ("chunked_attention",)
+UNSUPPORTED_LAYER_TYPES: tuple[str, ...] = ()
+# Attention-free state-space models (vLLM's ModelConfig.is_attention_free): no attention heads, one state per sequence
+ATTENTION_FREE_MODEL_TYPES = ("mamba", "falcon_mamba", "mamba2")
+# vLLM's _get_and_verify_max_len when config.json names no maximum length (Mamba configs do not)
+DEFAULT_MAX_LEN = 2048
+CHUNKED_ATTENTION_NOTE = (
+    "chunked local attention (attention_chunk_size {chunk:,}) sized as full attention: vLLM 0.25.1 turns the hybrid "
+    "KV-cache manager off for it by default (config/vllm.py, unless VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1), "
+    "so every layer's cache holds the whole context (kv_cache_utils.unify_hybrid_kv_cache_specs)")
 # transformers' normalized layer_types (configuration_utils._LEGACY_LAYER_TYPE_REMAP: "mamba" and GDN layers are
 # "linear_attention", "attention" is "full_attention"); "hybrid" layers (Falcon-H1) hold both an attention and a
 # Mamba mixer; "mlp" / "moe" layers (Nemotron-H) hold no cache at all.
@@ -119,6 +128,7 @@ class ModelSpec:
     notes: tuple[str, ...] = ()
     state_layers: tuple[RecurrentLayer, ...] = ()  # hybrid / recurrent models: one state per sequence each
     kv_b_proj_params: int = 0  # MLA: every layer's kv_b_proj (latent -> per-head K and V), whole model
+    quant: QuantScheme | None = None  # the checkpoint's own quantization (config.json's quantization_config)
 
     @property
     def is_hybrid(self) -> bool:
@@ -305,7 +315,7 @@ def _attention_layers(hf, num_layers: int, kv_heads: int, head_dim: int,
             continue
         if kind == "sliding_attention" and window:
             layers.append(AttentionLayer("sliding", kv_heads, head_dim, int(window)))
-        else:
+        else:  # full attention, and chunked local attention (CHUNKED_ATTENTION_NOTE)
             layers.append(AttentionLayer("full", kv_heads, head_dim))
     return tuple(layers), tuple(states)
 
@@ -325,6 +335,9 @@ def _formula_census(hidden, inter, layers, heads, kv_heads, head_dim, vocab, tie
 
 def _spec_from_config(config: dict, label: str, source: str) -> ModelSpec:
     hf = _parse_config(config)
+    # vLLM reads the checkpoint's quantization first (ModelConfig._verify_quantization): a malformed or unknown
+    # one is refused here, before any shape is sized
+    quant = parse_quantization_config(config, str(config.get("model_type") or ""))
 
     def need(attr: str) -> int:
         value = getattr(hf, attr, None)
@@ -332,10 +345,14 @@ def _spec_from_config(config: dict, label: str, source: str) -> ModelSpec:
             raise PlannerError("model", f"config.json field {attr!r} must be a positive integer, got {value!r}")
         return value
 
-    hidden, heads, num_layers = need("hidden_size"), need("num_attention_heads"), need("num_hidden_layers")
-    kv_heads = getattr(hf, "num_key_value_heads", None) or heads
-    head_dim = getattr(hf, "head_dim", None) or hidden // heads
-    if heads % kv_heads:
+    model_type = str(getattr(hf, "model_type", None) or config.get("model_type"))
+    attention_free = model_type in ATTENTION_FREE_MODEL_TYPES
+    hidden, num_layers = need("hidden_size"), need("num_hidden_layers")
+    # a pure state-space model has no attention heads: its whole cache is the per-sequence Mamba state
+    heads = 0 if attention_free else need("num_attention_heads")
+    kv_heads = 0 if attention_free else getattr(hf, "num_key_value_heads", None) or heads
+    head_dim = 0 if attention_free else getattr(hf, "head_dim", None) or hidden // heads
+    if heads and heads % kv_heads:
         raise PlannerError("model", f"num_attention_heads ({heads}) is not a multiple of num_key_value_heads ({kv_heads})")
     experts = int(getattr(hf, "num_local_experts", 0) or getattr(hf, "num_experts", 0)
                   or getattr(hf, "n_routed_experts", 0) or 0)
@@ -344,6 +361,15 @@ def _spec_from_config(config: dict, label: str, source: str) -> ModelSpec:
     tied = bool(getattr(hf, "tie_word_embeddings", False))
     vocab = need("vocab_size")
     notes = []
+    max_len = getattr(hf, "max_position_embeddings", None)
+    if attention_free and max_len is None:
+        max_len = DEFAULT_MAX_LEN
+        notes.append(f"attention-free (Mamba): no attention KV cache, one recurrent state per sequence whatever its "
+                     f"length; config.json names no maximum length, so vLLM assumes {DEFAULT_MAX_LEN:,} unless "
+                     "max_model_len is given")
+    chunk = getattr(hf, "attention_chunk_size", None)
+    if chunk and "chunked_attention" in (getattr(hf, "layer_types", None) or []):
+        notes.append(CHUNKED_ATTENTION_NOTE.format(chunk=chunk))
     try:
         census = census_from_config(config)
     except Exception as e:  # noqa: BLE001 - any failure to build the module tree means: use the formula, and say so
@@ -360,16 +386,15 @@ def _spec_from_config(config: dict, label: str, source: str) -> ModelSpec:
                                                             + (getattr(hf, "v_head_dim", 0) or 0))
     if getattr(hf, "position_embedding_type", None) == "nope":
         rotary = 0  # Granite-4.0-H: no rotary embedding, so no cos/sin cache (granitemoehybrid.py)
-    layers, state_layers = _attention_layers(hf, num_layers, kv_heads, head_dim,
-                                           str(getattr(hf, "model_type", None) or config.get("model_type")), hidden)
+    layers, state_layers = _attention_layers(hf, num_layers, kv_heads, head_dim, model_type, hidden)
     return ModelSpec(
         name=label,
         architecture=(config.get("architectures") or [type(hf).__name__.replace("Config", "ForCausalLM")])[0],
         hidden_size=hidden, intermediate_size=inter, num_layers=num_layers, num_heads=heads,
         num_kv_heads=kv_heads, head_dim=head_dim, vocab_size=vocab,
-        max_position_embeddings=need("max_position_embeddings"), params=census,
+        max_position_embeddings=max_len if attention_free else need("max_position_embeddings"), params=census,
         layers=layers, state_layers=state_layers, kv_b_proj_params=kv_b_proj,
         torch_dtype=dtype if dtype in DTYPE_BYTES else "bfloat16", tie_word_embeddings=tied,
         num_experts=experts, experts_per_token=int(getattr(hf, "num_experts_per_tok", 0) or 0) if experts else 0,
-        rotary_dim=rotary, structure_source=census.source, source=source, notes=tuple(notes),
+        rotary_dim=rotary, structure_source=census.source, source=source, notes=tuple(notes), quant=quant,
     )

@@ -41,6 +41,12 @@ def experts_touched(num_experts: int, experts_per_token: int, batch: int) -> flo
 
 def decode_step_bytes(model: ModelSpec, config: EngineConfig, *, batch: int, mean_context: float) -> float:
     """Bytes one GPU reads from HBM in one decode step of ``batch`` sequences."""
+    return sum(decode_step_bytes_parts(model, config, batch=batch, mean_context=mean_context))
+
+
+def decode_step_bytes_parts(model: ModelSpec, config: EngineConfig, *, batch: int,
+                            mean_context: float) -> tuple[float, float]:
+    """(weights, KV cache): what one GPU's GEMMs and its attention kernels read in one decode step."""
     act_bytes = DTYPE_BYTES[resolve_dtype(model, config.dtype)]
     kv_bytes = KV_CACHE_BYTES[config.kv_cache_dtype] or act_bytes
     tp = config.tensor_parallel_size
@@ -57,7 +63,7 @@ def decode_step_bytes(model: ModelSpec, config: EngineConfig, *, batch: int, mea
         touched = experts_touched(model.num_experts, model.experts_per_token, batch) / model.num_experts
         stored -= experts * (1 - touched) * weight_bytes / tp
     kv = batch * mean_context * kv_bytes_per_token(model, kv_bytes=kv_bytes, tp=tp)
-    return stored + kv
+    return stored, kv
 
 
 def roofline(model: ModelSpec | EngineConfig, gpu: GpuSpec, *, concurrency: int, input_len: int, output_len: int,

@@ -11,7 +11,8 @@ sorted by how vLLM 0.25.1 stores it. The sorting rules, each read from vLLM's mo
 - MLA latent projections (``kv_a_proj_with_mqa``, ``q_a_proj``): ``ReplicatedLinear`` with the
   model's quant_config (deepseek_v2.py): FP8, but every rank holds all of it.
 - Routed experts (``FusedMoE`` / ``RoutedExperts``): FP8 under the online MoE method, split across ranks.
-- Router gates (``mlp.gate``, ``shared_expert_gate``): built with ``quant_config=None`` and replicated.
+- Router gates (``mlp.gate``, Llama-4's ``feed_forward.router``, ``shared_expert_gate``): built with
+  ``quant_config=None`` and replicated.
 - Norms, biases and everything 1-D: 16-bit.
 """
 
@@ -37,6 +38,11 @@ class ParamCensus:
     sixteen_bit_replicated: int  # norms, router gates
     largest_expert_layer: int = 0  # one layer's routed experts (the biggest single tensor group)
     source: str = ""
+    # Every decoder nn.Linear, grouped by its name with the layer index as '*': (name, in_features,
+    # out_features, how many). A pre-quantized checkpoint's scales depend on each Linear's shape.
+    linears: tuple[tuple[str, int, int, int], ...] = ()
+    expert_layers: int = 0  # layers holding routed experts
+    expert_bias: int = 0  # elements of the routed experts' biases (gpt-oss), whole model
 
     @property
     def total(self) -> int:
@@ -68,6 +74,13 @@ def _census(config_json: str) -> ParamCensus:
     counts = dict(embedding=0, lm_head=0, linear_split=0, linear_replicated=0, experts=0,
                   sixteen_bit_split=0, sixteen_bit_replicated=0)
     expert_layers: dict[str, int] = {}
+    expert_bias = 0
+    linears: dict[tuple[str, int, int], int] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and not name.startswith("lm_head"):
+            generic = ".".join("*" if part.isdigit() else part for part in name.split("."))
+            key = (generic, module.in_features, module.out_features)
+            linears[key] = linears.get(key, 0) + 1
     tied = bool(getattr(text, "tie_word_embeddings", False))
     for name, param in model.named_parameters(remove_duplicate=False):
         n = param.numel()
@@ -78,10 +91,12 @@ def _census(config_json: str) -> ParamCensus:
             counts["embedding"] += n
         elif ".experts." in name:
             counts["experts"] += n
+            expert_bias += n if param.dim() == 2 else 0  # (experts, width) biases beside (experts, out, in) weights
             layer = name.split(".experts.")[0]
             expert_layers[layer] = expert_layers.get(layer, 0) + n
-        elif owner.endswith(".gate") and num_experts and param.dim() == 2 and param.shape[0] == num_experts:
-            counts["sixteen_bit_replicated"] += n  # the router: quant_config=None, replicated
+        elif (owner.endswith(".gate") or owner.endswith(".router")) and num_experts and param.dim() == 2 \
+                and param.shape[0] == num_experts:
+            counts["sixteen_bit_replicated"] += n  # the router (Llama-4's is .router): quant_config=None, replicated
         elif owner.endswith("shared_expert_gate"):
             counts["sixteen_bit_replicated"] += n
         elif owner in linear_names and leaf == "weight":
@@ -92,4 +107,6 @@ def _census(config_json: str) -> ParamCensus:
         else:
             counts["sixteen_bit_replicated"] += n  # norms and other 1-D weights
     return ParamCensus(**counts, largest_expert_layer=max(expert_layers.values(), default=0),
-                       source=f"meta-device census (transformers {transformers.__version__})")
+                       source=f"meta-device census (transformers {transformers.__version__})",
+                       linears=tuple((name, i, o, c) for (name, i, o), c in linears.items()),
+                       expert_layers=len(expert_layers), expert_bias=expert_bias)

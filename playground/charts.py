@@ -182,3 +182,23 @@ def plan_overflow(p) -> go.Figure:
                   annotation_text=f"requested {requested:.1f} GiB")
     fig.update_layout(barmode="stack")
     return _layout(fig, f"{p.model} on {p.gpu}", "", "GiB per GPU")
+
+
+def speed_vs_batch(predictions, measured: Sequence[tuple[str, int, float]] = ()) -> go.Figure:
+    """Predicted output tok/s (all requests decoding together) against the batch, per precision, with the fit's ±;
+    measured points (precision, batch, output tok/s) overlaid where a recorded run exists."""
+    fig = go.Figure()
+    for pred in predictions:
+        xs = [p.batch for p in pred.points]
+        ys = [p.output_tok_s for p in pred.points]
+        fig.add_scatter(x=xs, y=ys, mode="lines+markers", name=f"{pred.precision} predicted",
+                        line=dict(color=COLORS.get(pred.precision)),
+                        error_y=dict(type="data", array=[p.output_tok_s * p.spread for p in pred.points], visible=True),
+                        hovertemplate=f"{pred.precision}: %{{y:,.0f}} output tok/s at batch %{{x:,}} (predicted)<extra></extra>")
+    for precision, batch, tok_s in measured:
+        fig.add_scatter(x=[batch], y=[tok_s], mode="markers", marker=dict(symbol="x", size=11, color=COLORS.get(precision)),
+                        name=f"{precision} measured", showlegend=False,
+                        hovertemplate=f"{precision} measured: %{{y:,.0f}} output tok/s at batch %{{x:,}} (batch / TPOT)<extra></extra>")
+    fig.update_xaxes(type="log")
+    return _layout(fig, "Predicted decode throughput vs batch (x: measured runs)", "batch (requests decoding at once, log scale)",
+                   "output tok/s")

@@ -7,6 +7,9 @@
 - decode tok/s (per request): (output tokens - 1) / (last arrival - first arrival), i.e. 1 / TPOT.
 - output tok/s (per run): all output tokens / wall time from the first request start to the last
   arrival; total tok/s counts prompt tokens too.
+- goodput (per run, under a service-level objective): requests that met every bound of the SLO /
+  wall time, as `vllm bench serve --goodput ttft:MS tpot:MS e2el:MS` counts them
+  (vllm/benchmarks/serve.py, calculate_metrics): a request of one output token has TPOT 0.
 """
 
 from __future__ import annotations
@@ -70,6 +73,43 @@ class RunMetrics:
     itl_p50_s: float | None
     itl_p90_s: float | None
     itl_p99_s: float | None
+    goodput_requests_per_s: float | None = None  # with an SLO only
+    good_requests: int | None = None
+    slo: str = ""  # the SLO it was counted under, as vllm bench serve's --goodput takes it: "ttft:500 tpot:50"
+
+
+SLO_NAMES = ("ttft", "tpot", "e2el")
+DEFAULT_SLO_MS = (("ttft", 500.0), ("tpot", 50.0))  # the question a buyer asks: "at TTFT <= 500 ms and TPOT <= 50 ms"
+
+
+def parse_slo(text: str) -> tuple[tuple[str, float], ...]:
+    """``"ttft:500 tpot:50"`` (or comma-separated) into ((name, milliseconds), ...), checked as vLLM checks it."""
+    out = []
+    for pair in text.replace(",", " ").split():
+        name, sep, value = pair.partition(":")
+        try:
+            ms = float(value)
+        except ValueError:
+            ms = None
+        if not sep or ms is None:
+            raise ValueError(f"goodput: {pair!r} is not KEY:MILLISECONDS, e.g. ttft:500 tpot:50")
+        if name not in SLO_NAMES:
+            raise ValueError(f"goodput: {name!r} is not one of {', '.join(SLO_NAMES)}")
+        if ms < 0:
+            raise ValueError(f"goodput: {name}:{value} must be non-negative")
+        out.append((name, ms))
+    return tuple(out)
+
+
+def slo_text(slo_ms) -> str:
+    return " ".join(f"{name}:{ms:g}" for name, ms in slo_ms)
+
+
+def good_requests(ttfts_s: Sequence[float], tpots_s: Sequence[float], e2els_s: Sequence[float], slo_ms) -> int:
+    """Requests within every bound (vLLM's rule: value <= bound for each metric named)."""
+    values = {"ttft": ttfts_s, "tpot": tpots_s, "e2el": e2els_s}
+    bounds = [(values[name], ms / 1000) for name, ms in slo_ms]
+    return sum(all(metric[i] <= bound for metric, bound in bounds) for i in range(len(ttfts_s)))
 
 
 def _percentiles(values: Sequence[float]) -> tuple[float | None, float | None, float | None]:
@@ -79,8 +119,9 @@ def _percentiles(values: Sequence[float]) -> tuple[float | None, float | None, f
     return float(p50), float(p90), float(p99)
 
 
-def summarize(timings: Sequence[RequestTiming]) -> RunMetrics:
-    """Aggregate measured requests. Raises ValueError if none produced a token: no timing, no metric."""
+def summarize(timings: Sequence[RequestTiming], slo_ms=()) -> RunMetrics:
+    """Aggregate measured requests; with ``slo_ms`` ((name, ms), ...) the goodput too. Raises
+    ValueError if none produced a token: no timing, no metric."""
     done = [t for t in timings if t.chunk_times_s]
     if not done:
         raise ValueError("no request produced a token, so there is nothing to measure")
@@ -92,6 +133,8 @@ def summarize(timings: Sequence[RequestTiming]) -> RunMetrics:
     ttft = _percentiles([t.ttft_s for t in done])
     tpot = _percentiles([t.tpot_s for t in done if t.tpot_s is not None])
     itl = _percentiles([gap for t in done for gap in t.itls_s])
+    good = good_requests([t.ttft_s for t in done], [t.tpot_s or 0.0 for t in done], [t.e2e_s for t in done],
+                         slo_ms) if slo_ms else None
     return RunMetrics(
         num_requests=len(done), duration_s=duration, output_tokens=out_tokens, prompt_tokens=prompt_tokens,
         output_tok_s=out_tokens / duration, total_tok_s=(out_tokens + prompt_tokens) / duration,
@@ -99,6 +142,8 @@ def summarize(timings: Sequence[RequestTiming]) -> RunMetrics:
         ttft_p50_s=ttft[0], ttft_p90_s=ttft[1], ttft_p99_s=ttft[2],
         tpot_p50_s=tpot[0], tpot_p90_s=tpot[1], tpot_p99_s=tpot[2],
         itl_p50_s=itl[0], itl_p90_s=itl[1], itl_p99_s=itl[2],
+        goodput_requests_per_s=good / duration if good is not None and duration > 0 else None,
+        good_requests=good, slo=slo_text(slo_ms),
     )
 
 

@@ -3,8 +3,9 @@
 It speaks the part of vLLM's server protocol the playground's `--backend openai` uses, with vLLM's
 field names: `/v1/models` (with max_model_len), `/tokenize` (text or chat messages),
 `/v1/completions` (streamed SSE or not; token-id prompts; `return_token_ids`; vLLM's sampling
-extras; `prompt_logprobs`), `/metrics` (`vllm:cache_config_info`, `vllm:num_requests_running`) and
-`/health`. A client that goes away aborts its request in the engine, as vLLM's server does.
+extras; `prompt_logprobs`), `/v1/chat/completions` (the model's chat template), `usage` with prompt,
+completion and total tokens (also as the last chunk with `stream_options.include_usage`), `/metrics`
+(`vllm:cache_config_info`, `vllm:num_requests_running`) and `/health`. A client that goes away aborts its request in the engine, as vLLM's server does.
 
 `python -m playground.serve --backend cpu` runs it; the tests run it as a real server process.
 """
@@ -25,8 +26,8 @@ from starlette.routing import Route
 from playground.engines.base import GenerationRequest, RequestError, SamplingSettings
 
 
-def _error(status: int, message: str, kind: str = "BadRequestError") -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
+def _error(status: int, message: str, kind: str = "BadRequestError", param: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": status}}, status_code=status)
 
 
 def sampling_from_body(body: dict) -> SamplingSettings:
@@ -40,6 +41,11 @@ def sampling_from_body(body: dict) -> SamplingSettings:
         frequency_penalty=float(body.get("frequency_penalty", 0.0)),
         stop=(stop,) if isinstance(stop, str) else tuple(stop), ignore_eos=bool(body.get("ignore_eos", False)),
     ).validate()
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
 
 
 def build_app(engine, model_name: str, api_key: str | None = None, *, drop_after_tokens: int | None = None) -> Starlette:
@@ -93,41 +99,92 @@ def build_app(engine, model_name: str, api_key: str | None = None, *, drop_after
             first = await anext(stream)
         except RequestError as e:
             return _error(400, str(e))
-        return StreamingResponse(_sse(req, stream, first, bool(body.get("return_token_ids"))), media_type="text/event-stream")
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return StreamingResponse(_sse(req, stream, first, bool(body.get("return_token_ids")), include_usage),
+                                 media_type="text/event-stream")
 
-    async def _sse(req, stream, first, with_ids: bool):
-        running.add(req.request_id)
-        sent = 0
+    async def chat_completions(request: Request) -> Response:
+        """The conversation through the model's chat template (the app's own /v1 parses it the same way)."""
+        from playground.ui.openai_api import ApiError, chat_messages, chat_prompt_ids, field, sampling_of
+
+        if not authorized(request):
+            return _error(401, "Unauthorized", "AuthenticationError")
         try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error(400, "the body must be a JSON object", param="body")
+        if not isinstance(body, dict):
+            return _error(400, "the body must be a JSON object", param="body")
+        if body.get("model") not in (None, model_name):
+            return _error(404, f"The model `{body.get('model')}` does not exist.", "NotFoundError", "model")
+        try:
+            ids = await chat_prompt_ids(engine, chat_messages(body))
+            limit = engine.info.max_model_len
+            sampling = sampling_of(body, max(limit - len(ids), 1), "max_completion_tokens")
+            req = GenerationRequest(f"chatcmpl-{uuid.uuid4().hex}", sampling, prompt_token_ids=tuple(ids))
+            stream = field(body, "stream", "boolean", False)
+            include_usage = bool((field(body, "stream_options", "object", {}) or {}).get("include_usage"))
+        except ApiError as e:
+            return _error(e.status, e.message, param=e.param)
+        if not stream:
+            return await _whole(req, chat=True)
+        chunks = engine.stream(req)
+        try:
+            first = await anext(chunks)
+        except RequestError as e:
+            return _error(400, str(e), param=e.argument)
+        return StreamingResponse(_sse(req, chunks, first, False, include_usage, chat=True), media_type="text/event-stream")
+
+    async def _sse(req, stream, first, with_ids: bool, include_usage: bool = False, chat: bool = False):
+        running.add(req.request_id)
+        kind = "chat.completion.chunk" if chat else "text_completion"
+        sent, n_prompt = 0, 0
+
+        def event(choices, **extra) -> str:
+            return f"data: {json.dumps({'id': req.request_id, 'object': kind, 'created': int(time.time()), 'model': model_name, 'choices': choices, **extra})}\n\n"
+
+        try:
+            if chat:  # OpenAI's first chunk carries the role
+                yield event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
             chunk = first
             while True:
-                sent = chunk.num_output_tokens
-                choice = {"index": 0, "text": chunk.text, "finish_reason": chunk.finish_reason if chunk.finished else None}
+                sent, n_prompt = chunk.num_output_tokens, chunk.num_prompt_tokens
+                reason = chunk.finish_reason if chunk.finished else None
+                if chat:
+                    choice = {"index": 0, "delta": {"content": chunk.text} if chunk.text else {}, "finish_reason": reason}
+                else:
+                    choice = {"index": 0, "text": chunk.text, "finish_reason": reason}
                 if with_ids:
                     choice["token_ids"] = list(chunk.token_ids)
-                yield f"data: {json.dumps({'id': req.request_id, 'object': 'text_completion', 'created': int(time.time()), 'model': model_name, 'choices': [choice]})}\n\n"
+                yield event([choice])
                 if chunk.finished:
                     break
                 if drop_after_tokens is not None and sent >= drop_after_tokens:
                     return  # the connection ends without [DONE] or a finish_reason
                 chunk = await anext(stream)
+            if include_usage:
+                yield event([], usage=_usage(n_prompt, sent))
             yield "data: [DONE]\n\n"
         finally:
             running.discard(req.request_id)
             await stream.aclose()  # a client that went away: the engine's request is aborted here
 
-    async def _whole(req) -> Response:
-        text, ids, reason = "", [], None
+    async def _whole(req, chat: bool = False) -> Response:
+        text, ids, reason, n_prompt = "", [], None, 0
         try:
             async for chunk in engine.stream(req):
                 text += chunk.text
                 ids += chunk.token_ids
-                reason = chunk.finish_reason
+                reason, n_prompt = chunk.finish_reason, chunk.num_prompt_tokens
         except RequestError as e:
-            return _error(400, str(e))
-        return JSONResponse({"id": req.request_id, "object": "text_completion", "model": model_name,
-                             "choices": [{"index": 0, "text": text, "token_ids": ids, "finish_reason": reason}],
-                             "usage": {"completion_tokens": len(ids)}})
+            return _error(400, str(e), param=e.argument)
+        if chat:
+            choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": reason}
+        else:
+            choice = {"index": 0, "text": text, "token_ids": ids, "finish_reason": reason}
+        return JSONResponse({"id": req.request_id, "object": "chat.completion" if chat else "text_completion",
+                             "created": int(time.time()), "model": model_name, "choices": [choice],
+                             "usage": _usage(n_prompt, len(ids))})
 
     async def _prompt_logprobs(req, top_k: int) -> Response:
         ids = list(req.prompt_token_ids or ())
@@ -160,6 +217,7 @@ def build_app(engine, model_name: str, api_key: str | None = None, *, drop_after
 
     return Starlette(routes=[
         Route("/v1/models", models), Route("/tokenize", tokenize, methods=["POST"]),
-        Route("/v1/completions", completions, methods=["POST"]), Route("/metrics", metrics),
+        Route("/v1/completions", completions, methods=["POST"]),
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]), Route("/metrics", metrics),
         Route("/health", health),
     ], lifespan=lifespan)

@@ -16,7 +16,7 @@ from playground.bench import store
 from playground.bench.runner import BenchConfig, BenchmarkService, resident_source
 from playground.bench.sweep import SweepSpec
 from playground.compare import ColumnSnapshot, EnginePhases, check_request, compare, parse_prompts, score_quality
-from playground.engines.base import RequestError, SamplingSettings
+from playground.engines.base import GenerationRequest, RequestError, SamplingSettings, StreamChunk
 from playground.quality import QualityDiff
 from playground.runtime import EngineRuntime, SupervisedEngine
 
@@ -41,6 +41,7 @@ class Playground:
         self._phases: EnginePhases | None = None
         self.max_in_flight = MAX_IN_FLIGHT
         self.in_flight = 0
+        self.on_request_done: list = []  # callables (column label, RequestTiming) for every comparison request
 
     # ---- engines
     def start_in_background(self) -> threading.Thread:
@@ -153,7 +154,48 @@ class Playground:
         diffs: tuple = ()
         if quality and len(live) == 2 and sampling.temperature == 0 and final is not None:
             diffs = tuple(await self.runtime.acall(score_quality(live, prompts, final, chat)))
+        for column in final or ():  # each request of the comparison, to the metrics (playground/prom.py)
+            for timing in column.timings:
+                for observe in self.on_request_done:
+                    observe(column.label, timing)
         yield ComparisonResult(final, diffs, mode)
+
+    # ---- one request on one engine (the OpenAI-compatible endpoints)
+    def admit(self) -> None:
+        """Back-pressure shared with comparisons: refuse now instead of queueing without end."""
+        if self.in_flight >= self.max_in_flight:
+            raise RequestError("server", f"busy: {self.in_flight} requests are being served (the limit is "
+                                         f"{self.max_in_flight}); try again in a moment")
+
+    @property
+    def phases(self) -> EnginePhases:
+        if self._phases is None:
+            self._phases = EnginePhases(len(self.engines))
+        return self._phases
+
+    async def ready_engine(self, engine: SupervisedEngine):
+        """The engine object to run on (started, or restarted when it died); RequestError when it cannot be had."""
+        return (await self._ready_engines([engine]))[0]
+
+    async def generate(self, engine: SupervisedEngine, request: GenerationRequest) -> AsyncIterator[StreamChunk]:
+        """Stream one request on one engine. It takes that engine's turn in the fair queue, as a
+        comparison's column does, so that fair comparisons stay alone on the GPU; requests for the same
+        engine share a turn (the engine batches them). Closing the generator aborts the request."""
+        self.admit()
+        self.in_flight += 1
+        try:
+            live = await self.ready_engine(engine)
+            phases, index = self.phases, self.engines.index(engine)
+
+            async def on_engine_loop():  # the turn and the engine both live on the engines' loop
+                async with phases.turn(index):
+                    async for chunk in live.stream(request):
+                        yield chunk
+
+            async for chunk in self.runtime.stream(on_engine_loop):
+                yield chunk
+        finally:
+            self.in_flight -= 1
 
     # ---- benchmark and history
     async def benchmark(self, spec: SweepSpec, progress) -> tuple[int, list, str]:

@@ -46,6 +46,17 @@ def test_plan_endpoint_is_the_planner(client):
     assert out["kv_tokens"] == expected.kv_tokens and out["fits"] is True
 
 
+def test_plan_precisions_carries_the_predicted_speed(client):
+    from planner import gpu_preset
+    from planner.speed import predict_speed
+
+    rows = client.predict("llama-3-8b", "h200", 0.9, 4096, 4096, 32, 1, 512, 256, api_name="/plan_precisions")
+    fp8 = next(r for r in rows if r["precision"] == "fp8")
+    expected = predict_speed("llama-3-8b", gpu_preset("h200"), quantization="fp8", max_model_len=4096)
+    assert fp8["speed"]["points"][0]["decode_tok_s"] == pytest.approx(expected.at(1).decode_tok_s)
+    assert fp8["speed"]["points"][0]["spread"] > 0 and fp8["speed"]["vllm_version"] == "0.25.1"
+
+
 @pytest.mark.parametrize("prompt, overrides, message", [
     ("", {}, "prompts: is empty"),
     ("hi", {"temperature": -1.0}, "temperature"),

@@ -54,7 +54,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--history", action="store_true", help="list saved runs")
     p.add_argument("--export", type=int, metavar="RUN_ID", help="print a saved run")
     p.add_argument("--format", choices=["csv", "json"], default="json")
+    p.add_argument("--goodput", default=None, metavar="'ttft:MS tpot:MS'",
+                   help="the SLO goodput is counted under, as vllm bench serve's --goodput "
+                        "(ttft, tpot, e2el in ms; default 'ttft:500 tpot:50')")
+    p.add_argument("--import-guidellm", nargs="+", metavar="REPORT.json",
+                   help="save guidellm JSON reports (one per column, e.g. model=16-bit and model=FP8) as one run")
+    p.add_argument("--compare", nargs=2, type=int, metavar=("RUN_A", "RUN_B"),
+                   help="two saved runs side by side per precision and concurrency, with B / A")
     return p
+
+
+def compare_rows(rows_a: list[dict], rows_b: list[dict]) -> list[dict]:
+    """Points of two runs paired by concurrency (and precision where both have it, else in order)."""
+    def key(r):
+        return r["concurrency"]
+
+    out = []
+    for a in sorted(rows_a, key=lambda r: (r["precision"], key(r))):
+        same = [b for b in rows_b if key(b) == key(a) and b["precision"] == a["precision"]] or \
+               [b for b in rows_b if key(b) == key(a) and b["precision"] != a["precision"]]
+        for b in same[:1]:
+            out.append({"concurrency": key(a), "a": a, "b": b,
+                        "ratio": b["output_tok_s"] / a["output_tok_s"] if a["output_tok_s"] else None})
+    return out
+
+
+def print_comparison(meta_a: dict, meta_b: dict, pairs: list[dict]) -> None:
+    ms = lambda s: f"{s * 1000:.0f}" if s is not None else "-"  # noqa: E731
+    rate = lambda r: f"{r:.2f}" if r is not None else "-"  # noqa: E731
+    print(f"A = run #{meta_a['id']} ({meta_a['backend']}, {meta_a['model']}), "
+          f"B = run #{meta_b['id']} ({meta_b['backend']}, {meta_b['model']})")
+    slo = next((p["a"].get("slo") for p in pairs if p["a"].get("slo")), "")
+    print(f"{'conc':>5} {'A':>9} {'B':>9} {'A tok/s':>9} {'B tok/s':>9} {'B/A':>6} {'A TTFT p50':>10} {'B TTFT p50':>10} "
+          f"{'A TPOT p50':>10} {'B TPOT p50':>10} {'A goodput':>9} {'B goodput':>9}")
+    for p in pairs:
+        a, b = p["a"], p["b"]
+        print(f"{p['concurrency']:>5} {a['precision']:>9} {b['precision']:>9} {a['output_tok_s']:>9.1f} "
+              f"{b['output_tok_s']:>9.1f} {p['ratio'] or 0:>6.2f} {ms(a['ttft_p50_s']):>10} {ms(b['ttft_p50_s']):>10} "
+              f"{ms(a['tpot_p50_s']):>10} {ms(b['tpot_p50_s']):>10} {rate(a.get('goodput_requests_per_s')):>9} "
+              f"{rate(b.get('goodput_requests_per_s')):>9}")
+    if slo:
+        print(f"(goodput: requests/s within the SLO {slo}, ms, as vllm bench serve --goodput counts them)")
 
 
 def _label_precision(label: str) -> str:
@@ -63,20 +103,61 @@ def _label_precision(label: str) -> str:
     return OpenAIEngine(RemoteEngineSpec(label, "http://x/v1")).precision
 
 
+def print_points_rows(rows: list[dict]) -> None:
+    """Saved rows (a guidellm import, an export) in the sweep's table."""
+    print(f"{'precision':<9} {'conc':>5} {'out tok/s':>10} {'req/s':>7} {'TTFT p50 ms':>11} {'TPOT p50 ms':>11} "
+          f"{'goodput req/s':>13}")
+    for r in rows:
+        ms = lambda s: f"{s * 1000:.1f}" if s is not None else "-"  # noqa: E731
+        good = f"{r['goodput_requests_per_s']:.2f}" if r.get("goodput_requests_per_s") is not None else "-"
+        print(f"{r['precision']:<9} {r['concurrency']:>5} {r['output_tok_s']:>10.1f} {r['requests_per_s']:>7.2f} "
+              f"{ms(r['ttft_p50_s']):>11} {ms(r['tpot_p50_s']):>11} {good:>13}")
+
+
 def print_points(points) -> None:
     print(f"{'precision':<9} {'conc':>5} {'out tok/s':>10} {'tot tok/s':>10} {'req/s':>7} {'TTFT p50 ms':>11} "
-          f"{'TPOT p50 ms':>11} {'ITL p99 ms':>10} {'roofline':>9} {'% roof':>6}")
+          f"{'TPOT p50 ms':>11} {'ITL p99 ms':>10} {'roofline':>9} {'% roof':>6} {'goodput':>8}")
     for pt in points:
         m = pt.metrics
         roof = f"{pt.roofline_output_tok_s:,.0f}" if pt.roofline_output_tok_s else "-"
         pct = f"{pt.percent_of_roofline:.0f}%" if pt.percent_of_roofline else "-"
         ms = lambda s: f"{s * 1000:.1f}" if s is not None else "-"  # noqa: E731
         print(f"{pt.precision:<9} {pt.concurrency:>5} {m.output_tok_s:>10.1f} {m.total_tok_s:>10.1f} {m.requests_per_s:>7.2f} "
-              f"{ms(m.ttft_p50_s):>11} {ms(m.tpot_p50_s):>11} {ms(m.itl_p99_s):>10} {roof:>9} {pct:>6}")
+              f"{ms(m.ttft_p50_s):>11} {ms(m.tpot_p50_s):>11} {ms(m.itl_p99_s):>10} {roof:>9} {pct:>6} "
+              f"{m.goodput_requests_per_s if m.goodput_requests_per_s is not None else 0:>8.2f}")
+    if points and points[0].metrics.slo:
+        print(f"(goodput: requests/s within the SLO {points[0].metrics.slo}, ms, as vllm bench serve --goodput counts them)")
 
 
 def main(argv=None) -> int:
+    from playground.metrics import DEFAULT_SLO_MS, parse_slo
+
     args = build_parser().parse_args(argv)
+    try:
+        slo = parse_slo(args.goodput) if args.goodput is not None else DEFAULT_SLO_MS
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.import_guidellm:
+        from playground.bench.guidellm_report import import_reports
+
+        try:
+            run_id, rows = import_reports(store.connect(args.data_dir), args.import_guidellm, slo)
+        except (ValueError, KeyError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print_points_rows(rows)
+        print(f"saved as run #{run_id} in {args.data_dir}/bench.sqlite (backend guidellm)")
+        return 0
+    if args.compare:
+        conn = store.connect(args.data_dir)
+        try:
+            (meta_a, rows_a), (meta_b, rows_b) = (store.load_run(conn, i) for i in args.compare)
+        except KeyError as e:
+            print(f"error: {e.args[0]}", file=sys.stderr)
+            return 2
+        print_comparison(meta_a, meta_b, compare_rows(rows_a, rows_b))
+        return 0
     if args.history or args.export is not None:
         conn = store.connect(args.data_dir)
         if args.history:
@@ -93,7 +174,7 @@ def main(argv=None) -> int:
     default_precisions = "fp16,fp8,fp8-kv8" if args.backend == "vllm" else "fp16,fp8"
     spec = SweepSpec(concurrency=args.concurrency, input_len=args.input_len, output_len=args.output_len,
                      num_prompts=args.num_prompts, repeats=args.repeats, seed=args.seed,
-                     precisions=tuple((args.precisions or default_precisions).split(",")))
+                     precisions=tuple((args.precisions or default_precisions).split(",")), goodput=slo)
     if args.backend == "openai":
         import os
 

@@ -172,9 +172,25 @@ def _describer(config: BenchConfig, spec: SweepSpec) -> Callable[[str, int, RunM
             limit = roofline(engine, gpu, concurrency=concurrency, input_len=spec.input_len,
                              output_len=spec.output_len, kv_tokens=kv_tokens)
             extra.update(roofline_output_tok_s=limit.output_tok_s, roofline_bound=limit.bound)
+            extra["predicted_decode_tok_s"] = predicted_decode(engine, gpu, concurrency, spec, kv_tokens)
         return extra
 
     return describe
+
+
+def predicted_decode(engine, gpu, concurrency: int, spec, kv_tokens: int | None) -> float | None:
+    """planner/speed.py's decode tok/s per request for this point (repeats after the first find their prompts in
+    vLLM's prefix cache: the same seeded prompts); None where the planner cannot size the model."""
+    from planner.errors import PlannerError
+    from planner.memory import engine_config
+    from planner.speed import wave
+
+    try:
+        model, config = engine_config(engine)
+        return wave(model, config, gpu, concurrency=concurrency, input_len=spec.input_len, output_len=spec.output_len,
+                    kv_tokens=kv_tokens, prompts_cached=spec.repeats > 1).decode_tok_s
+    except PlannerError:
+        return None
 
 
 class BenchmarkService:

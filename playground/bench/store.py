@@ -96,6 +96,18 @@ def save_run(conn: sqlite3.Connection, *, status: str, backend: str, model: str,
     return run_id
 
 
+def save_rows(conn: sqlite3.Connection, *, status: str, backend: str, model: str, environment: dict, spec: dict,
+              rows: Sequence[dict]) -> int:
+    """A run measured elsewhere (a guidellm report), its points already as rows."""
+    with conn:
+        cur = conn.execute(
+            "INSERT INTO runs (created_at, status, backend, model, environment, spec) VALUES (?, ?, ?, ?, ?, ?)",
+            (time.strftime("%Y-%m-%d %H:%M:%S"), status, backend, model, json.dumps(environment), json.dumps(spec)))
+        conn.executemany("INSERT INTO points (run_id, precision, concurrency, row) VALUES (?, ?, ?, ?)",
+                         [(cur.lastrowid, r["precision"], r["concurrency"], json.dumps(r)) for r in rows])
+    return cur.lastrowid
+
+
 def list_runs(conn: sqlite3.Connection) -> list[dict]:
     mark_interrupted(conn)
     rows = conn.execute(

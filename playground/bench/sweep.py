@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from playground.engines.base import Engine, GenerationRequest, RequestError, SamplingSettings
-from playground.metrics import RequestTiming, RunMetrics, summarize
+from playground.metrics import DEFAULT_SLO_MS, RequestTiming, RunMetrics, summarize
 
 from planner.fit import PRECISIONS  # noqa: E402  (one definition of the three precisions)
 MAX_PROMPTS = 4096
@@ -32,6 +32,7 @@ class SweepSpec:
     repeats: int = 3
     precisions: tuple[str, ...] = ("fp16", "fp8", "fp8-kv8")
     seed: int = 0
+    goodput: tuple[tuple[str, float], ...] = DEFAULT_SLO_MS  # the SLO goodput is counted under (ms, vLLM's names)
 
     def prompts_for(self, concurrency: int) -> int:
         return self.num_prompts or max(concurrency, 4)
@@ -69,6 +70,7 @@ class PointResult:
     roofline_output_tok_s: float | None = None
     roofline_bound: str | None = None
     vllm_bench_command: str = ""
+    predicted_decode_tok_s: float | None = None  # planner/speed.py's prediction for this point (per request)
 
     @property
     def percent_of_roofline(self) -> float | None:
@@ -82,7 +84,8 @@ class PointResult:
         row.update(repeat_output_tok_s=list(self.repeat_output_tok_s), peak_memory_bytes=self.peak_memory_bytes,
                    mean_power_w=self.mean_power_w, energy_j_per_output_token=self.energy_j_per_output_token,
                    roofline_output_tok_s=self.roofline_output_tok_s, roofline_bound=self.roofline_bound,
-                   percent_of_roofline=self.percent_of_roofline, vllm_bench_command=self.vllm_bench_command)
+                   percent_of_roofline=self.percent_of_roofline, vllm_bench_command=self.vllm_bench_command,
+                   predicted_decode_tok_s=self.predicted_decode_tok_s)
         return row
 
 
@@ -142,7 +145,7 @@ async def run_precision(engine: Engine, precision: str, spec: SweepSpec, vocab_s
                 readings.append(samples.summary())
             else:
                 timings = await run_point(engine, prompts, spec.output_len, c, f"{precision}-c{c}-r{r}", cancel)
-            repeats.append(summarize(timings))
+            repeats.append(summarize(timings, spec.goodput))
             repeat_done(f"{precision} concurrency {c} repeat {r + 1}/{spec.repeats}: {repeats[-1].output_tok_s:.1f} output tok/s")
         median = sorted(repeats, key=lambda m: m.output_tok_s)[len(repeats) // 2]
         extra = describe_point(precision, c, median)

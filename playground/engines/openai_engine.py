@@ -219,7 +219,19 @@ class OpenAIEngine:
                             dtype=facts.pop("dtype", "?"), notes=notes,
                             **{k: v for k, v in facts.items() if k in ("kv_tokens", "kv_cache_dtype", "gpu_memory_utilization")},
                             chat_template=chat)
-        self.info = replace(self.info, planner_note=planner_view(self.info, self.gpu_preset))
+        note = planner_view(self.info, self.gpu_preset)
+        from planner.calibrate import version_note
+
+        version = version_note(await self.server_version())  # the server's vLLM against the one the planner models
+        self.info = replace(self.info, planner_note=note + (f"; {version}" if version else ""))
+
+    async def server_version(self) -> str | None:
+        """The server's vLLM version (vLLM's GET /version); None when it does not say."""
+        try:
+            response = await self._client.get(self.spec.root_url + "/version")
+            return str(response.json().get("version")) if response.status_code == 200 else None
+        except Exception:  # noqa: BLE001 - an optional fact: another OpenAI-compatible server may not have it
+            return None
 
     async def _has_chat_template(self) -> bool:
         """Whether the served tokenizer has a chat template (a base model's has none: the server refuses)."""

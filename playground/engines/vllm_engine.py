@@ -88,6 +88,11 @@ class VllmEngine:
             chat_template=bool(getattr(self._tokenizer, "chat_template", None)),
         )
         self.config = config
+        # the plan beside what vLLM logged ("planned 108,240 KV tokens, vLLM 108,784: +0.5%"), kept in the data folder
+        from planner.calibrate import record_engine_start
+
+        self.info = replace(self.info, planner_note=record_engine_start(
+            config, replace(gpu.to_spec(), free_bytes=None), self.info.kv_tokens))
 
     def _prompt_ids(self, prompt: str, chat: bool) -> list[int]:
         if chat and self.info.chat_template:

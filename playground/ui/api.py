@@ -121,16 +121,25 @@ def register(playground: Playground, models_dir: str | None, *, load_test: bool 
 
     def plan_precisions(model: str = "llama-3.1-8b", gpu: str = "h100-sxm", gpu_memory_utilization: float = 0.9,
                         max_model_len: int = 8192, context_len: int = 4096, batch_size: int = 32,
-                        tensor_parallel_size: int = 1) -> list[dict]:
-        """FP16, FP8 and FP8 + FP8 KV side by side: plan, largest batch at context_len, longest context at batch_size."""
+                        tensor_parallel_size: int = 1, prompt_len: int = 512, output_len: int = 256) -> list[dict]:
+        """FP16, FP8 and FP8 + FP8 KV side by side: plan, largest batch at context_len, longest context at batch_size,
+        and the predicted speed (decode tok/s at batch 1, 8, 64 and the largest batch, TTFT of a prompt_len
+        prompt, each with its ±; planner/speed.py)."""
+        from planner.calibrate import calibration_for
+        from planner.speed import compare_speeds
+
         try:
-            rows = compare_precisions(resolve_model(model, "", models_dir), resolve_gpu(gpu), context_len=context_len,
+            spec, gpu_spec = resolve_model(model, "", models_dir), resolve_gpu(gpu)
+            rows = compare_precisions(spec, gpu_spec, context_len=context_len,
                                       batch_size=batch_size, gpu_memory_utilization=gpu_memory_utilization,
                                       max_model_len=max_model_len, tensor_parallel_size=tensor_parallel_size)
+            speeds = compare_speeds(spec, gpu_spec, prompt_len=prompt_len, output_len=output_len,
+                                    calibration=calibration_for(gpu_spec)[0], gpu_memory_utilization=gpu_memory_utilization,
+                                    max_model_len=max_model_len, tensor_parallel_size=tensor_parallel_size)
         except (PlannerError, ValueError) as e:
             raise gr.Error(str(e)) from e
         return [{"precision": r.precision, "largest_batch": r.largest_batch, "longest_context": r.longest_context,
-                 "plan": r.plan.as_dict()} for r in rows]
+                 "plan": r.plan.as_dict(), "speed": s.as_dict()} for r, s in zip(rows, speeds)]
 
     def plan_need(model: str = "llama-3.1-8b", gpu: str = "h100-sxm", concurrency: int = 32, context_len: int = 8192,
                   precision: str = "fp8", tensor_parallel_size: int = 1) -> dict:

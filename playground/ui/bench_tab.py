@@ -14,15 +14,32 @@ from playground.service import Playground
 from playground.ui.inputs import USER_ERRORS
 
 
+def measured_vs_predicted(r: dict) -> str:
+    """Decode tok/s per request measured (1 / TPOT) over planner/speed.py's prediction: far from 1 means a
+    throttled or shared GPU, or a setup the prediction does not know."""
+    if not r.get("predicted_decode_tok_s") or not r.get("tpot_p50_s"):
+        return " – |"
+    measured = 1 / r["tpot_p50_s"]
+    return f" {measured:,.0f} / {r['predicted_decode_tok_s']:,.0f} ({measured / r['predicted_decode_tok_s']:.2f}) |"
+
+
 def table(rows) -> str:
-    """The sweep's points; the roofline column only where a roofline exists (a GPU)."""
+    """The sweep's points; the roofline and predicted columns only where they exist (a GPU), goodput where an SLO
+    was set."""
     roofed = any(r.get("percent_of_roofline") for r in rows)
+    predicted = any(r.get("predicted_decode_tok_s") for r in rows)
+    slo = next((r["slo"] for r in rows if r.get("slo")), "")
     head = "| precision | concurrency | output tok/s | TTFT p50 ms | TPOT p50 ms |" + (" % of roofline |" if roofed else "")
-    head += "\n|---|---|---|---|---|" + ("---|" if roofed else "") + "\n"
+    head += " decode tok/s measured / predicted |" if predicted else ""
+    head += f" goodput req/s ({slo} ms) |" if slo else ""
+    head += "\n|---|---|---|---|---|" + ("---|" if roofed else "") + ("---|" if predicted else "") + ("---|" if slo else "") + "\n"
     return head + "\n".join(
         f"| {r['precision']} | {r['concurrency']} | {r['output_tok_s']:.1f} | {(r['ttft_p50_s'] or 0) * 1000:.0f} | "
         f"{(r['tpot_p50_s'] or 0) * 1000:.1f} |" + (f" {r['percent_of_roofline']:.0f}% |" if roofed and r.get("percent_of_roofline")
-                                                    else " – |" if roofed else "") for r in rows)
+                                                    else " – |" if roofed else "")
+        + (measured_vs_predicted(r) if predicted else "")
+        + ((f" {r['goodput_requests_per_s']:.2f} |" if r.get("goodput_requests_per_s") is not None else " – |") if slo else "")
+        for r in rows)
 
 
 def sweep_status(state: str, run_id: int) -> str:

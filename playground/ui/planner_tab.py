@@ -45,9 +45,9 @@ def engine_args(util, max_model_len, tp, eager) -> dict:
 
 def curves(spec, gpu, args) -> dict[str, list[tuple[int, int]]]:
     out: dict[str, list[tuple[int, int]]] = {}
-    from planner.fit import PRECISIONS
+    from planner.fit import checkpoint_precisions
 
-    for precision, fields in PRECISIONS.items():
+    for precision, fields in checkpoint_precisions(spec).items():
         points = []
         for context in CONTEXTS:
             if context > spec.max_position_embeddings:
@@ -115,12 +115,14 @@ def build(models_dir: str | None) -> dict:
         choices = [f"{i + 1}. {s.change} → {s.config.precision_label}" for i, s in enumerate(advice)]
         return (views.gpu_readings_text(_readings()), views.precision_table(rows),
                 charts.batch_vs_context(curves(spec, gpu_spec, args)), charts.plan_overflow(shown),
-                "\n\n".join(f"**{r.precision}**\n\n" + views.plan_table(r.plan) for r in rows),
+                "\n\n".join(f"**{r.precision}** · weights: {r.plan.weights_scheme}\n\n" + views.plan_table(r.plan) for r in rows),
                 gr.update(choices=choices, value=None), [s.config for s in advice])
 
     inputs = [model, pasted, gpu, util, mml, tp, eager, batch, context]
     outputs = [readings, precisions_md, curve_plot, memory_plot, detail, suggestion, state]
     plan_button.click(on_plan, inputs, outputs, api_visibility="private")
+    on_speed, speed_inputs, speed_outputs = speed_section(models_dir, [model, pasted, gpu, util, mml, tp, eager])
+    plan_button.click(on_speed, speed_inputs, speed_outputs, api_visibility="private")
 
     def on_apply(choice, configs):
         if not choice:
@@ -129,22 +131,109 @@ def build(models_dir: str | None) -> dict:
         return config.gpu_memory_utilization, config.max_model_len, config.tensor_parallel_size, config.enforce_eager
 
     suggestion.change(on_apply, [suggestion, state], [util, mml, tp, eager], api_visibility="private").then(
-        on_plan, inputs, outputs, api_visibility="private")
+        on_plan, inputs, outputs, api_visibility="private").then(on_speed, speed_inputs, speed_outputs,
+                                                                  api_visibility="private")
 
     def on_need(model_name, pasted_text, gpu_choice, tp_v, eager_v, seqs, length, precision):
-        from planner.fit import PRECISIONS
+        from planner.fit import precision_args
 
         try:
             spec, gpu_spec = resolve_model(model_name, pasted_text, models_dir), resolve_gpu(gpu_choice)
             answer = min_utilization_for(spec, gpu_spec, concurrency=int(seqs), context_len=int(length),
-                                         tensor_parallel_size=int(tp_v), enforce_eager=bool(eager_v), **PRECISIONS[precision])
+                                         tensor_parallel_size=int(tp_v), enforce_eager=bool(eager_v), **precision_args(spec, precision))
         except (PlannerError, ValueError) as e:
             raise gr.Error(str(e)) from e
         return views.need_text(answer)
 
     need_button.click(on_need, [model, pasted, gpu, tp, eager, need_seqs, need_len, need_precision], need_md,
                       api_visibility="private")
-    return {"on_load": (on_plan, inputs, outputs)}
+    def on_load(*values):
+        return (*on_plan(*values[:len(inputs)]), *on_speed(*values[len(inputs):]))
+
+    return {"on_load": (on_load, inputs + speed_inputs, outputs + speed_outputs)}
+
+
+# ------------------------------------------------------------------------------------------- predicted speed
+SPEED_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+TABLE_BATCHES = (1, 8, 64)
+
+
+def speed_section(models_dir: str | None, plan_inputs: list):
+    """How fast each precision will decode (planner/speed.py): a table per precision and tok/s against the batch,
+    with the project's measured runs of this model on this GPU overlaid. Returns (callback, inputs, outputs)."""
+    gr.Markdown("### Predicted speed\nThe roofline's bytes and FLOPs per step times efficiencies fitted to this "
+                "project's measured vLLM runs (benchmarks/speed_accuracy.py checks them on runs never fitted); "
+                "± from the fit's residuals.")
+    with gr.Row():
+        prompt_len = gr.Number(value=512, precision=0, label="Prompt tokens", info="per request; sets TTFT and the KV read")
+        output_len = gr.Number(value=256, precision=0, label="Output tokens", info="per request")
+    speed_md = gr.Markdown(elem_id="plan-speed")
+    speed_plot = gr.Plot(label="Predicted tok/s vs batch")
+
+    def on_speed(model_name, pasted_text, gpu_choice, util_v, mml_v, tp_v, eager_v, prompt_v, output_v):
+        from planner.calibrate import calibration_for, version_note
+        from planner.speed import compare_speeds
+
+        try:
+            spec, gpu_spec = resolve_model(model_name, pasted_text, models_dir), resolve_gpu(gpu_choice)
+            args = engine_args(util_v, min(int(mml_v or spec.max_position_embeddings), spec.max_position_embeddings),
+                               tp_v, eager_v)
+            calibration, _ = calibration_for(gpu_spec)
+            predictions = compare_speeds(spec, gpu_spec, batches=SPEED_BATCHES, prompt_len=int(prompt_v or 512),
+                                         output_len=int(output_v or 256), calibration=calibration, **args)
+        except (PlannerError, ValueError) as e:
+            return f"No speed prediction: {e}", None
+        from planner.calibrate import pair_text, recent_engine_starts
+
+        text = speed_table(predictions)
+        note = version_note()
+        starts = [f"- {p['model']} ({p['quantization'] or '16-bit'}) on {p['gpu']}: {pair_text(p)}" for p in recent_engine_starts()]
+        text += (f"\n\n{note}" if note else "") + ("\n\n**Engine starts on this machine** (plan vs vLLM's log):\n"
+                                                      + "\n".join(starts) if starts else "")
+        return (text,
+                charts.speed_vs_batch(predictions, measured_points(spec.name, gpu_spec.name)))
+
+    return on_speed, [*plan_inputs, prompt_len, output_len], [speed_md, speed_plot]
+
+
+def speed_table(predictions) -> str:
+    """Markdown: per precision, decode tok/s per request and output tok/s at batch 1, 8, 64 and the largest
+    batch, the ratio to 16-bit, and TTFT."""
+    from planner.speed import ratio
+
+    base = predictions[0]
+    lines = [f"On **{base.gpu}**, {base.prompt_len}-token prompts and {base.output_len} output tokens "
+             f"({base.calibration_source}):", "",
+             "| precision | batch | decode tok/s per request | output tok/s | vs fp16 | TTFT |", "|---|---|---|---|---|---|"]
+    for pred in predictions:
+        shown = [p for p in pred.points if p.batch in TABLE_BATCHES or p.batch == pred.largest_batch]
+        for i, p in enumerate(shown):
+            r = ratio(pred, base, p.batch)
+            label = f"{p.batch:,}" + (" (largest)" if p.batch == pred.largest_batch else "")
+            ttft = f"{pred.ttft_s * 1000:,.1f} ± {pred.ttft_s * pred.ttft_spread * 1000:,.1f} ms" if i == 0 else ""
+            lines.append(f"| {pred.precision if i == 0 else ''} | {label} | {p.decode_tok_s:,.0f} ± {p.decode_tok_s * p.spread:,.0f} | "
+                         f"{p.output_tok_s:,.0f} ± {p.output_tok_s * p.spread:,.0f} | {f'{r:.2f}x' if r else '–'} | {ttft} |")
+    notes = dict.fromkeys(n for p in predictions for n in p.notes)
+    return "\n".join(lines + [""] + [f"- {n}" for n in notes])
+
+
+def measured_points(model: str, gpu_name: str) -> list[tuple[str, int, float]]:
+    """This project's recorded runs of ``model`` on ``gpu_name`` (benchmarks/speed_runs.py), as (precision, batch,
+    batch / TPOT); none where the checkout has no recorded runs (an installed app)."""
+    try:
+        from benchmarks.speed_runs import load_rows
+        from planner import gpu_preset
+    except ImportError:
+        return []
+    out = []
+    for row in load_rows():
+        try:
+            same_gpu = gpu_preset(row.gpu).name == gpu_name
+        except PlannerError:
+            continue
+        if row.model == model and same_gpu and row.engine.get("tensor_parallel_size", 1) == 1 and row.input_len:
+            out.append((row.precision, row.concurrency, row.concurrency * row.decode_tok_s))
+    return out
 
 
 def _readings():

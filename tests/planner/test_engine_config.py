@@ -30,7 +30,7 @@ def test_the_planner_advice_the_command_and_the_plan_agree_field_by_field():
 
 @pytest.mark.parametrize("fields, argument", [
     ({"dtype": "fp8"}, "dtype"), ({"gpu_memory_utilization": 1.5}, "gpu_memory_utilization"),
-    ({"quantization": "awq"}, "quantization"), ({"tensor_parallel_size": 0}, "tensor_parallel_size"),
+    ({"quantization": "gguf"}, "quantization"), ({"tensor_parallel_size": 0}, "tensor_parallel_size"),
     ({"kv_cache_dtype": "int4"}, "kv_cache_dtype"), ({"tensor_parallel_size": 2, "gpu_ids": (0,)}, "gpu_ids"),
 ])
 def test_invalid_engines_are_refused_naming_the_argument(fields, argument):

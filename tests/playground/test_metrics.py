@@ -30,3 +30,26 @@ def test_summary_refuses_runs_without_a_single_token():
 def test_first_divergence():
     assert first_divergence("abcdef", "abcxef") == 3
     assert first_divergence([1, 2, 3], [1, 2, 3, 4]) is None
+
+
+def test_goodput_counts_requests_within_every_bound_as_vllm_bench_serve_does():
+    from playground.metrics import parse_slo
+
+    slo = parse_slo("ttft:500 tpot:50")
+    fast = RequestTiming(0.0, (0.4, 0.44, 0.48), output_tokens=3)  # TTFT 400 ms, TPOT 40 ms
+    at_bound = RequestTiming(0.0, (0.5, 0.54), output_tokens=2)  # TTFT exactly on its bound: good (<=)
+    slow_start = RequestTiming(0.0, (0.6, 0.61), output_tokens=2)  # TTFT 600 ms
+    one_token = RequestTiming(0.0, (0.3,), output_tokens=1)  # TPOT counts 0
+    slow_decode = RequestTiming(0.0, (0.1, 0.2, 2.0), output_tokens=3)  # TPOT 950 ms; the run lasts 2 s
+    m = summarize([fast, at_bound, slow_start, one_token, slow_decode], slo)
+    assert m.good_requests == 3 and m.goodput_requests_per_s == pytest.approx(3 / 2.0) and m.slo == "ttft:500 tpot:50"
+    assert summarize([fast]).goodput_requests_per_s is None  # no SLO, no goodput
+
+
+@pytest.mark.parametrize("text, words", [("ttft=500", "KEY:MILLISECONDS"), ("itl:5", "one of ttft, tpot, e2el"),
+                                         ("tpot:-1", "non-negative")])
+def test_a_bad_slo_is_named(text, words):
+    from playground.metrics import parse_slo
+
+    with pytest.raises(ValueError, match=words):
+        parse_slo(text)

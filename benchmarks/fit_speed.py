@@ -1,0 +1,192 @@
+"""Fit the speed prediction's coefficients (planner.speed.SpeedCalibration) from the fitted rows of
+benchmarks/speed_runs.py; held-out rows are never read. Prints the coefficients and, with --check, exits 1
+when they differ from the frozen ones (tests/planner/test_speed.py runs that).
+
+    python benchmarks/fit_speed.py           # print the fit and each fitted row's residual
+    python benchmarks/fit_speed.py --check   # compare with planner.speed.SPEED_CALIBRATION
+
+- weight_factor_16bit / _fp8, kv_factor_16bit / _fp8, step_overhead_s, sequence_overhead_s: least squares of
+  the measured decode step (1 / decode tok/s) on the roofline's read times (weight bytes / bandwidth, one slope
+  per GEMM family; KV bytes / min(bandwidth, cap), one slope per KV dtype), a constant and the batch, each row
+  weighted by 1 / its step (relative errors);
+- kv_bandwidth_cap_gb_s: the highest cap (50 GB/s steps) whose least squares is as good as the best. Rows whose concurrency exceeds what the KV cache
+  holds are left out: vLLM queues the rest, whose prefills then share the decode steps.
+- ttft_overhead_s: the median of (TTFT - one decode step) over the batch-1 rows whose prompts were cached;
+- compute_efficiency_16bit / _fp8: the prompt's FLOPs over the datasheet rate, divided by (TTFT - that fixed
+  cost), over the batch-1 rows that prefilled their whole prompt (one repeat, unseen prompts).
+- the spreads: the largest relative residual of the fitted rows (batch 1, batch >= 8, TTFT), rounded up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import replace
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.speed_runs import SpeedRow, fitted_rows  # noqa: E402
+from planner.gpus import gpu_preset  # noqa: E402
+from planner.memory import plan  # noqa: E402
+from planner.models import model_spec  # noqa: E402
+from planner.roofline import decode_step_bytes_parts  # noqa: E402
+from planner.speed import (  # noqa: E402
+    CACHED_PROMPT_TOKENS, SPEED_CALIBRATION, SpeedCalibration, WavePrediction, kernels_for, prefill_s, wave,
+)
+
+FITTED = ("weight_factor_16bit", "weight_factor_fp8", "kv_factor_16bit", "kv_factor_fp8", "kv_bandwidth_cap_gb_s",
+          "step_overhead_s", "sequence_overhead_s", "compute_efficiency_16bit", "compute_efficiency_fp8",
+          "ttft_overhead_s", "decode_spread_batch1", "decode_spread_batched", "ttft_spread")
+# where the iteration starts: no prefill cost, so no interference (the fit converges from here in a few passes)
+START = replace(SPEED_CALIBRATION, compute_efficiency_16bit=1e9, compute_efficiency_fp8=1e9, ttft_overhead_s=0.0)
+# the prefill's FLOPs over the datasheet rate alone: no memory floor, no fixed cost
+FLOPS_ONLY = replace(SPEED_CALIBRATION, weight_factor_16bit=0.0, weight_factor_fp8=0.0, kv_factor_16bit=0.0,
+                     kv_factor_fp8=0.0, step_overhead_s=0.0, sequence_overhead_s=0.0,
+                     compute_efficiency_16bit=1.0, compute_efficiency_fp8=1.0, ttft_overhead_s=0.0)
+PASSES = 4  # it converges in two
+
+
+def _sig(value: float, digits: int = 3) -> float:
+    return float(f"{value:.{digits}g}")
+
+
+def row_plan(row: SpeedRow):
+    """The engine of one measured row, as the planner sees it."""
+    return _plan(row.model, row.gpu, json.dumps(row.engine, sort_keys=True))
+
+
+@lru_cache(maxsize=None)
+def _plan(model: str, gpu: str, engine_json: str):
+    spec = model_spec(model)
+    return spec, plan(spec, gpu_preset(gpu), advise=False, **json.loads(engine_json))
+
+
+def row_wave(row: SpeedRow, calibration: SpeedCalibration = SPEED_CALIBRATION) -> WavePrediction:
+    spec, p = row_plan(row)
+    return wave(spec, p.config, gpu_preset(row.gpu), concurrency=row.concurrency, input_len=row.input_len,
+                output_len=row.output_len, kv_tokens=p.kv_tokens, prompts_cached=row.prompts_cached,
+                calibration=calibration)
+
+
+def decode_rows(rows: list[SpeedRow]) -> list[SpeedRow]:
+    """Rows whose every request decodes at once (vLLM queued none for want of KV cache)."""
+    return [r for r in rows if row_wave(r).running == r.concurrency]
+
+
+def mean_context(row: SpeedRow) -> float:
+    return row.input_len + row.output_len / 2
+
+
+def _decode_features(row: SpeedRow, cap_gb_s: float) -> np.ndarray:
+    """The decode line's regressors for one row: weight and KV read times by kernel family, 1, batch."""
+    weights, kv, bandwidth, fp8, kv8 = _bytes(row.model, row.gpu, json.dumps(row.engine, sort_keys=True),
+                                              row.concurrency, mean_context(row))
+    kv_s = kv / min(bandwidth, cap_gb_s * 1e9)
+    return np.array([weights / bandwidth * (not fp8), weights / bandwidth * fp8, kv_s * (not kv8), kv_s * kv8,
+                     1.0, float(row.concurrency)])
+
+
+@lru_cache(maxsize=None)
+def _bytes(model: str, gpu: str, engine_json: str, batch: int, context: float):
+    spec, p = _plan(model, gpu, engine_json)
+    weights, kv = decode_step_bytes_parts(spec, p.config, batch=batch, mean_context=context)
+    return weights, kv, gpu_preset(gpu).bandwidth_gb_s * 1e9, kernels_for(spec, p.config) == "fp8", p.config.fp8_kv
+
+
+def _decode_fit(rows: list[SpeedRow], steps: list[float], cap_gb_s: float) -> tuple[np.ndarray, float]:
+    """Least squares at one KV bandwidth cap, each row weighted by 1 / its step (relative residuals)."""
+    a = np.array([_decode_features(r, cap_gb_s) / step for r, step in zip(rows, steps)])
+    x, *_ = np.linalg.lstsq(a, np.ones(len(rows)), rcond=None)
+    return x, float(np.sum((a @ x - 1) ** 2))
+
+
+def _fit_pass(rows: list[SpeedRow], decode: list[SpeedRow], previous: SpeedCalibration) -> SpeedCalibration:
+    # the measured step: TPOT less the prefills of the wave that the previous pass predicts
+    steps = []
+    for r in decode:
+        w = row_wave(r, previous)
+        steps.append(1 / r.decode_tok_s - (w.tpot_s - w.step_s))
+    # the cap: the highest one whose fit is as good as the best (below every fitted GPU's bandwidth the cap only
+    # rescales kv_factor, so the highest such cap is the one the rows can tell)
+    fits = {cap: _decode_fit(decode, steps, cap) for cap in range(1000, 6001, 50)}
+    best = min(ss for _, ss in fits.values())
+    cap = max(c for c, (_, ss) in fits.items() if ss <= best * 1.001)
+    f16, f8, kv16, kv8, overhead, per_sequence = fits[cap][0]
+    calibration = replace(previous, weight_factor_16bit=_sig(f16), weight_factor_fp8=_sig(f8),
+                          kv_factor_16bit=_sig(kv16), kv_factor_fp8=_sig(kv8), kv_bandwidth_cap_gb_s=float(cap),
+                          step_overhead_s=_sig(overhead, 2), sequence_overhead_s=_sig(per_sequence, 2))
+    # TTFT: a cached prompt costs the fixed cost and about one step; a full prefill its FLOPs over the rate.
+    ttft = [r for r in rows if r.concurrency == 1 and r.ttft_s]
+    fixed = []
+    for r in (r for r in ttft if r.prompts_cached):
+        spec, p = row_plan(r)
+        fixed.append(r.ttft_s - prefill_s(spec, p.config, gpu_preset(r.gpu), prompt_len=CACHED_PROMPT_TOKENS,
+                                          calibration=calibration))
+    calibration = replace(calibration, ttft_overhead_s=_sig(float(np.median(fixed)), 2))
+    efficiency = {"16bit": [], "fp8": []}
+    for r in (r for r in ttft if not r.prompts_cached):
+        spec, p = row_plan(r)
+        ideal = prefill_s(spec, p.config, gpu_preset(r.gpu), prompt_len=r.input_len, calibration=FLOPS_ONLY)
+        efficiency[kernels_for(spec, p.config)].append(ideal / (r.ttft_s - calibration.ttft_overhead_s))
+    return replace(calibration, compute_efficiency_16bit=_sig(float(np.mean(efficiency["16bit"])), 2),
+                   compute_efficiency_fp8=_sig(float(np.mean(efficiency["fp8"])), 2))
+
+
+def fit(rows: list[SpeedRow]) -> SpeedCalibration:
+    decode = decode_rows(rows)
+    calibration = START
+    for _ in range(PASSES):
+        calibration = _fit_pass(rows, decode, calibration)
+    b1 = [abs(e) for r, e in residuals(decode, calibration) if r.concurrency == 1]
+    bn = [abs(e) for r, e in residuals(decode, calibration) if r.concurrency > 1]
+    tt = [abs(e) for r, e in ttft_residuals(rows, calibration)]
+    up = lambda x: math.ceil(max(x) * 100) / 100  # noqa: E731
+    return replace(calibration, decode_spread_batch1=up(b1), decode_spread_batched=up(bn), ttft_spread=up(tt))
+
+
+def predicted_decode_tok_s(row: SpeedRow, calibration: SpeedCalibration = SPEED_CALIBRATION) -> float:
+    return row_wave(row, calibration).decode_tok_s
+
+
+def predicted_ttft_s(row: SpeedRow, calibration: SpeedCalibration = SPEED_CALIBRATION) -> float:
+    return row_wave(row, calibration).ttft_s
+
+
+def residuals(rows: list[SpeedRow], calibration: SpeedCalibration) -> list[tuple[SpeedRow, float]]:
+    """(row, predicted / measured - 1) of the decode speed."""
+    return [(r, predicted_decode_tok_s(r, calibration) / r.decode_tok_s - 1) for r in rows]
+
+
+def ttft_residuals(rows: list[SpeedRow], calibration: SpeedCalibration) -> list[tuple[SpeedRow, float]]:
+    return [(r, predicted_ttft_s(r, calibration) / r.ttft_s - 1) for r in rows if r.concurrency == 1 and r.ttft_s]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="exit 1 if the fit differs from SPEED_CALIBRATION")
+    args = parser.parse_args()
+    rows = fitted_rows()
+    calibration = fit(rows)
+    for name in FITTED:
+        frozen = getattr(SPEED_CALIBRATION, name)
+        print(f"{name:<26} {getattr(calibration, name):<10g} (frozen {frozen:g})")
+    print(f"\n{len(rows)} fitted rows:")
+    for r, e in residuals(decode_rows(rows), calibration):
+        print(f"  {r.model:<11} {r.gpu:<8} {r.precision:<8} batch {r.concurrency:>3}  measured {r.decode_tok_s:7.1f} "
+              f"decode tok/s  error {100 * e:+.1f}%")
+    if args.check:
+        differ = [n for n in FITTED if getattr(calibration, n) != getattr(SPEED_CALIBRATION, n)]
+        if differ:
+            print(f"differs from the frozen calibration: {', '.join(differ)}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

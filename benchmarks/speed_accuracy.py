@@ -1,0 +1,99 @@
+"""The speed prediction against every measured run (benchmarks/speed_runs.py), as markdown: the rows the
+coefficients were fitted to, and the held-out rows (never fitted) apart, with the bar on the held-out ones.
+
+    python benchmarks/speed_accuracy.py
+
+The bar: predicted decode tok/s within 15% of the measured at batch 1 and within 20% at batch >= 8, and
+the FP8 / 16-bit decode ratio within 10%. TTFT is shown beside, without a bar. A row whose concurrency
+exceeds what its KV cache holds (vLLM queues the rest) is predicted at the concurrency that runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.fit_speed import predicted_decode_tok_s, predicted_ttft_s  # noqa: E402
+from benchmarks.speed_runs import SpeedRow, load_rows  # noqa: E402
+
+BAR_BATCH1, BAR_BATCHED, BAR_RATIO = 0.15, 0.20, 0.10
+
+
+def bar_for(row: SpeedRow) -> float:
+    return BAR_BATCH1 if row.concurrency == 1 else BAR_BATCHED
+
+
+def decode_table(rows: list[SpeedRow]) -> tuple[str, int]:
+    lines = ["| model | GPU | TP | precision | batch | in / out | measured decode tok/s | predicted | error | bar | "
+             "TTFT measured / predicted ms | source |", "|" + "---|" * 12]
+    failures = 0
+    for r in rows:
+        predicted = predicted_decode_tok_s(r)
+        error = predicted / r.decode_tok_s - 1
+        ok = abs(error) <= bar_for(r)
+        failures += not ok
+        ttft = "–"
+        if r.ttft_s and r.concurrency == 1:
+            ttft = f"{r.ttft_s * 1000:.1f} / {predicted_ttft_s(r) * 1000:.1f}" + (" (cached prompt)" if r.prompts_cached else "")
+        lines.append(f"| {r.model} | {r.gpu} | {r.engine.get('tensor_parallel_size', 1)} | {r.precision} | {r.concurrency} | "
+                     f"{r.input_len or '–'} / {r.output_len} | {r.decode_tok_s:,.1f} | {predicted:,.1f} | {100 * error:+.1f}% | "
+                     f"{'pass' if ok else '**FAIL**'} (±{100 * bar_for(r):.0f}%) | {ttft} | {Path(r.source).name} |")
+    return "\n".join(lines), failures
+
+
+def ratio_pairs(rows: list[SpeedRow]) -> list[tuple[SpeedRow, SpeedRow]]:
+    """(16-bit, FP8) rows of the same run and concurrency; runs of one precision each (the 70B: 16-bit on two GPUs,
+    FP8 on one; an FP8 checkpoint beside its 16-bit model) pair within their group, GPU and lengths."""
+    by_source, single = defaultdict(dict), defaultdict(dict)
+    for r in rows:
+        by_source[(r.source, r.model, r.concurrency)][r.precision] = r
+    for key, found in list(by_source.items()):
+        if len(found) == 1:  # a run of one precision: paired within its group
+            (r,) = found.values()
+            single[(r.group, r.gpu, r.concurrency, r.input_len, r.output_len)][r.precision] = r
+            del by_source[key]
+    pairs = []
+    for found in (*by_source.values(), *single.values()):
+        pairs += [(found["fp16"], found[p]) for p in ("fp8", "checkpoint") if "fp16" in found and p in found]
+    return pairs
+
+
+def ratio_table(rows: list[SpeedRow]) -> tuple[str, int]:
+    lines = ["| model | GPU | TP 16-bit / FP8 | batch | measured FP8 / 16-bit | predicted | error | bar | source |",
+             "|" + "---|" * 9]
+    failures = 0
+    for base, fp8 in ratio_pairs(rows):
+        measured = fp8.decode_tok_s / base.decode_tok_s
+        predicted = predicted_decode_tok_s(fp8) / predicted_decode_tok_s(base)
+        error = predicted / measured - 1
+        ok = abs(error) <= BAR_RATIO
+        failures += not ok
+        tps = f"{base.engine.get('tensor_parallel_size', 1)} / {fp8.engine.get('tensor_parallel_size', 1)}"
+        source = Path(base.source).name if base.source == fp8.source else f"{Path(base.source).name}, {Path(fp8.source).name}"
+        lines.append(f"| {base.model} | {base.gpu} | {tps} | {base.concurrency} | {measured:.3f} | {predicted:.3f} | "
+                     f"{100 * error:+.1f}% | {'pass' if ok else '**FAIL**'} | {source} |")
+    return "\n".join(lines), failures
+
+
+def main() -> int:
+    rows = load_rows()
+    fitted = [r for r in rows if not r.held_out]
+    held = [r for r in rows if r.held_out]
+    print(f"## Fitted rows ({len(fitted)}): what benchmarks/fit_speed.py fits the coefficients to\n")
+    print(decode_table(fitted)[0] + "\n\n" + ratio_table(fitted)[0] + "\n")
+    print(f"## Held-out rows ({len(held)}): never used to fit\n")
+    table, decode_failures = decode_table(held)
+    ratios, ratio_failures = ratio_table(held)
+    print(table + "\n\n" + ratios + "\n")
+    pairs = len(ratio_pairs(held))
+    print(f"Bar (held-out): decode tok/s within {BAR_BATCH1:.0%} at batch 1 and {BAR_BATCHED:.0%} at batch >= 8, "
+          f"FP8 / 16-bit ratio within {BAR_RATIO:.0%}: {len(held) - decode_failures} of {len(held)} decode rows and "
+          f"{pairs - ratio_failures} of {pairs} ratios pass.")
+    return 0 if not (decode_failures or ratio_failures) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

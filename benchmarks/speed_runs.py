@@ -1,0 +1,186 @@
+"""The project's measured speeds as rows: every run the speed prediction is fitted on or checked against.
+
+The paths are here and only here (docs/results is being reorganised by question: when a file moves, change
+its line below). Each source says whether it is fitted or held out; held-out rows are never read by the fit.
+
+    python benchmarks/speed_runs.py        # one JSON row per measured point
+
+A row's decode speed is 1 / TPOT p50 (TPOT = (end-to-end - TTFT) / (output tokens - 1), as vllm bench serve
+defines it), so it is one decode step whatever prefix caching did to the prompt; the Playground's fair batch-1
+runs give decode tok/s directly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Source:
+    path: str  # relative to the project root; a glob for runs recorded later
+    kind: str  # "sweep" (playground.bench JSON export), "fair" (Playground batch-1 JSON), "table" (bench's printed table)
+    gpu: str  # the GPU preset it ran on
+    model: str  # the catalog shape ("" = read it from the run's engine arguments)
+    held_out: bool
+    engine: dict = field(default_factory=dict)  # engine arguments the file does not record
+    note: str = ""
+    # the timed repeat's prompts were already in vLLM's prefix cache (the bench repeats the same seeded prompts;
+    # the median of 3 is a cached repeat), so its TTFT is the fixed cost and one recomputed block, not a prefill
+    prompts_cached: bool = False
+    group: str = ""  # runs of one question recorded apart (the 70B's 16-bit and FP8 engines): paired for the ratio
+
+
+SOURCES = (
+    # H100 sweeps, 512 in / 256 out, 1/8/64/256, three precisions (docs/results/throughput.md): the fit
+    Source("docs/results/throughput/h100-2026-11-24-llama-2-7b.json", "sweep", "h100-sxm", "llama-2-7b", False, prompts_cached=True),
+    Source("docs/results/throughput/h100-2026-11-24-llama-3-8b.json", "sweep", "h100-sxm", "llama-3-8b", False, prompts_cached=True),
+    # fair batch-1 decode, 256 tokens (docs/results/fair-timing.md, docs/results/playground-on-gpu.md): the fit
+    Source("docs/results/fair-timing/h100-2026-11-25.json", "fair", "h100-sxm", "llama-2-7b", False),
+    Source("docs/results/playground-on-gpu/h100-2026-11-26/batch1_speed.json", "fair", "h100-sxm", "llama-2-7b", False,
+           {"dtype": "float16", "max_model_len": 2048}),
+    # H200, each precision its own GPU, one repeat (uncached prompts): the fit's only full prefills
+    Source("docs/results/multi-gpu/h200-2026-11-26-benchmark-one-precision-per-gpu.json", "sweep", "h200", "llama-2-7b", False,
+           {"dtype": "bfloat16", "gpu_memory_utilization": 0.9}, "each precision its own GPU"),
+    # held out: never fitted (docs/results/multi-gpu.md)
+    Source("docs/results/multi-gpu/h200-2026-11-26-benchmark-shared-gpu.json", "sweep", "h200", "llama-2-7b", True,
+           {"dtype": "float16", "gpu_memory_utilization": 0.48, "max_model_len": 2048, "max_num_batched_tokens": 16384},
+           "two engines share the GPU, each timed alone"),
+    Source("docs/results/playground-on-gpu/h200-2026-11-26/batch1_speed.json", "fair", "h200", "llama-2-7b", True,
+           {"dtype": "float16", "max_model_len": 2048}),
+    # the 70B: another shape, TP=2 in 16-bit (docs/results/multi-gpu.md)
+    Source("docs/results/multi-gpu/h200-2026-11-26-70b-fp16-tp2.txt", "table", "h200", "llama-2-70b", True,
+           {"tensor_parallel_size": 2, "max_model_len": 4096, "max_num_batched_tokens": 2048, "max_num_seqs": 128,
+            "input_len": 512, "output_len": 128}, group="70b"),
+    Source("docs/results/multi-gpu/h200-2026-11-26-70b-fp8-tp1.txt", "table", "h200", "llama-2-70b", True,
+           {"gpu_memory_utilization": 0.95, "max_model_len": 4096, "max_num_batched_tokens": 2048, "max_num_seqs": 128,
+            "input_len": 512, "output_len": 128}, group="70b"),
+    # `bash benchmarks/gpu.sh speed-rows` on an H200, recorded after the fit was frozen
+    Source("docs/results/speed-rows/*.json", "sweep", "h200", "", True, group="speed-rows"),
+)
+
+
+@dataclass(frozen=True)
+class SpeedRow:
+    source: str
+    model: str
+    gpu: str
+    precision: str  # fp16 / fp8 / fp8-kv8 as the bench names them
+    concurrency: int
+    input_len: int
+    output_len: int
+    decode_tok_s: float  # per request: 1 / TPOT p50
+    output_tok_s: float | None  # all requests together, prefill included
+    ttft_s: float | None
+    prompts_cached: bool
+    engine: dict  # the engine arguments to plan it with (quantization, kv_cache_dtype, dtype, ...)
+    held_out: bool
+    note: str = ""
+    group: str = ""
+
+
+PRECISION_ARGS = {"fp16": {"quantization": None, "kv_cache_dtype": "auto"},
+                  "fp8": {"quantization": "fp8", "kv_cache_dtype": "auto"},
+                  "fp8-kv8": {"quantization": "fp8", "kv_cache_dtype": "fp8"}}
+TABLE_LINE = re.compile(r"^(fp16|fp8|fp8-kv8)\s+(\d+)\s+([\d.]+)\s+[\d.]+\s+[\d.]+\s+([\d.]+)\s+([\d.]+)\s")
+
+
+def _model_from_path(path: str) -> str:
+    from planner.models import catalog_names
+
+    name = Path(path).name.lower()
+    return name if name in catalog_names() else path
+
+
+def _is_checkpoint(model: str) -> bool:
+    from planner.errors import PlannerError
+    from planner.models import model_spec
+
+    try:
+        return getattr(model_spec(model), "quant", None) is not None
+    except PlannerError:
+        return False
+
+
+def _sweep(src: Source, path: Path) -> list[SpeedRow]:
+    data = json.loads(path.read_text())
+    env = (data.get("run") or {}).get("environment") or data.get("environment") or {}
+    recorded = dict(env.get("engine_args") or {})
+    model = src.model or _model_from_path(recorded.get("model", ""))
+    base = {k: recorded[k] for k in ("dtype", "gpu_memory_utilization", "max_model_len", "tensor_parallel_size",
+                                      "max_num_seqs", "max_num_batched_tokens", "kv_cache_dtype", "quantization")
+            if recorded.get(k) is not None}
+    rows = []
+    for p in data["points"]:
+        if not p.get("tpot_p50_s"):
+            continue
+        prompts = p["num_prompts"]
+        engine = {"dtype": "bfloat16", **base, **src.engine, **PRECISION_ARGS.get(p["precision"], {})}
+        precision = p["precision"]
+        if precision == "fp16" and _is_checkpoint(model):
+            precision = "checkpoint"  # no --quantization: vLLM ran the checkpoint's own scheme
+        rows.append(SpeedRow(src.path, model, src.gpu, precision, p["concurrency"], p["prompt_tokens"] // prompts,
+                             p["output_tokens"] // prompts, 1 / p["tpot_p50_s"], p["output_tok_s"], p["ttft_p50_s"],
+                             src.prompts_cached, engine, src.held_out, src.note, src.group or path.name))
+    return rows
+
+
+def _fair(src: Source, path: Path) -> list[SpeedRow]:
+    data = json.loads(path.read_text())
+    engines = {e["label"]: e for e in data.get("engines", [])}
+    medians = data.get("median_decode_tok_s") or data["runs"]["fair"]["median"]
+    rows = []
+    for label, tok_s in medians.items():
+        e = engines.get(label, {})
+        precision = "fp8" if "8" in label else "fp16"
+        engine = {"dtype": e.get("dtype", "bfloat16"), "max_model_len": e.get("max_model_len", 2048),
+                  "gpu_memory_utilization": e.get("gpu_memory_utilization", 0.45), **src.engine, **PRECISION_ARGS[precision]}
+        rows.append(SpeedRow(src.path, src.model, src.gpu, precision, 1, 0, 256, tok_s, None, None, False, engine,
+                             src.held_out, "fair batch-1 decode (one engine timed at a time)", src.group or path.name))
+    return rows
+
+
+def _table(src: Source, path: Path) -> list[SpeedRow]:
+    rows, in_bench = [], False
+    engine = dict(src.engine)
+    lengths = engine.pop("input_len"), engine.pop("output_len")
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("=="):
+            in_bench = line.startswith("== bench")
+        m = TABLE_LINE.match(line) if in_bench else None
+        if m:
+            precision, conc, out_tok_s, ttft_ms, tpot_ms = m.groups()
+            rows.append(SpeedRow(src.path, src.model, src.gpu, precision, int(conc), *lengths, 1000 / float(tpot_ms),
+                                 float(out_tok_s), float(ttft_ms) / 1000, src.prompts_cached,
+                                 {"dtype": "bfloat16", **engine, **PRECISION_ARGS[precision]}, src.held_out, src.note,
+                                 src.group or path.name))
+    return rows
+
+
+READERS = {"sweep": _sweep, "fair": _fair, "table": _table}
+
+
+def load_rows(sources=SOURCES, root: Path = ROOT) -> list[SpeedRow]:
+    rows = []
+    for src in sources:
+        for path in sorted(root.glob(src.path)):
+            rows += READERS[src.kind](src, path)
+    return rows
+
+
+def fitted_rows() -> list[SpeedRow]:
+    return [r for r in load_rows() if not r.held_out]
+
+
+def held_out_rows() -> list[SpeedRow]:
+    return [r for r in load_rows() if r.held_out]
+
+
+if __name__ == "__main__":
+    for row in load_rows(sources=SOURCES if len(sys.argv) < 2 else [s for s in SOURCES if s.path in sys.argv[1:]]):
+        print(json.dumps(asdict(row)))

@@ -1,0 +1,292 @@
+"""How fast vLLM will decode on a GPU, before anything runs: the roofline times what vLLM measured here.
+
+One decode step of B sequences reads, on each GPU, the weights it touches and every running sequence's KV
+cache (planner/roofline.py, decode_step_bytes_parts) and does 2 FLOPs per active parameter per sequence.
+The measured steps sit above that ideal in a way one line describes in every run this project recorded:
+
+    step_s = max(weight_factor[GEMMs] x weight bytes / bandwidth, GEMM FLOPs / (rate x compute_efficiency))
+             + kv_factor[KV dtype] x KV bytes / min(bandwidth, kv_bandwidth_cap)
+             + step_overhead_s + sequence_overhead_s x B + tensor-parallel all-reduces
+
+The GEMMs (16-bit, or FP8 with its activation quantization) and the attention kernels get their own factors;
+the attention kernels do not reach an H200's 4.8 TB/s (the H100 and H200 have the same 132 SMs, so the same
+bytes in flight), hence the fitted cap on the bandwidth they read the KV cache at; the fixed costs are the scheduler, the sampler and the gaps between CUDA graphs,
+per step and per running sequence. TTFT is one prefill: the prompt's FLOPs over the datasheet rate times
+compute_efficiency, plus a fixed cost per request. The coefficients are fitted by benchmarks/fit_speed.py
+on the fitted rows of benchmarks/speed_runs.py; the ± is the largest relative residual of those rows, by
+regime. Held-out runs (another shape, tensor parallelism, runs recorded later) are checked by
+benchmarks/speed_accuracy.py and never fitted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from planner.engine_config import EngineConfig
+from planner.errors import PlannerError
+from planner.fit import PRECISIONS, max_batch_size
+from planner.gpus import GpuSpec
+from planner.memory import engine_config, plan, resolve_dtype
+from planner.models import DTYPE_BYTES, ModelSpec
+from planner.roofline import NVLINK_GB_S, decode_step_bytes_parts
+
+VLLM_VERSION = "0.25.1"  # the vLLM whose measured runs the coefficients are fitted to
+MEASURED_BATCH = 256  # the largest batch among the fitted runs
+
+
+@dataclass(frozen=True)
+class SpeedCalibration:
+    """The fitted coefficients of the decode-step and TTFT lines (benchmarks/fit_speed.py)."""
+
+    weight_factor_16bit: float = 1.12  # GEMM time / (weight bytes / bandwidth), 16-bit kernels
+    weight_factor_fp8: float = 1.18  # the same for FP8 GEMMs (activation quantization included)
+    kv_factor_16bit: float = 1.03  # attention time / (KV bytes / min(bandwidth, cap)), 16-bit KV cache
+    kv_factor_fp8: float = 1.44  # the same with an FP8 KV cache
+    kv_bandwidth_cap_gb_s: float = 4050.0
+    step_overhead_s: float = 0.0014
+    sequence_overhead_s: float = 4.6e-06  # per running sequence per step
+    compute_efficiency_16bit: float = 1.0  # prefill: FLOPs / (datasheet rate x time)
+    compute_efficiency_fp8: float = 0.45
+    ttft_overhead_s: float = 0.012
+    # vLLM's custom all-reduce on NVLink for a decode step's few KiB: one-shot, latency-bound. Not fitted (no
+    # tensor-parallel run is in the fitted rows); 10 us a call is the order NCCL and vLLM report for small messages.
+    allreduce_latency_s: float = 10e-6
+    # the largest relative residual of the fitted rows: batch 1, batch >= 8, TTFT
+    decode_spread_batch1: float = 0.05
+    decode_spread_batched: float = 0.12
+    ttft_spread: float = 0.25
+    source: str = f"fitted to this project's H100 runs (vLLM {VLLM_VERSION})"
+
+    def weight_factor(self, kernels: str) -> float:
+        return self.weight_factor_fp8 if kernels == "fp8" else self.weight_factor_16bit
+
+    def kv_factor(self, fp8_kv: bool) -> float:
+        return self.kv_factor_fp8 if fp8_kv else self.kv_factor_16bit
+
+    def compute_efficiency(self, kernels: str) -> float:
+        return self.compute_efficiency_fp8 if kernels == "fp8" else self.compute_efficiency_16bit
+
+
+SPEED_CALIBRATION = SpeedCalibration()
+
+
+@dataclass(frozen=True)
+class SpeedPoint:
+    """One batch size: the decode step and what it gives."""
+
+    batch: int
+    step_s: float
+    bound: str  # "memory" or "compute": which term sets the step
+    spread: float  # relative ± (from the fit's residuals)
+
+    @property
+    def decode_tok_s(self) -> float:
+        """Tokens per second each request sees (1 / TPOT)."""
+        return 1 / self.step_s
+
+    @property
+    def output_tok_s(self) -> float:
+        """Output tokens per second of all ``batch`` requests together while they decode."""
+        return self.batch / self.step_s
+
+
+@dataclass(frozen=True)
+class SpeedPrediction:
+    model: str
+    gpu: str
+    precision: str  # fp16 / fp8 / fp8-kv8, or the checkpoint's own scheme
+    kernels: str  # "16bit" or "fp8": which fitted factors apply
+    config: EngineConfig
+    points: tuple[SpeedPoint, ...]  # batch 1, 8, 64 (those that fit) and the largest that fits
+    largest_batch: int
+    prompt_len: int
+    output_len: int
+    ttft_s: float
+    ttft_spread: float
+    calibration_source: str
+    notes: tuple[str, ...] = ()
+
+    def at(self, batch: int) -> SpeedPoint | None:
+        return next((p for p in self.points if p.batch == batch), None)
+
+    def as_dict(self) -> dict:
+        return {"model": self.model, "gpu": self.gpu, "precision": self.precision, "kernels": self.kernels,
+                "largest_batch": self.largest_batch, "prompt_len": self.prompt_len, "output_len": self.output_len,
+                "ttft_s": self.ttft_s, "ttft_spread": self.ttft_spread, "calibration": self.calibration_source,
+                "vllm_version": VLLM_VERSION, "notes": list(self.notes),
+                "points": [{"batch": p.batch, "decode_tok_s": p.decode_tok_s, "output_tok_s": p.output_tok_s,
+                            "step_s": p.step_s, "bound": p.bound, "spread": p.spread} for p in self.points]}
+
+
+def kernels_for(model: ModelSpec, config: EngineConfig) -> str:
+    """Which GEMMs run: online FP8, or a checkpoint that quantizes its activations too (W8A8: FP8 or INT8 GEMMs),
+    uses the FP8 factors; 16-bit and weight-only checkpoints (W4A16, Marlin), whose GEMMs run in 16-bit on
+    their own bytes, use the 16-bit ones."""
+    quant = getattr(model, "quant", None)  # the checkpoint's quantization_config, as the planner parsed it
+    if config.quantization == "fp8" or (quant is not None and quant.weight in ("fp8", "int8") and quant.activations):
+        return "fp8"
+    return "16bit"
+
+
+def decode_step_s(model: ModelSpec, config: EngineConfig, gpu: GpuSpec, *, batch: int, mean_context: float,
+                  calibration: SpeedCalibration = SPEED_CALIBRATION, bandwidth_gb_s: float | None = None) -> tuple[float, str]:
+    """(seconds, bound) of one decode step of ``batch`` sequences of ``mean_context`` tokens on average."""
+    bandwidth = (bandwidth_gb_s or gpu.bandwidth_gb_s) * 1e9
+    if bandwidth <= 0 or gpu.fp16_tflops <= 0:
+        raise PlannerError("gpu", f"{gpu.name}: its bandwidth and tensor-core rate are unknown, so there is no speed "
+                                  "prediction; choose a preset that names it")
+    kernels = kernels_for(model, config)
+    tp = config.tensor_parallel_size
+    weight_bytes, kv_bytes = decode_step_bytes_parts(model, config, batch=batch, mean_context=mean_context)
+    gemm_s = calibration.weight_factor(kernels) * weight_bytes / bandwidth
+    attention_flops = 4 * model.num_layers * model.num_heads * model.head_dim * mean_context
+    compute_s = batch * (2 * model.active_params_per_token + attention_flops) / tp / (
+        _rate(gpu, kernels) * calibration.compute_efficiency(kernels))
+    kv_s = calibration.kv_factor(config.fp8_kv) * kv_bytes / min(bandwidth, calibration.kv_bandwidth_cap_gb_s * 1e9)
+    step = max(gemm_s, compute_s) + kv_s + calibration.step_overhead_s + calibration.sequence_overhead_s * batch
+    if tp > 1:  # two all-reduces of the hidden states per layer (attention and MLP outputs)
+        act_bytes = DTYPE_BYTES[resolve_dtype(model, config.dtype)]
+        reduce_bytes = batch * model.hidden_size * act_bytes * 2 * (tp - 1) / tp
+        step += 2 * model.num_layers * (calibration.allreduce_latency_s + reduce_bytes / (NVLINK_GB_S * 1e9))
+    return step, "memory" if gemm_s >= compute_s else "compute"
+
+
+def ttft_s(model: ModelSpec, config: EngineConfig, gpu: GpuSpec, *, prompt_len: int,
+           calibration: SpeedCalibration = SPEED_CALIBRATION) -> float:
+    """Time to first token of one request alone: its prefill plus the fixed cost of a request."""
+    return prefill_s(model, config, gpu, prompt_len=prompt_len, calibration=calibration) + calibration.ttft_overhead_s
+
+
+CACHED_PROMPT_TOKENS = 16  # a prompt found in the prefix cache still recomputes its last block (the hit stops a token short)
+
+
+@dataclass(frozen=True)
+class WavePrediction:
+    """One benchmark point as playground.bench and `vllm bench throughput` run it: ``concurrency`` requests sent
+    at once, each input_len + output_len tokens. Their prefills (chunked into the decode steps) delay the
+    requests that already decode, which is why a wave's TPOT is above the steady decode step."""
+
+    running: int  # requests decoding at once (fewer than sent when the KV cache holds fewer)
+    step_s: float
+    tpot_s: float
+    ttft_s: float  # the median request's
+    output_tok_s: float
+
+    @property
+    def decode_tok_s(self) -> float:
+        return 1 / self.tpot_s
+
+
+def prefill_s(model: ModelSpec, config: EngineConfig, gpu: GpuSpec, *, prompt_len: int,
+              calibration: SpeedCalibration = SPEED_CALIBRATION) -> float:
+    """GPU time of one prompt's prefill: its FLOPs over the rate, and never less than one read of the weights."""
+    kernels = kernels_for(model, config)
+    attention = 2 * model.num_layers * model.num_heads * model.head_dim * prompt_len  # causal: half of 4 x L x d x n
+    flops = prompt_len * (2 * model.active_params_per_token + attention) / config.tensor_parallel_size
+    compute = flops / (_rate(gpu, kernels) * calibration.compute_efficiency(kernels))
+    step, _ = decode_step_s(model, config, gpu, batch=1, mean_context=prompt_len, calibration=calibration)
+    return max(compute, step - calibration.step_overhead_s - calibration.sequence_overhead_s)
+
+
+def wave(model: ModelSpec, config: EngineConfig, gpu: GpuSpec, *, concurrency: int, input_len: int, output_len: int,
+         kv_tokens: int | None = None, prompts_cached: bool = False,
+         calibration: SpeedCalibration = SPEED_CALIBRATION) -> WavePrediction:
+    """What a benchmark point should measure (the prediction beside each measured point)."""
+    running = concurrency
+    if kv_tokens is not None and input_len:
+        running = max(1, min(concurrency, kv_tokens // (input_len + output_len)))
+    step, _ = decode_step_s(model, config, gpu, batch=running, mean_context=input_len + output_len / 2,
+                            calibration=calibration)
+    one = prefill_s(model, config, gpu, prompt_len=CACHED_PROMPT_TOKENS if prompts_cached else max(input_len, 1),
+                    calibration=calibration)
+    prefills = running * one
+    # the median request decodes through the prefills of the half sent after it
+    interference = prefills * (running - 1) / (2 * running)
+    tpot = step + interference / max(output_len - 1, 1)
+    ttft = calibration.ttft_overhead_s + one + interference
+    return WavePrediction(running, step, tpot, ttft, running * output_len / (prefills + calibration.ttft_overhead_s
+                                                                             + (output_len - 1) * step))
+
+
+def _rate(gpu: GpuSpec, kernels: str) -> float:
+    # No FP8 tensor cores (A100): vLLM runs FP8 weights through Marlin W8A16, so the math is 16-bit.
+    return (gpu.fp8_tflops if kernels == "fp8" and gpu.fp8_tflops and gpu.supports_fp8_tensor_cores
+            else gpu.fp16_tflops) * 1e12
+
+
+def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batches: tuple[int, ...] = (1, 8, 64),
+                  prompt_len: int = 512, output_len: int = 256, precision: str = "",
+                  calibration: SpeedCalibration = SPEED_CALIBRATION, **engine_args) -> SpeedPrediction:
+    """Predicted decode speed of this engine on ``gpu``: per-request decode tok/s at batch 1, output tok/s at each
+    of ``batches`` that fits and at the largest batch that fits requests of prompt_len + output_len tokens, and
+    the TTFT of a prompt_len prompt. Each with its ± from the fit."""
+    spec, config = engine_config(model, **engine_args)
+    for name, value in (("prompt_len", prompt_len), ("output_len", output_len)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise PlannerError(name, f"{value!r} must be a whole number of tokens, at least 1")
+    p = plan(spec, gpu, advise=False, **_engine_fields(config))
+    config = p.config
+    context = min(prompt_len + output_len, p.max_model_len)
+    largest = max_batch_size(spec, gpu, context_len=context, **_engine_fields(config)) if p.fits else 0
+    notes = []
+    if not p.fits:
+        notes.append(f"the engine does not fit ({p.reason}); speeds are for the GPU as if it did")
+    sizes = sorted({b for b in batches if b >= 1 and (not largest or b <= largest)} | ({largest} if largest else {1}))
+    mean_context = min(prompt_len + output_len / 2, p.max_model_len)
+    points = []
+    for b in sizes:
+        step, bound = decode_step_s(spec, config, gpu, batch=b, mean_context=mean_context, calibration=calibration)
+        spread = calibration.decode_spread_batch1 if b == 1 else calibration.decode_spread_batched
+        points.append(SpeedPoint(b, step, bound, spread))
+    kernels = kernels_for(spec, config)
+    compute_bound = [pt.batch for pt in points if pt.bound == "compute"]
+    if compute_bound:
+        notes.append(f"from batch {compute_bound[0]:,} the GEMMs are compute-bound: their efficiency comes from one "
+                     "uncached prefill per precision, so these points are less sure than the memory-bound ones")
+    if any(pt.batch > MEASURED_BATCH for pt in points):
+        notes.append(f"batches above {MEASURED_BATCH} were never measured here: an extrapolation of the fit")
+    if kernels == "fp8" and not gpu.supports_fp8_tensor_cores:
+        notes.append(f"{gpu.name} has no FP8 tensor cores: vLLM runs FP8 weights through Marlin (W8A16); "
+                     "the fit has no such run, so this speed is less sure")
+    if gpu.name not in ("NVIDIA H100 80GB HBM3", "NVIDIA H200"):
+        notes.append(f"fitted on Hopper GPUs; on {gpu.name} the efficiencies are assumed to carry over")
+    return SpeedPrediction(
+        model=spec.name, gpu=gpu.name, precision=precision or _precision_label(config, spec), kernels=kernels, config=config,
+        points=tuple(points), largest_batch=largest, prompt_len=prompt_len, output_len=output_len,
+        ttft_s=ttft_s(spec, config, gpu, prompt_len=min(prompt_len, p.max_model_len), calibration=calibration),
+        ttft_spread=calibration.ttft_spread, calibration_source=calibration.source, notes=tuple(notes))
+
+
+def compare_speeds(model, gpu: GpuSpec, *, batches: tuple[int, ...] = (1, 8, 64), prompt_len: int = 512,
+                   output_len: int = 256, calibration: SpeedCalibration = SPEED_CALIBRATION,
+                   **engine_args) -> list[SpeedPrediction]:
+    """16-bit, FP8 and FP8 + FP8 KV (the planner's three precisions) for the same engine arguments."""
+    spec, base = engine_config(model, **engine_args)
+    out = []
+    for name, fields in PRECISIONS.items():
+        config = replace(base, **fields)
+        if config.fp8_kv and gpu.is_hopper and config.dtype == "float16":
+            config = replace(config, dtype="bfloat16")
+        out.append(predict_speed(spec, gpu, batches=batches, prompt_len=prompt_len, output_len=output_len,
+                                 precision=name, calibration=calibration, **_engine_fields(config)))
+    return out
+
+
+def ratio(fp8: SpeedPrediction, base: SpeedPrediction, batch: int) -> float | None:
+    """fp8's decode speed over base's at ``batch`` (None when either has no such point)."""
+    a, b = fp8.at(batch), base.at(batch)
+    return a.decode_tok_s / b.decode_tok_s if a and b else None
+
+
+def _precision_label(config: EngineConfig, model: ModelSpec | None = None) -> str:
+    if getattr(model, "quant", None) is not None:
+        return "checkpoint"  # the checkpoint's own scheme (config.json's quantization_config)
+    if config.quantization == "fp8":
+        return "fp8-kv8" if config.fp8_kv else "fp8"
+    return "fp16"
+
+
+def _engine_fields(config: EngineConfig) -> dict:
+    from dataclasses import fields
+
+    return {f.name: getattr(config, f.name) for f in fields(EngineConfig) if f.name != "model"}

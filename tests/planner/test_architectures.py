@@ -1,0 +1,68 @@
+"""Architectures sized from their published config.json (assets/models.json), numbers checked by hand."""
+
+from planner import gpu_preset, model_spec, plan
+from planner.models import DEFAULT_MAX_LEN
+
+H200 = gpu_preset("h200")
+
+
+def test_llama_4_scouts_chunked_layers_are_sized_as_vllm_sizes_them_by_default():
+    spec = model_spec("llama-4-scout")
+    # vLLM 0.25.1 turns the hybrid KV-cache manager off for chunked local attention: all 48 layers full,
+    # 2 (K and V) x 8 KV heads x 128 x 2 bytes each
+    assert len(spec.layers) == 48 and {layer.kind for layer in spec.layers} == {"full"}
+    p = plan(spec, H200, quantization="fp8", max_model_len=8192)
+    assert p.kv_bytes_per_token == 48 * 2 * 8 * 128 * 2 == 196_608
+    assert any("chunked local attention" in w and "8,192" in w for w in p.warnings)
+    assert p.fits
+
+
+def test_llama_4_scout_has_16_experts_one_per_token_and_a_16_bit_router():
+    spec = model_spec("llama-4-scout")
+    assert (spec.num_experts, spec.experts_per_token) == (16, 1)
+    assert spec.params.experts == 48 * 16 * 3 * 5120 * 8192  # gate, up and down of every routed expert
+    assert spec.params.sixteen_bit_replicated >= 48 * 16 * 5120  # the routers (quant_config=None in llama4.py)
+    # the shared expert and attention are touched by every token; one routed expert of 16
+    assert spec.active_params_per_token == spec.total_params - spec.params.experts * 15 // 16
+
+
+def test_falcon_mamba_is_planned_as_attention_free_state():
+    spec = model_spec("falcon-mamba-7b")
+    assert spec.layers == () and len(spec.state_layers) == 64 and spec.num_heads == 0
+    # conv state 3 x 8192 and SSM state 8192 x 16 per layer, bfloat16 (MambaStateShapeCalculator.mamba1_state_shape)
+    assert spec.state_layers[0].state_bytes(2) == (3 * 8192 + 8192 * 16) * 2 == 311_296
+    p = plan(spec, H200)
+    assert p.max_model_len == DEFAULT_MAX_LEN and p.kv_bytes_per_token == 0
+    assert p.num_gpu_blocks == p.kv_cache_bytes // (311_296 * 64)  # one page per layer per sequence
+    assert any("attention-free" in w for w in p.warnings)
+
+
+def test_falcon_mamba_splits_its_state_over_tensor_parallel_ranks():
+    spec = model_spec("falcon-mamba-7b")
+    assert spec.state_layers[0].state_bytes(2, tp=2) == 311_296 // 2
+
+
+def test_a_mamba_config_without_heads_gets_no_misleading_field_message():
+    config = {"model_type": "falcon_mamba", "hidden_size": 256, "num_hidden_layers": 2, "intermediate_size": 512,
+              "state_size": 16, "conv_kernel": 4, "vocab_size": 1000}
+    assert model_spec(config).state_layers  # no "num_attention_heads must be a positive integer"
+
+
+def test_qwen3_next_fits_one_h200_in_fp8_with_its_gated_delta_net_state():
+    spec = model_spec("qwen3-next-80b-a3b")
+    assert len(spec.layers) == 12 and len(spec.state_layers) == 36  # full attention every 4th layer
+    gdn = spec.state_layers[0]
+    # conv over 2 x 16 x 128 + 32 x 128 channels (kernel 4: 3 kept), state 32 x 128 x 128, bfloat16
+    assert gdn.state_bytes(2) == (3 * (2 * 16 * 128 + 32 * 128) + 32 * 128 * 128) * 2
+    p = plan(spec, H200, quantization="fp8", max_model_len=8192)
+    assert p.kv_bytes_per_token == 12 * 2 * 2 * 256 * 2
+    assert p.fits and not plan(spec, H200, max_model_len=8192).fits  # 16-bit: 80 B parameters do not fit
+
+
+def test_gemma_3_keeps_five_sliding_layers_per_full_one():
+    spec = model_spec("gemma-3-27b")
+    kinds = [layer.kind for layer in spec.layers]
+    assert kinds.count("sliding") == 52 and kinds.count("full") == 10 and spec.sliding_window == 1024
+    assert spec.tie_word_embeddings
+    p = plan(spec, H200, max_model_len=8192)
+    assert p.kv_bytes_per_token == 62 * 2 * 16 * 128 * 2

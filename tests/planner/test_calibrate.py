@@ -1,0 +1,147 @@
+"""Calibration on the user's GPU and vLLM, from recorded vLLM logs and sweeps (no GPU here)."""
+
+import json
+from pathlib import Path
+
+from planner import EngineConfig, gpu_preset, plan
+from planner.calibrate import (
+    EngineStart, calibrate_from_records, calibration_for, main, memory_calibration_for, parse_startup_log,
+    record_engine_start, sweep_points, version_note,
+)
+from planner.gpus import GIB
+from planner.speed import SPEED_CALIBRATION, predict_speed, wave
+from planner.models import model_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+# the 70B FP8 engine on one H200 (docs/results/multi-gpu.md): vLLM's own start-up lines and the bench's table
+LOG_70B = ROOT / "docs/results/multi-gpu/h200-2026-11-26-70b-fp8-tp1.txt"
+ENGINE_70B = EngineConfig(model="llama-2-70b", quantization="fp8", dtype="bfloat16", gpu_memory_utilization=0.95,
+                          max_model_len=4096, max_num_seqs=128, max_num_batched_tokens=2048)
+# a sweep on an H200 (llama-2-7b, each precision its own GPU)
+BENCH_H200 = ROOT / "docs/results/multi-gpu/h200-2026-11-26-benchmark-one-precision-per-gpu.json"
+H200 = gpu_preset("h200")
+
+
+def log_70b() -> str:
+    """The 70B FP8 engine's recorded log (vLLM's start-up lines and the bench's table)."""
+    return LOG_70B.read_text().split("######## gpu1c")[0]
+
+
+def test_reads_vllms_start_up_lines_from_a_recorded_log():
+    (start,) = parse_startup_log(log_70b())
+    assert start["weights_gib"] == 64.76
+    assert start["available_kv_gib"] == 67.26
+    assert start["kv_tokens"] == 220384
+
+
+def test_a_calibration_file_moves_later_plans_to_what_vllm_logged_and_says_so(tmp_path):
+    (logged,) = parse_startup_log(log_70b())
+    result = calibrate_from_records(H200, "0.25.1", [EngineStart(ENGINE_70B, logged)], [])
+    path = tmp_path / "calibration" / "nvidia-h200--vllm-0-25-1.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(result))
+    shipped = plan(ENGINE_70B, H200, advise=False)
+    calibration, note = memory_calibration_for(H200, "fp8", tmp_path, vllm_version="0.25.1")
+    calibrated = plan(ENGINE_70B, H200, advise=False, calibration=calibration)
+    assert abs(calibrated.kv_cache_bytes - 67.26 * GIB) < 0.001 * GIB  # vLLM's logged KV memory
+    assert abs(shipped.kv_cache_bytes - 67.26 * GIB) > abs(calibrated.kv_cache_bytes - 67.26 * GIB)
+    assert "calibrated on this GPU with vLLM 0.25.1" in note
+    # another vLLM, another GPU or the other precision: the shipped calibration, silently
+    assert memory_calibration_for(H200, "fp8", tmp_path, vllm_version="0.26.0")[1] == ""
+    assert memory_calibration_for(gpu_preset("h100-sxm"), "fp8", tmp_path, vllm_version="0.25.1")[1] == ""
+    assert memory_calibration_for(H200, None, tmp_path, vllm_version="0.25.1")[1] == ""
+
+
+def test_a_recorded_sweep_rescales_the_speed_to_what_this_gpu_measured(tmp_path):
+    bench = json.loads(BENCH_H200.read_text())
+    base = EngineConfig(model="llama-2-7b", dtype="bfloat16", gpu_memory_utilization=0.9)
+    points = sweep_points(bench, base)
+    assert {p["concurrency"] for p in points} == {1, 64}
+    result = calibrate_from_records(H200, "0.25.1", [], points)
+    assert set(result["speed"]) == {"weight_factor_16bit", "weight_factor_fp8"}
+    path = tmp_path / "calibration" / "nvidia-h200--vllm-0-25-1.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(result))
+    calibration, note = calibration_for(H200, tmp_path, vllm_version="0.25.1")
+    assert note and calibration.source == note
+    spec = model_spec("llama-2-7b")
+    for point in (p for p in points if p["concurrency"] == 1):
+        config = plan(point["config"], H200, advise=False).config
+        shipped = wave(spec, config, H200, concurrency=1, input_len=point["input_len"], output_len=point["output_len"])
+        tuned = wave(spec, config, H200, concurrency=1, input_len=point["input_len"], output_len=point["output_len"],
+                     calibration=calibration)
+        assert abs(tuned.decode_tok_s / point["decode_tok_s"] - 1) < abs(shipped.decode_tok_s / point["decode_tok_s"] - 1)
+        assert abs(tuned.decode_tok_s / point["decode_tok_s"] - 1) < 0.02
+    assert predict_speed("llama-2-7b", H200, calibration=calibration).calibration_source == note
+    assert calibration_for(H200, tmp_path, vllm_version="0.24.0") == (SPEED_CALIBRATION, "")
+
+
+def test_calibrate_from_a_recorded_log_writes_the_file_for_that_gpu_and_version(tmp_path, capsys):
+    log = tmp_path / "run.log"
+    log.write_text(log_70b())
+    code = main(["--model", "llama-2-70b", "--gpu", "h200", "--max-model-len", "4096", "--gpu-memory-utilization", "0.95",
+                 "--from-log", str(log), "--precisions", "fp8", "--from-bench", str(BENCH_H200),
+                 "--data-dir", str(tmp_path)])
+    assert code == 0
+    written = json.loads((tmp_path / "calibration" / "nvidia-h200--vllm-0-25-1.json").read_text())
+    assert written["gpu"] == "NVIDIA H200" and written["vllm_version"] == "0.25.1"
+    assert written["engine_starts"][0]["vllm_kv_tokens"] == 220384
+    assert "vLLM 220,384" in capsys.readouterr().out
+
+
+def test_a_log_without_start_up_lines_is_refused(tmp_path, capsys):
+    log = tmp_path / "empty.log"
+    log.write_text("nothing here\n")
+    assert main(["--model", "llama-2-7b", "--gpu", "h200", "--from-log", str(log), "--data-dir", str(tmp_path)]) == 2
+    assert "no vLLM start-up lines" in capsys.readouterr().err
+
+
+def test_each_engine_start_keeps_the_plan_beside_vllms_count(tmp_path):
+    config = EngineConfig(model="llama-2-7b", dtype="float16", gpu_memory_utilization=0.5, max_model_len=2048)
+    planned = plan(config, gpu_preset("h100-sxm"), advise=False).kv_tokens
+    text = record_engine_start(config, gpu_preset("h100-sxm"), 51904, folder=tmp_path)
+    assert text.startswith(f"planned {planned:,} KV tokens, vLLM 51,904: ")
+    (pair,) = [json.loads(line) for line in (tmp_path / "calibration" / "engine-starts.jsonl").read_text().splitlines()]
+    assert pair["vllm_kv_tokens"] == 51904 and pair["planned_kv_tokens"] == planned
+    assert record_engine_start(config, gpu_preset("h100-sxm"), None, folder=tmp_path) == ""
+
+
+def test_another_vllm_version_is_said_plainly():
+    assert version_note("0.25.1") == ""
+    note = version_note("0.26.0")
+    assert "0.25.1" in note and "0.26.0" in note and "calibrate" in note
+
+
+def test_the_last_engine_starts_are_read_back_newest_last(tmp_path):
+    from planner.calibrate import recent_engine_starts
+
+    config = EngineConfig(model="llama-2-7b", dtype="float16", gpu_memory_utilization=0.5, max_model_len=2048)
+    for tokens in (51000, 51904):
+        record_engine_start(config, gpu_preset("h100-sxm"), tokens, folder=tmp_path)
+    assert [p["vllm_kv_tokens"] for p in recent_engine_starts(folder=tmp_path)] == [51000, 51904]
+    assert recent_engine_starts(folder=tmp_path / "none") == []
+
+
+def test_a_remote_servers_vllm_version_is_read_from_its_version_endpoint():
+    import asyncio
+
+    import httpx
+
+    from playground.engines.openai_engine import OpenAIEngine, RemoteEngineSpec
+
+    def answer(request):
+        if request.url.path == "/version":
+            return httpx.Response(200, json={"version": "0.26.0"})
+        return httpx.Response(404)
+
+    async def ask(handler):
+        engine = OpenAIEngine(RemoteEngineSpec.parse("FP8=http://server:8000/v1"))
+        engine._client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        try:
+            return await engine.server_version()
+        finally:
+            await engine._client.aclose()
+
+    assert asyncio.run(ask(answer)) == "0.26.0"
+    assert asyncio.run(ask(lambda request: httpx.Response(404))) is None
+    assert "0.26.0" in version_note(asyncio.run(ask(answer)))

@@ -1,0 +1,184 @@
+"""The speed prediction: its physics, its fit (refitted here from the measured runs) and its held-out check."""
+
+import dataclasses
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+from planner import PlannerError, gpu_preset, model_spec
+from planner.cli import main as cli_main
+from planner.engine_config import EngineConfig
+from planner.fit import max_batch_size
+from planner.roofline import decode_step_bytes_parts
+from planner.speed import SPEED_CALIBRATION, compare_speeds, decode_step_s, predict_speed, ratio, wave
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+H100, H200 = gpu_preset("h100-sxm"), gpu_preset("h200")
+
+
+def fit_script():
+    return importlib.import_module("benchmarks.fit_speed")
+
+
+def test_refitting_the_measured_runs_reproduces_the_frozen_coefficients():
+    fit = fit_script()
+    refit = fit.fit(fit.fitted_rows())
+    for name in fit.FITTED:
+        assert getattr(refit, name) == getattr(SPEED_CALIBRATION, name), name
+
+
+def test_the_fit_reads_no_held_out_row_and_the_other_gpu_kinds_shapes_are_held_out():
+    from benchmarks.speed_runs import fitted_rows, held_out_rows
+
+    fitted, held = fitted_rows(), held_out_rows()
+    assert fitted and not any(r.held_out for r in fitted)
+    assert {r.model for r in held} >= {"llama-2-70b"}  # another shape, and tensor parallelism
+    assert not any(r.model == "llama-2-70b" for r in fitted)
+
+
+def test_held_out_runs_meet_the_bar():
+    accuracy = importlib.import_module("benchmarks.speed_accuracy")
+    from benchmarks.speed_runs import held_out_rows
+
+    rows = held_out_rows()
+    _, decode_failures = accuracy.decode_table(rows)
+    _, ratio_failures = accuracy.ratio_table(rows)
+    assert len(rows) >= 12 and decode_failures == 0 and ratio_failures == 0
+
+
+def test_a_decode_step_reads_the_weights_once_and_each_sequences_kv_cache():
+    spec = model_spec("llama-2-7b")
+    config = EngineConfig(model="llama-2-7b", dtype="bfloat16")
+    weights, kv = decode_step_bytes_parts(spec, config, batch=2, mean_context=100)
+    # 32 layers x 2 (K and V) x 4096 x 2 bytes per token, no GQA
+    assert kv == 2 * 100 * 32 * 2 * 4096 * 2
+    assert 13.0e9 < weights < 13.6e9  # 6.74 B parameters in 16-bit, the embedding gathered not read
+
+
+def test_fp8_is_faster_at_batch_1_but_less_than_its_byte_ratio():
+    fp16, fp8, _ = compare_speeds("llama-2-7b", H100, max_model_len=1024)
+    spec = model_spec("llama-2-7b")
+    w16, _ = decode_step_bytes_parts(spec, fp16.config, batch=1, mean_context=640)
+    w8, _ = decode_step_bytes_parts(spec, fp8.config, batch=1, mean_context=640)
+    assert 1.2 < ratio(fp8, fp16, 1) < w16 / w8  # the fixed costs per step do not shrink with the bytes
+
+
+def test_per_request_speed_falls_and_total_speed_rises_with_the_batch():
+    p = predict_speed("llama-3-8b", H100, max_model_len=2048)
+    assert [pt.batch for pt in p.points][:3] == [1, 8, 64]
+    per_request = [pt.decode_tok_s for pt in p.points]
+    total = [pt.output_tok_s for pt in p.points]
+    assert per_request == sorted(per_request, reverse=True) and total == sorted(total)
+
+
+def test_the_largest_batch_is_the_planners_and_is_predicted_too():
+    p = predict_speed("llama-3-8b", H100, prompt_len=512, output_len=256, max_model_len=2048)
+    assert p.largest_batch == max_batch_size("llama-3-8b", H100, context_len=768, max_model_len=2048)
+    assert p.points[-1].batch == p.largest_batch
+
+
+def test_more_bandwidth_is_faster_at_batch_1():
+    h100 = predict_speed("llama-3-8b", H100, max_model_len=2048).at(1)
+    h200 = predict_speed("llama-3-8b", H200, max_model_len=2048).at(1)
+    assert h200.decode_tok_s > h100.decode_tok_s
+
+
+def test_tensor_parallelism_halves_the_reads_but_adds_all_reduces():
+    spec = model_spec("llama-2-70b")
+    one = EngineConfig(model="llama-2-70b", quantization="fp8")
+    two = EngineConfig(model="llama-2-70b", quantization="fp8", tensor_parallel_size=2)
+    s1, _ = decode_step_s(spec, one, H200, batch=1, mean_context=576)
+    s2, _ = decode_step_s(spec, two, H200, batch=1, mean_context=576)
+    assert s1 / 2 < s2 < s1
+
+
+def test_a_wave_of_fresh_prompts_decodes_slower_than_the_steady_step():
+    spec = model_spec("llama-2-7b")
+    config = EngineConfig(model="llama-2-7b", dtype="bfloat16", max_model_len=2048)
+    alone = wave(spec, config, H200, concurrency=1, input_len=512, output_len=128)
+    crowd = wave(spec, config, H200, concurrency=64, input_len=512, output_len=128)
+    cached = wave(spec, config, H200, concurrency=64, input_len=512, output_len=128, prompts_cached=True)
+    assert alone.tpot_s == alone.step_s
+    assert crowd.tpot_s > cached.tpot_s > crowd.step_s
+    assert crowd.ttft_s > alone.ttft_s
+
+
+@pytest.mark.parametrize("field,value", [("prompt_len", 0), ("output_len", -3)])
+def test_bad_lengths_name_the_argument(field, value):
+    with pytest.raises(PlannerError) as e:
+        predict_speed("llama-3-8b", H100, **{field: value})
+    assert e.value.argument == field
+
+
+def test_a_gpu_without_rates_is_refused_by_name():
+    gpu = dataclasses.replace(H100, bandwidth_gb_s=0.0)
+    with pytest.raises(PlannerError, match="bandwidth"):
+        predict_speed("llama-3-8b", gpu)
+
+
+def test_cli_prints_the_predicted_table_with_its_spread(capsys):
+    assert cli_main(["--model", "llama-3-8b", "--gpu", "h200", "--speed"]) == 0
+    out = capsys.readouterr().out
+    assert "Predicted speed on NVIDIA H200" in out and "decode tok/s per request" in out
+    rows = [line for line in out.splitlines() if line.strip().startswith(("fp16 ", "fp8 ", "fp8-kv8 "))]
+    assert len(rows) >= 9 and all("±" in line for line in rows)
+    assert "TTFT" in out
+
+
+def test_the_planner_tab_shows_a_table_per_precision_and_the_measured_runs():
+    from playground import charts
+    from playground.ui.planner_tab import measured_points, speed_table
+
+    predictions = compare_speeds("llama-2-7b", H100, batches=(1, 2, 8, 64), max_model_len=1024)
+    text = speed_table(predictions)
+    for precision in ("fp16", "fp8", "fp8-kv8"):
+        assert f"| {precision} | 1 |" in text
+    assert "(largest)" in text and "±" in text
+    measured = measured_points("llama-2-7b", H100.name)
+    assert ("fp16", 64, pytest.approx(64 / 0.0133623, rel=1e-3)) in measured  # the H100 sweep's TPOT at 64
+    figure = charts.speed_vs_batch(predictions, measured)
+    assert len(figure.data) == 3 + len(measured)
+
+
+def test_the_benchmark_table_puts_measured_over_predicted_beside_each_point():
+    from playground.ui.bench_tab import table
+
+    row = {"precision": "fp8", "concurrency": 1, "output_tok_s": 250.0, "ttft_p50_s": 0.014, "tpot_p50_s": 0.004,
+           "percent_of_roofline": 55.0, "predicted_decode_tok_s": 200.0}
+    assert "| 250 / 200 (1.25) |" in table([row])
+    assert "predicted" not in table([{**row, "predicted_decode_tok_s": None}])
+
+
+def test_the_bench_prediction_for_a_point_is_the_planners_wave():
+    from playground.bench.runner import predicted_decode
+    from playground.bench.sweep import SweepSpec
+
+    spec = SweepSpec(concurrency=(1,), input_len=512, output_len=256, repeats=1)
+    engine = EngineConfig(model="llama-2-7b", dtype="bfloat16", max_model_len=1024)
+    got = predicted_decode(engine, H100, 1, spec, None)
+    assert got == pytest.approx(wave(model_spec("llama-2-7b"), engine, H100, concurrency=1, input_len=512,
+                                     output_len=256).decode_tok_s)
+    assert predicted_decode(EngineConfig(model="no-such-model"), H100, 1, spec, None) is None
+
+
+def test_runs_recorded_later_are_read_as_held_out_and_a_checkpoint_as_its_own_precision(tmp_path):
+    import json
+
+    from benchmarks.speed_runs import SOURCES, load_rows
+
+    folder = tmp_path / "docs/results/speed-rows"
+    folder.mkdir(parents=True)
+    point = {"precision": "fp16", "concurrency": 1, "num_prompts": 4, "prompt_tokens": 2048, "output_tokens": 512,
+             "output_tok_s": 200.0, "ttft_p50_s": 0.02, "tpot_p50_s": 0.005}
+    for name in ("llama-3.1-8b", "llama-3.1-8b-instruct-fp8-dynamic"):
+        run = {"run": {"environment": {"engine_args": {"model": f"/tmp/models/{name}", "dtype": "bfloat16",
+                                                         "max_model_len": 2048}}}, "points": [point]}
+        (folder / f"{name}.json").write_text(json.dumps(run))
+    rows = load_rows([s for s in SOURCES if "speed-rows" in s.path], root=tmp_path)
+    assert {r.model for r in rows} == {"llama-3.1-8b", "llama-3.1-8b-instruct-fp8-dynamic"}
+    assert all(r.held_out and r.gpu == "h200" and r.input_len == 512 and r.decode_tok_s == 200 for r in rows)
+    accuracy = importlib.import_module("benchmarks.speed_accuracy")
+    assert len(accuracy.ratio_pairs(rows)) == (1 if any(r.precision == "checkpoint" for r in rows) else 0)
