@@ -2,6 +2,10 @@
 
     python app.py                                     # SmolLM2-135M-Instruct on the CPU, 16-bit vs FP8
     python app.py --backend vllm --model DIR          # two vLLM engines on the GPU
+    python app.py --backend vllm --engine BF16=DIR --engine FP8=DIR,quantization=fp8 --engine "FP8 checkpoint"=FP8DIR
+                                                      # 2 to 4 columns, each a folder with its own settings
+    python app.py --engine BF16=smollm2-135m --engine FP8=smollm2-135m,quantization=fp8 --engine "FP8 checkpoint"=FP8DIR
+                                                      # the same on the CPU (smollm2-135m: the embedded model)
     python app.py --backend openai --engine FP16=http://host:8000/v1 --engine FP8=http://host:8001/v1
                                                       # engines that are running servers (vllm serve)
     python app.py --share --auth user:secret          # a public link, behind a login
@@ -21,9 +25,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from planner import EngineConfig, PlannerError, gpu_presets, model_spec, read_gpus, side_by_side_split
+from planner import EngineConfig, PlannerError, gpu_presets, model_spec, read_gpus
 from planner.nvml import visible_gpu_index
 from playground import views
+from playground.columns import EMBEDDED, ColumnSpec
+from playground.columns import parse_columns as columns_from
 from playground.runtime import EngineRuntime, SupervisedEngine
 from playground.service import Playground
 from playground.ui import api, bench_tab, http_api, openai_api, planner_tab, playground_tab, sessions
@@ -36,8 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["cpu", "vllm", "openai"], default="cpu",
                    help="cpu: embedded, no GPU needed (default); vllm: two engines in this process; "
                         "openai: running OpenAI-compatible servers given with --engine")
-    p.add_argument("--engine", action="append", default=[], metavar="LABEL=URL[#MODEL]",
-                   help="openai: one server per flag, e.g. FP8=http://host:8001/v1 (two or more; a label "
+    p.add_argument("--engine", action="append", default=[], metavar="LABEL=FOLDER[,quantization=fp8][,kv-cache-dtype=fp8]",
+                   help="one column per flag, 2 to 4 of them. vllm and cpu: a model folder with its own settings "
+                        "(cpu: smollm2-135m is the embedded model; a compressed-tensors checkpoint is decompressed); "
+                        "openai: LABEL=URL[#MODEL], a running server, e.g. FP8=http://host:8001/v1 (a label "
                         "containing 'fp8' marks FP8 weights; #MODEL picks a model on a server serving several)")
     p.add_argument("--remote-gpu", default="h100-sxm", choices=list(gpu_presets()), help="openai: the GPU preset the planner assumes for the "
                                                               "servers (their NVML is not reachable from here)")
@@ -80,26 +88,49 @@ def check_launch_args(args: argparse.Namespace) -> tuple[str, str] | None:
         raise SystemExit("error: --load-test lets any caller run bursts on the engines; do not combine it with --share")
     if args.share and auth is None and not args.insecure_share:
         raise SystemExit("error: --share makes the app public; add --auth user:password (or --insecure-share to accept the risk)")
-    if args.backend == "openai" and len(args.engine) < 2:
-        raise SystemExit("error: --backend openai needs two or more --engine LABEL=URL (e.g. FP16=http://localhost:8000/v1)")
-    if args.backend != "openai" and args.engine:
-        raise SystemExit("error: --engine is for --backend openai")
+    if args.backend == "openai" and not args.engine:
+        raise SystemExit("error: --backend openai needs 2 to 4 --engine LABEL=URL (e.g. FP16=http://localhost:8000/v1)")
+    if args.engine:
+        from playground.columns import check_count
+
+        try:
+            check_count(len(args.engine))
+        except ValueError as e:
+            raise SystemExit(f"error: {e}") from e
+    if args.engine and args.backend != "openai" and (args.model or args.fp8_kv_cache):
+        raise SystemExit("error: --engine names each column's folder and settings; drop --model and --fp8-kv-cache "
+                         "(or drop --engine for the default two columns of --model: 16-bit and online FP8)")
     if args.api_key_env and not os.environ.get(args.api_key_env):
         raise SystemExit(f"error: --api-key-env {args.api_key_env}: that environment variable is empty")
-    if args.backend == "vllm" and not args.model:
-        raise SystemExit("error: --backend vllm needs --model (a folder with config.json, or an HF id)")
+    if args.backend == "vllm" and not args.model and not args.engine:
+        raise SystemExit("error: --backend vllm needs --model (a folder with config.json, or an HF id), or 2 to 4 "
+                         "--engine LABEL=FOLDER columns")
     if args.dtype and "fp8" in args.dtype.lower():
         raise SystemExit("error: --dtype fp8 is not a vLLM dtype (vLLM rejects it); the FP8 engine uses quantization='fp8', "
                          "and --fp8-kv-cache adds kv_cache_dtype='fp8'")
     return auth
 
 
+def parse_columns(args: argparse.Namespace) -> list[ColumnSpec]:
+    """The vLLM and CPU backends' columns: --engine's, or the default pair (16-bit and its online FP8 twin)."""
+    if args.engine:
+        try:
+            return columns_from(args.engine)
+        except ValueError as e:
+            raise SystemExit(f"error: {e}") from e
+    if args.backend == "cpu":
+        return [ColumnSpec("16-bit", EMBEDDED), ColumnSpec("FP8", EMBEDDED, "fp8")]
+    return [ColumnSpec("16-bit", args.model), ColumnSpec("FP8", args.model, "fp8", "fp8" if args.fp8_kv_cache else "auto")]
+
+
 def build_engines(args: argparse.Namespace) -> tuple[list[SupervisedEngine], EngineConfig | None]:
     if args.backend == "cpu":
         from playground.engines.cpu_engine import CpuEngine
 
-        return [SupervisedEngine(lambda: CpuEngine("16-bit", fp8=False)),
-                SupervisedEngine(lambda: CpuEngine("FP8", fp8=True))], None
+        return [SupervisedEngine(lambda c=c: CpuEngine(c.label, fp8=c.quantization == "fp8",
+                                                       folder=None if c.embedded else c.folder,
+                                                       kv_cache_dtype=c.kv_cache_dtype))
+                for c in parse_columns(args)], None
     if args.backend == "openai":
         from playground.engines.base import RequestError
         from playground.engines.openai_engine import OpenAIEngine, RemoteEngineSpec
@@ -115,20 +146,32 @@ def build_engines(args: argparse.Namespace) -> tuple[list[SupervisedEngine], Eng
                                  retry_failed_start=True) for s in specs], None
     from playground.engines.vllm_engine import VllmEngine
 
+    columns = parse_columns(args)
+    if not args.engine:  # the default pair: the 16-bit column named after the checkpoint's dtype
+        label = {"float16": "FP16", "bfloat16": "BF16"}.get(_checkpoint_dtype(args.model, args.dtype), "16-bit")
+        columns[0] = replace(columns[0], label=label)
     try:
-        base = EngineConfig.from_args(args, quantization=None)
-        fp8 = replace(base, quantization="fp8", kv_cache_dtype="fp8" if args.fp8_kv_cache else "auto")
+        configs = [EngineConfig.from_args(args, model=c.folder, quantization=c.quantization,
+                                          kv_cache_dtype=c.kv_cache_dtype) for c in columns]
     except (PlannerError, ValueError) as e:
         raise SystemExit(f"error: {e}") from e
-    if args.gpus:  # each precision on its own GPU, the whole of it
-        a, b = (int(x) for x in args.gpus.split(","))
-        base, fp8 = replace(base, gpu_ids=(a,)), replace(fp8, gpu_ids=(b,))
-        resolved = lambda: (base, fp8)  # noqa: E731
+    if args.gpus:  # each column on its own GPU, the whole of it
+        ids = [int(x) for x in args.gpus.split(",")]
+        if len(ids) != len(configs):
+            raise SystemExit(f"error: --gpus gives {len(ids)} GPUs for {len(configs)} columns; give one per column")
+        configs = [replace(c, gpu_ids=(i,)) for c, i in zip(configs, ids)]
+        resolved = lambda: tuple(configs)  # noqa: E731
     else:
-        resolved = _shared_gpu_split(args, base)
-    label = {"float16": "FP16", "bfloat16": "BF16"}.get(_checkpoint_dtype(args.model, base.dtype), "16-bit")
-    return [SupervisedEngine(lambda: VllmEngine(base, label, resolve=lambda: resolved()[0])),
-            SupervisedEngine(lambda: VllmEngine(fp8, "FP8", resolve=lambda: resolved()[1]))], lambda: resolved()[0]
+        resolved = _shared_gpu_split(args, columns, configs, checked=bool(args.engine))
+
+    def column_config(i: int) -> EngineConfig:
+        config = resolved()[i]
+        if isinstance(config, Exception):  # this column's own error (its folder); the others go on
+            raise config
+        return config
+
+    return ([SupervisedEngine(lambda i=i, c=c, config=config: VllmEngine(config, c.label, resolve=lambda: column_config(i)))
+             for i, (c, config) in enumerate(zip(columns, configs))], lambda: column_config(0))
 
 
 def _checkpoint_dtype(model: str, dtype: str) -> str:
@@ -142,33 +185,47 @@ def _checkpoint_dtype(model: str, dtype: str) -> str:
     return str(config.get("torch_dtype") or config.get("dtype") or "auto")
 
 
-def _shared_gpu_split(args: argparse.Namespace, base: EngineConfig):
-    """Both engines on one GPU: the planner's split, computed once, on the engine-start thread (sizing
-    the model imports torch and transformers: seconds the page should not wait for)."""
+def _shared_gpu_split(args: argparse.Namespace, columns: list[ColumnSpec], configs: list[EngineConfig], *,
+                      checked: bool):
+    """Every column on one GPU: the planner's split, computed once, on the engine-start thread (sizing
+    the models imports torch and transformers: seconds the page should not wait for). A column whose
+    folder is wrong gets its own error and no share; the others are split between them. When they do
+    not fit together, every engine fails with the planner's message before any of them loads."""
     import threading
 
+    from planner import resident_split
+    from playground.columns import check_column
     from playground.engines.base import RequestError
 
     lock, done = threading.Lock(), []
 
-    def resolve() -> tuple[EngineConfig, EngineConfig]:
+    def resolve() -> tuple:
         with lock:
             if not done:
+                result: list = list(configs)
+                placed = []
+                for i, (column, config) in enumerate(zip(columns, configs)):
+                    try:
+                        if checked:
+                            check_column(column)
+                        placed.append((i, model_spec(config.model)))
+                    except (PlannerError, RequestError, ValueError) as e:
+                        result[i] = e if isinstance(e, RequestError) else RequestError("engine", f"{column.label}: {e}")
                 try:
                     gpu = read_gpus(visible_gpu_index())[0].to_spec()
-                    split = side_by_side_split(model_spec(args.model), gpu, batch_size=args.batch_size,
-                                               context_len=args.context_len, fp8_kv_cache=args.fp8_kv_cache,
-                                               dtype=args.dtype, max_model_len=args.max_model_len,
-                                               tensor_parallel_size=args.tensor_parallel_size,
-                                               enforce_eager=args.enforce_eager)
+                    split = resident_split([(columns[i].label, spec, configs[i]) for i, spec in placed], gpu,
+                                           batch_size=args.batch_size, context_len=args.context_len)
                 except (PlannerError, ValueError) as e:
-                    raise RequestError("model", str(e)) from e
-                print(views.split_text(split), flush=True)
-                if not split.fits:
-                    raise RequestError("gpu_memory_utilization",
-                                       f"the two engines do not fit on {gpu.name}: {split.reason}")
-                done.append(tuple(replace(c, model=args.model, load_format=args.load_format)
-                                  for c in (split.baseline.config, split.fp8.config)))
+                    error = RequestError("model", str(e))
+                    done.append(tuple(error if not isinstance(r, Exception) else r for r in result))
+                    return done[0]
+                print(views.resident_split_text(split), flush=True)
+                for (i, _), p in zip(placed, split.plans):
+                    result[i] = (RequestError("gpu_memory_utilization", f"the {len(placed)} engines do not fit on "
+                                                                        f"{gpu.name}: {split.reason}")
+                                 if not split.fits else replace(p.config, model=configs[i].model,
+                                                                load_format=args.load_format))
+                done.append(tuple(result))
             return done[0]
 
     return resolve
@@ -205,8 +262,10 @@ def main(argv=None) -> None:
     engines, shared_config = build_engines(args)
     # The benchmark's random prompts draw token ids below the vocabulary size; a remote server's is not
     # published, and every tokenizer served today has at least 32,000 tokens.
-    vocab = {"cpu": 49152, "openai": 32000}.get(args.backend) or (lambda: model_spec(args.model).vocab_size)
-    playground = Playground(engines, EngineRuntime(), args.data_dir, args.backend, shared_config, vocab)
+    first_model = args.model or (columns_from(args.engine)[0].folder if args.engine else "")
+    vocab = {"cpu": 49152, "openai": 32000}.get(args.backend) or (lambda: model_spec(first_model).vocab_size)
+    playground = Playground(engines, EngineRuntime(), args.data_dir, args.backend, shared_config, vocab,
+                            columns=bool(args.engine) and args.backend != "openai")
     playground.max_in_flight = 2 * args.concurrency_limit  # /compare and /generate at their limits at once
     if args.backend == "vllm":
         from playground.engines.vllm_stages import stage_of, watch_process_output

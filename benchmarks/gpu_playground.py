@@ -2,11 +2,16 @@
 
     python benchmarks/gpu_playground.py fair --model DIR --out FILE.json        # fair vs solo vs race (docs/results/fair-timing.md)
     python benchmarks/gpu_playground.py text --model DIR --out FILE.json        # the seed prompts, real weights (docs/results/fp8-answers.md)
+    python benchmarks/gpu_playground.py columns --engine BF16=DIR --engine FP8=DIR,quantization=fp8 \
+        --engine "FP8 checkpoint"=FP8DIR [--text] [--load-format dummy] --out FILE.json
 
 fair: both engines resident on one GPU (the app's split); for each engine alone, then the fair
 comparison (one after the other) and the race (both at once), batch 1, 256 tokens, 3 runs each;
 prints the FP8/16-bit decode ratios. text: the seed prompts at temperature 0 with the chat
-template, both engines, and the quality diff.
+template, both engines, and the quality diff. columns: 2 to 4 columns resident on one GPU (the
+planner's split, refused before any engine starts when they do not fit), the fair decode speed of
+each (3 runs, median) and its ratio to the first; with --text, the seed prompts answered by every
+column and each column's quality diff against the first.
 """
 
 from __future__ import annotations
@@ -95,7 +100,7 @@ async def text(args) -> dict:
     engines = await engines_for(args.model, args.load_format, args.gpu)
     sampling = SamplingSettings(temperature=0.0, max_tokens=96)
     final = await final_of(engines, EXAMPLES, sampling, "fair", chat=True)
-    quality = await score_quality(engines, EXAMPLES, final, chat=True)
+    quality = (await score_quality(engines, EXAMPLES, final, chat=True))[0]
     out = {"engines": [asdict(e.info) for e in engines], "prompts": EXAMPLES,
            "answers": {c.label: list(c.texts) for c in final},
            "decode_tok_s": {c.label: c.decode_tok_s for c in final},
@@ -106,15 +111,84 @@ async def text(args) -> dict:
     return out
 
 
+async def columns(args) -> dict:
+    from planner import EngineConfig, resident_split
+    from playground import views
+    from playground.columns import check_column, parse_columns
+    from playground.quality import combine
+
+    specs = parse_columns(args.engine)
+    gpu = read_gpus(args.gpu)[0].to_spec()
+    for c in specs:
+        check_column(c)
+    configs = [EngineConfig(model=c.folder, quantization=c.quantization, kv_cache_dtype=c.kv_cache_dtype,
+                            dtype="bfloat16", load_format=args.load_format) for c in specs]
+    split = resident_split([(c.label, model_spec(cfg.model), cfg) for c, cfg in zip(specs, configs)], gpu,
+                           batch_size=16, context_len=1024)
+    print(views.resident_split_text(split), flush=True)
+    result: dict = {"split": {"fits": split.fits, "reason": split.reason, "utilizations": dict(zip(split.labels, split.utilizations)),
+                              "planned_kv_tokens": {label: p.kv_tokens for label, p in zip(split.labels, split.plans)}}}
+    if not split.fits:  # the planner's answer, before any engine starts
+        return result
+    engines = []
+    for c, p in zip(specs, split.plans):
+        config = replace(p.config, model=c.folder, load_format=args.load_format, gpu_ids=(args.gpu,))
+        t = time.perf_counter()
+        engine = VllmEngine(config, c.label)
+        await engine.start()
+        print(f"{c.label} started in {time.perf_counter() - t:.0f} s: {engine.info.kv_tokens:,} KV tokens, "
+              f"quantization {engine.info.quantization}, `{config.command('serve')}`", flush=True)
+        engines.append(engine)
+    result["engines"] = [asdict(e.info) for e in engines]
+    sampling = SamplingSettings(temperature=0.0, max_tokens=256, ignore_eos=True)
+    await final_of(engines, [EXAMPLES[0]], SamplingSettings(temperature=0.0, max_tokens=32), "race")  # warm-up
+    speeds = {e.info.label: [] for e in engines}
+    last = None
+    for _ in range(3):
+        last = await final_of(engines, [EXAMPLES[0]], sampling, "fair")
+        for snap in last:
+            speeds[snap.label].append(snap.decode_tok_s)
+    med = {k: statistics.median(v) for k, v in speeds.items()}
+    first = specs[0].label
+    result["fair_decode_tok_s"] = {"runs": speeds, "median": med, "ratio_to_first": {k: v / med[first] for k, v in med.items()}}
+    for k, v in med.items():
+        print(f"{k:>16}: {v:.1f} tok/s decode (fair, batch 1, 256 tokens, median of 3), {v / med[first]:.2f}x {first}",
+              flush=True)
+    quality = ()
+    if args.text:
+        final = await final_of(engines, EXAMPLES, SamplingSettings(temperature=0.0, max_tokens=96), "fair", chat=True)
+        quality = await score_quality(engines, EXAMPLES, final, chat=True)
+        result["prompts"] = EXAMPLES
+        result["answers"] = {c.label: list(c.texts) for c in final}
+        result["quality"] = {}
+        for snap, diffs in zip(final[1:], quality):
+            overall = combine(diffs)
+            result["quality"][snap.label] = {"per_prompt": [asdict(d) | {"token_kls": None} if d else None for d in diffs],
+                                             "all": asdict(overall) | {"token_kls": None} if overall else None}
+            print(f"{snap.label} vs {first}: {overall.summary() if overall else 'not scored'}", flush=True)
+        for i, prompt in enumerate(EXAMPLES):
+            print(f"--- {prompt}", flush=True)
+            for snap in final:
+                print(f"{snap.label}: {snap.texts[i]!r}", flush=True)
+    result["headline"] = views.headline(last, "fair", quality)
+    print(result["headline"], flush=True)
+    return result
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["fair", "text"])
-    p.add_argument("--model", required=True)
+    p.add_argument("what", choices=["fair", "text", "columns"])
+    p.add_argument("--model", default="", help="fair, text: the model folder (both engines)")
+    p.add_argument("--engine", action="append", default=[], metavar="LABEL=FOLDER[,quantization=fp8][,kv-cache-dtype=fp8]",
+                   help="columns: one column per flag, 2 to 4")
+    p.add_argument("--text", action="store_true", help="columns: also the seed prompts and the quality diffs (real weights)")
     p.add_argument("--load-format", default="auto")
     p.add_argument("--gpu", type=int, default=0)
     p.add_argument("--out", required=True)
     args = p.parse_args()
-    result = asyncio.run(fair(args) if args.what == "fair" else text(args))
+    if args.what != "columns" and not args.model:
+        p.error(f"{args.what} needs --model")
+    result = asyncio.run({"fair": fair, "text": text, "columns": columns}[args.what](args))
     Path(args.out).write_text(json.dumps(result, indent=2, default=str))
     import os
     os._exit(0)  # vLLM's engine-core processes are shut down with the interpreter

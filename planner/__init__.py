@@ -11,6 +11,7 @@ from planner.fit import (
     NeedAnswer, PrecisionRow, SideBySideSplit, compare_precisions, largest_model, max_batch_size, max_context_len,
     min_utilization_for, side_by_side_split,
 )
+from planner.fit import ResidentSplit, resident_split
 from planner.gpus import GpuSpec, gpu_preset, gpu_presets
 from planner.memory import CALIBRATION, Calibration, MemoryPlan, Suggestion, plan
 from planner.models import ModelSpec, catalog_names, model_spec
@@ -22,4 +23,5 @@ __all__ = [
     "PlannerError", "PrecisionRow", "SideBySideSplit", "Suggestion", "catalog_names", "compare_precisions",
     "gpu_preset", "gpu_presets", "largest_model", "max_batch_size", "max_context_len", "min_utilization_for",
     "model_spec", "parse_quantization_config", "plan", "QuantScheme", "read_gpus", "side_by_side_split",
+    "ResidentSplit", "resident_split",
 ]

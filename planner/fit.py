@@ -1,6 +1,6 @@
 """Fit questions answered with plan(): largest batch, longest context, largest model, the three
 precisions side by side, the smallest gpu_memory_utilization for a workload (the inverse of plan),
-and how to split one GPU between a 16-bit and an FP8 engine resident at once."""
+and how to split one GPU between engines resident at once (16-bit and FP8, or any N columns)."""
 
 from __future__ import annotations
 
@@ -201,43 +201,79 @@ def _min_utilization(spec: ModelSpec, gpu: GpuSpec, batch_size: int, context_len
     return None
 
 
+@dataclass(frozen=True)
+class ResidentSplit:
+    """gpu_memory_utilization for each of N engines (the comparison's columns) started one after the
+    other on one GPU, and each one's plan at its share."""
+
+    labels: tuple[str, ...]
+    utilizations: tuple[float, ...]
+    plans: tuple[MemoryPlan, ...]
+    fits: bool
+    reason: str
+
+
+def resident_split(columns, gpu: GpuSpec, *, batch_size: int = 1, context_len: int = 2048,
+                   headroom: float = 0.04) -> ResidentSplit:
+    """Split one GPU between the engines in ``columns`` ((label, ModelSpec, EngineConfig) each: every
+    column its own checkpoint, weights and KV need) so that each holds ``batch_size`` sequences of
+    ``context_len`` tokens. Columns left on dtype 'auto' share the activation dtype a column's FP8 KV
+    on Hopper forces (bfloat16), so the comparison is of weights and KV, not of activations."""
+    check_range("batch_size", batch_size, 1, 1 << 20)
+    check_range("headroom", headroom, 0, 0.5)
+    if not columns:
+        raise PlannerError("columns", "give at least one engine to place on the GPU")
+    labels, specs, configs = [], [], []
+    for label, spec, config in columns:
+        max_model_len = config.max_model_len or min(spec.max_position_embeddings, max(context_len, 2048))
+        check_range("context_len", context_len, 1, max_model_len)
+        config, _ = replace(config, max_model_len=max_model_len).for_gpu(is_hopper=gpu.is_hopper)
+        labels.append(label), specs.append(spec), configs.append(config)
+    forced = {c.dtype for c in configs if c.fp8_kv and c.dtype != "auto"}
+    if len(forced) == 1:
+        configs = [replace(c, dtype=next(iter(forced))) if c.dtype == "auto" else c for c in configs]
+    empty_gpu = replace(gpu, free_bytes=None)
+    needs = [_min_utilization(spec, empty_gpu, batch_size, context_len, c) for spec, c in zip(specs, configs)]
+    # Each engine also holds, outside its request, a CUDA context and the CUDA graphs it captures
+    # after the KV cache; each later engine is checked against what the earlier ones leave free.
+    outside = sum(CALIBRATION.cuda_context_bytes + cudagraph_bytes(spec) for spec in specs)
+    usable = (gpu.available_bytes - outside) / gpu.cuda_total_bytes - headroom
+    n = len(configs)
+    if None in needs or sum(needs) > usable:
+        utils = [math.floor(max(usable, 0.02) / n * 100) / 100] * n
+        fits = False
+        alone = [label for label, need in zip(labels, needs) if need is None]
+        missing = (" and ".join(alone) if alone else "the two engines together" if n == 2 else
+                   f"the {n} engines together")
+        known = ", ".join(f"{label} {need}" for label, need in zip(labels, needs) if need is not None)
+        reason = (f"{missing} cannot hold {batch_size} x {context_len} tokens in {usable:.2f} of the GPU"
+                  + (f" (each needs at least: {known})" if known else "")
+                  + "; lower batch_size or context_len, use fewer columns, or give each engine its own GPU")
+    else:
+        slack = usable - sum(needs)
+        utils = [math.floor((need + slack / n) * 100) / 100 for need in needs]
+        fits = True
+        reason = ("all fit: " + ", ".join(f"{label} at {u}" for label, u in zip(labels, utils))
+                  + " (minimums " + ", ".join(str(need) for need in needs) + ")")
+    plans = tuple(plan(spec, empty_gpu, **_fields(replace(c, gpu_memory_utilization=u)))
+                  for spec, c, u in zip(specs, configs, utils))
+    return ResidentSplit(tuple(labels), tuple(utils), plans, fits and all(p.fits for p in plans), reason)
+
+
 def side_by_side_split(model, gpu: GpuSpec, *, batch_size: int = 1, context_len: int = 2048,
                        fp8_kv_cache: bool = False, headroom: float = 0.04, **engine_args) -> SideBySideSplit:
     """Split one GPU between a 16-bit engine and an FP8 engine resident at the same time so that each
-    holds ``batch_size`` sequences of ``context_len`` tokens. Both engines get the same activation
-    dtype (so the comparison is of weights, and FP8 KV on Hopper gets its bfloat16)."""
-    check_range("batch_size", batch_size, 1, 1 << 20)
-    check_range("headroom", headroom, 0, 0.5)
+    holds ``batch_size`` sequences of ``context_len`` tokens (the default two columns of resident_split)."""
     spec, base = engine_config(model, **engine_args)
     if spec.quant is not None:
         raise PlannerError("model", f"{spec.name} is a pre-quantized checkpoint ({spec.quant.label()}): it has no "
                                     "16-bit and online-FP8 pair to split the GPU between; plan each checkpoint as "
-                                    "its own engine")
-    max_model_len = base.max_model_len or min(spec.max_position_embeddings, max(context_len, 2048))
-    check_range("context_len", context_len, 1, max_model_len)
-    base = replace(base, max_model_len=max_model_len)
+                                    "its own engine (resident_split: one column per checkpoint)")
     fp8 = replace(base, quantization="fp8", kv_cache_dtype="fp8" if fp8_kv_cache else "auto")
-    fp8, _ = fp8.for_gpu(is_hopper=gpu.is_hopper)  # the one rule; raises for float16 + FP8 KV on Hopper
-    base = replace(base, dtype=fp8.dtype)
-    empty_gpu = replace(gpu, free_bytes=None)
-    need_base = _min_utilization(spec, empty_gpu, batch_size, context_len, base)
-    need_fp8 = _min_utilization(spec, empty_gpu, batch_size, context_len, fp8)
-    # Each engine also holds, outside its request, a CUDA context and the CUDA graphs it captures
-    # after the KV cache; the second engine is checked against what the first leaves free.
-    outside = 2 * (CALIBRATION.cuda_context_bytes + cudagraph_bytes(spec))
-    usable = (gpu.available_bytes - outside) / gpu.cuda_total_bytes - headroom
-    if need_base is None or need_fp8 is None or need_base + need_fp8 > usable:
-        base_util = fp8_util = math.floor(max(usable, 0.02) / 2 * 100) / 100
-        fits = False
-        missing = "the 16-bit engine" if need_base is None else "the FP8 engine" if need_fp8 is None else "both engines together"
-        reason = (f"{missing} cannot hold {batch_size} x {context_len} tokens in {usable:.2f} of the GPU; "
-                  "lower batch_size or context_len, or give each engine its own GPU")
-    else:
-        slack = usable - need_base - need_fp8
-        base_util = math.floor((need_base + slack / 2) * 100) / 100
-        fp8_util = math.floor((need_fp8 + slack / 2) * 100) / 100
-        fits = True
-        reason = f"both fit: 16-bit at {base_util}, FP8 at {fp8_util} (minimums {need_base} and {need_fp8})"
-    baseline = plan(spec, empty_gpu, **_fields(replace(base, gpu_memory_utilization=base_util)))
-    fp8_plan = plan(spec, empty_gpu, **_fields(replace(fp8, gpu_memory_utilization=fp8_util)))
-    return SideBySideSplit(base_util, fp8_util, baseline, fp8_plan, fits and baseline.fits and fp8_plan.fits, reason)
+    split = resident_split([("16-bit", spec, base), ("FP8", spec, fp8)], gpu, batch_size=batch_size,
+                           context_len=context_len, headroom=headroom)
+    (base_util, fp8_util), (baseline, fp8_plan) = split.utilizations, split.plans
+    reason = split.reason
+    if split.fits:
+        reason = f"both fit: 16-bit at {base_util}, FP8 at {fp8_util}" + reason[reason.index(" (minimums"):]
+    return SideBySideSplit(base_util, fp8_util, baseline, fp8_plan, split.fits, reason)

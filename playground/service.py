@@ -27,14 +27,23 @@ MAX_IN_FLIGHT = 512  # comparisons and generations admitted at once; more are to
 @dataclass(frozen=True)
 class ComparisonResult:
     snapshots: tuple[ColumnSnapshot, ...]
-    quality: tuple[QualityDiff | None, ...]
+    # per column after the first (the reference), per prompt: that column's diff against the first
+    quality_by_column: tuple[tuple[QualityDiff | None, ...], ...]
     mode: str
+
+    @property
+    def quality(self) -> tuple[QualityDiff | None, ...]:
+        """The second column against the first, per prompt (the two-column page's diff)."""
+        return self.quality_by_column[0] if self.quality_by_column else ()
 
 
 class Playground:
     def __init__(self, engines: list[SupervisedEngine], runtime: EngineRuntime, data_dir: str | Path,
-                 backend: str, bench_engine=None, vocab_size: int = 32000):
+                 backend: str, bench_engine=None, vocab_size: int = 32000, *, columns: bool = False):
         self.engines, self.runtime, self.backend = engines, runtime, backend
+        # --engine columns: the benchmark names each engine by its column label (two columns may share a
+        # precision: online FP8 and an FP8 checkpoint); the default pair keeps the precision names
+        self.columns = columns
         self.bench = BenchmarkService(data_dir)
         self.bench_engine = bench_engine  # the EngineConfig the vLLM engines share (None on the CPU)
         self.vocab_size = vocab_size
@@ -122,8 +131,8 @@ class Playground:
     async def compare(self, prompts_text: str, sampling: SamplingSettings, *, mode: str = "fair", chat: bool = True,
                       quality: bool = True, engines: list[SupervisedEngine] | None = None
                       ) -> AsyncIterator[ColumnSnapshot | ComparisonResult]:
-        """Yield column snapshots while the engines answer, then one ComparisonResult (with the
-        quality diff at temperature 0 when two engines answered)."""
+        """Yield column snapshots while the engines answer, then one ComparisonResult (at temperature 0
+        with every column's quality diff against the first)."""
         wanted = engines or self.engines
         prompts = parse_prompts(prompts_text)
         if self.in_flight >= self.max_in_flight:  # back-pressure: say so now instead of queueing without end
@@ -152,8 +161,8 @@ class Playground:
                                                                phases=phases, chat=chat)):
             yield final
         diffs: tuple = ()
-        if quality and len(live) == 2 and sampling.temperature == 0 and final is not None:
-            diffs = tuple(await self.runtime.acall(score_quality(live, prompts, final, chat)))
+        if quality and len(live) >= 2 and sampling.temperature == 0 and final is not None:
+            diffs = tuple(tuple(d) for d in await self.runtime.acall(score_quality(live, prompts, final, chat)))
         for column in final or ():  # each request of the comparison, to the metrics (playground/prom.py)
             for timing in column.timings:
                 for observe in self.on_request_done:
@@ -199,18 +208,24 @@ class Playground:
 
     # ---- benchmark and history
     async def benchmark(self, spec: SweepSpec, progress) -> tuple[int, list, str]:
-        live = await self._ready_engines(self.engines)
-        resident = {_precision_of(e.info): e for e in live}
+        # only the engines the sweep names: a column that failed to start does not stop the others' sweep
+        named = [e for e in self.engines if self._bench_name(e.info) in spec.precisions]
+        live = await self._ready_engines(named or self.engines)
+        resident = {self._bench_name(e.info): e for e in live}
         max_len = min(e.info.max_model_len for e in live)
         # the vLLM app resolves these after start-up (sizing the model takes seconds): callables then
         engine = self.bench_engine() if callable(self.bench_engine) else self.bench_engine
         vocab = self.vocab_size() if callable(self.vocab_size) else self.vocab_size
-        config = BenchConfig(backend=self.backend, engine=engine, data_dir=str(self.bench.data_dir))
-        return await self.runtime.acall(self.bench.run(config, spec, resident_source(resident), vocab,
-                                                       max_len, progress=progress))
+        columns = tuple((e.info.label, e.config) for e in live if self.columns and hasattr(e, "config"))
+        config = BenchConfig(backend=self.backend, engine=engine, data_dir=str(self.bench.data_dir), columns=columns)
+        return await self.runtime.acall(self.bench.run(config, spec, resident_source(resident), vocab, max_len,
+                                                       progress=progress, names=list(resident) if self.columns else None))
+
+    def _bench_name(self, info) -> str:
+        return info.label if self.columns else _precision_of(info)
 
     def available_precisions(self) -> list[str]:
-        return [_precision_of(e.info) for e in self.engines]
+        return [self._bench_name(e.info) for e in self.engines]
 
     def runs(self) -> list[dict]:
         conn = store.connect(self.bench.data_dir)

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
-from planner.fit import SideBySideSplit
+from planner.fit import ResidentSplit, SideBySideSplit
 from planner.gpus import GIB
 from planner.memory import MemoryPlan
 from playground.compare import ColumnSnapshot
+from playground.quality import combine
 
 
 def _ms(seconds: float | None) -> str:
@@ -101,8 +102,17 @@ def split_text(split: SideBySideSplit) -> str:
             f"({split.fp8.kv_tokens:,} KV tokens). {split.reason}")
 
 
-def headline(snapshots: Sequence[ColumnSnapshot], mode: str) -> str:
-    """The one line a visitor came for: how much faster each engine decodes than the first (the reference)."""
+def resident_split_text(split: ResidentSplit) -> str:
+    """The planner's split of one GPU between the comparison's columns, one engine per column."""
+    icon = "✅" if split.fits else "❌"
+    parts = ", ".join(f"{label} at **{u}** ({p.kv_tokens:,} KV tokens)"
+                      for label, u, p in zip(split.labels, split.utilizations, split.plans))
+    return f"{icon} {len(split.labels)} engines on one GPU: {parts}. {split.reason}"
+
+
+def headline(snapshots: Sequence[ColumnSnapshot], mode: str, quality_by_column: Sequence = ()) -> str:
+    """The one line a visitor came for: how much faster each engine decodes than the first (the
+    reference), and, once scored, how often it picks the first one's token."""
     if len(snapshots) < 2:
         return ""
     a = snapshots[0]
@@ -110,31 +120,49 @@ def headline(snapshots: Sequence[ColumnSnapshot], mode: str) -> str:
     how = ("each engine had the GPU to itself (fair mode: one after the other)" if mode == "fair"
            else "the engines ran at once and shared the GPU (race mode: slower than alone)")
     lines = []
-    for b in snapshots[1:]:
+    for j, b in enumerate(snapshots[1:]):
         mb = b.metrics()
+        if b.error and b.finished:
+            lines.append(f"### {b.label}: no answer ({b.error})")
+            continue
         if not (a.decode_tok_s and b.decode_tok_s and ma and mb):
             return "_Waiting for the engines to answer…_"
         ratio = b.decode_tok_s / a.decode_tok_s
         word = f"**{ratio:.2f}× faster**" if ratio >= 1 else f"**{1 / ratio:.2f}× slower**"
-        lines.append(f"### {b.label} is {word} than {a.label} at decode\n"
+        scored = combine(quality_by_column[j]) if j < len(quality_by_column) else None
+        agreement = f", **{100 * scored.token_agreement:.0f}% token agreement**" if scored else ""
+        lines.append(f"### {b.label} is {word} than {a.label} at decode{agreement}\n"
                      f"{b.decode_tok_s:.1f} vs {a.decode_tok_s:.1f} tok/s · TTFT {_ms(mb.ttft_p50_s)} vs {_ms(ma.ttft_p50_s)} · "
                      f"end-to-end {mb.duration_s:.2f} s vs {ma.duration_s:.2f} s")
     return "\n".join(lines) + f" · {how}."
 
 
-def quality_text(diffs: Sequence) -> str:
-    if not diffs:
+def quality_text(quality_by_column: Sequence, labels: Sequence[str] = ("16-bit", "FP8")) -> str:
+    """Every column against the first: one row per column (and per prompt when there are several)."""
+    if not quality_by_column:
         return "_The quality diff is computed at temperature 0._"
-    lines = ["| prompt | token agreement | KL (nats/token) | top-1 logprob gap | first differing character |",
-             "|---|---|---|---|---|"]
-    for i, d in enumerate(diffs):
+    several = any(len(diffs) > 1 for diffs in quality_by_column)
+    lines = ["| column | prompt | token agreement | same top | mean KL (nats/token) | KL p99 | mean Δp | "
+             "top-1 logprob gap | first differing character |", "|---|---|---|---|---|---|---|---|---|"]
+
+    def row(label: str, prompt: str, d) -> str:
         if d is None:
-            lines.append(f"| {i + 1} | – | – | – | – |")
+            return f"| {label} | {prompt} | – | – | – | – | – | – | – |"
+        where = "identical" if d.first_difference_char is None else str(d.first_difference_char)
+        return (f"| {label} | {prompt} | {100 * d.token_agreement:.1f}% | {100 * d.same_top:.1f}% | {d.mean_kl:.4f} | "
+                f"{d.kl_p99:.4f} | {100 * d.mean_delta_p:+.2f}% | {d.mean_top1_logprob_gap:+.4f} | {where} |")
+
+    for label, diffs in zip(labels[1:], quality_by_column):
+        if several:
+            lines.append(row(f"**{label}**", "all", combine(diffs)))
+            lines += [row(label, str(i + 1), d) for i, d in enumerate(diffs)]
         else:
-            where = "identical" if d.first_difference_char is None else str(d.first_difference_char)
-            lines.append(f"| {i + 1} | {100 * d.token_agreement:.1f}% | {d.mean_kl:.4f} | {d.mean_top1_logprob_gap:+.4f} | {where} |")
-    return ("**Did FP8 change the answer?** Teacher-forced on the 16-bit answer: agreement = FP8's top token equals "
-            "16-bit's; KL over the top-20 tokens (rest pooled).\n\n" + "\n".join(lines))
+            lines.append(row(label, "1", diffs[0] if diffs else None))
+    reference = labels[0]
+    return (f"**Did FP8 change the answer?** Each column teacher-forced on {reference}'s answer: agreement = its top "
+            f"token equals {reference}'s token; same top = both rank the same token first; KL over the top-20 tokens "
+            f"(rest pooled), its mean and 99th percentile; Δp = the change in the probability of {reference}'s token "
+            "(as llama.cpp's --kl-divergence reports them).\n\n" + "\n".join(lines))
 
 
 def precision_table(rows) -> str:
@@ -205,21 +233,24 @@ def cpu_headline_intro(records: Sequence[dict] = ()) -> str:
             + gpu_figures_text(records or recorded_gpu_figures()))
 
 
-def cpu_headline(snapshots: Sequence[ColumnSnapshot], quality: Sequence = (), records: Sequence[dict] = ()) -> str:
-    """The headline on the CPU backend: the quality diff leads (when there is one), then the CPU
-    speeds said as CPU speeds, then the recorded GPU figures. No wording about a GPU's use here."""
+def cpu_headline(snapshots: Sequence[ColumnSnapshot], quality_by_column: Sequence = (),
+                 records: Sequence[dict] = ()) -> str:
+    """The headline on the CPU backend: the quality diff of each column against the first leads (when
+    there is one), then the CPU speeds said as CPU speeds, then the recorded GPU figures. No wording
+    about a GPU's use here."""
     records = records or recorded_gpu_figures()
     if len(snapshots) < 2:
         return cpu_headline_intro(records)
     a = snapshots[0]
-    diffs = [d for d in quality if d is not None]
-    if diffs:
-        agreement = sum(d.token_agreement for d in diffs) / len(diffs)
-        kl = sum(d.mean_kl for d in diffs) / len(diffs)
-        lead = (f"### {snapshots[1].label} kept {100 * agreement:.1f}% of {a.label}'s top tokens · KL "
-                f"{kl:.4f} nats/token" + (f" (mean of {len(diffs)} prompts)" if len(diffs) > 1 else ""))
-    else:
-        lead = "### The quality diff comes when both answers are complete (temperature 0)"
+    leads = []
+    for b, diffs in zip(snapshots[1:], quality_by_column):
+        scored = [d for d in diffs if d is not None]
+        if scored:
+            agreement = sum(d.token_agreement for d in scored) / len(scored)
+            kl = sum(d.mean_kl for d in scored) / len(scored)
+            leads.append(f"### {b.label} kept {100 * agreement:.1f}% of {a.label}'s top tokens · KL "
+                         f"{kl:.4f} nats/token" + (f" (mean of {len(scored)} prompts)" if len(scored) > 1 else ""))
+    lead = "\n".join(leads) or "### The quality diff comes when both answers are complete (temperature 0)"
     speeds = []
     for b in snapshots[1:]:
         if not (a.decode_tok_s and b.decode_tok_s):
@@ -232,16 +263,17 @@ def cpu_headline(snapshots: Sequence[ColumnSnapshot], quality: Sequence = (), re
 
 
 def headline_for(backend: str):
-    """The headline function of a backend: (snapshots, mode, quality=()) -> text."""
+    """The headline function of a backend: (snapshots, mode, quality_by_column=()) -> text, where
+    quality_by_column holds, per column after the first, its per-prompt diffs against the first."""
     if backend == "cpu":
         return lambda snapshots, mode, quality=(): cpu_headline(snapshots, quality)
-    return lambda snapshots, mode, quality=(): headline(snapshots, mode)
+    return lambda snapshots, mode, quality=(): headline(snapshots, mode, quality)
 
 
 def headline_placeholder(backend: str) -> str:
     if backend == "cpu":
         return cpu_headline_intro()
-    return "_Run a prompt: the ratio of the two engines' decode speeds appears here._"
+    return "_Run a prompt: each engine's decode speed against the first column's appears here._"
 
 
 def mode_choices(backend: str) -> list[tuple[str, str]]:

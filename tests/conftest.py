@@ -135,3 +135,37 @@ def start_servers(*servers: tuple[list[str], str, Path], timeout_s: float = 600)
 
 def start_server(argv: list[str], url: str, log_path: Path, timeout_s: float = 600):
     return start_servers((argv, url, log_path), timeout_s=timeout_s)[0]
+
+
+@pytest.fixture(scope="session")
+def cpu_app_columns(tmp_path_factory):
+    """The app on the CPU with three --engine columns: the embedded model in 16-bit, its online FP8 twin,
+    and a folder: llm-compressor's FP8-dynamic checkpoint where llm-compressor is installed, else the
+    same weights as a 16-bit Hugging Face folder. Yields (url, labels) once every engine is ready."""
+    import importlib.util
+    import subprocess
+    import time
+
+    from gradio_client import Client
+
+    models = tmp_path_factory.mktemp("column-models")
+    name, label = (("smollm2-135m-fp8-dynamic", "FP8 checkpoint") if importlib.util.find_spec("llmcompressor")
+                   else ("smollm2-135m", "16-bit folder"))
+    subprocess.run([sys.executable, "-m", "playground.model_dirs", name, str(models / name)], cwd=ROOT, check=True,
+                   capture_output=True, timeout=900)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    labels = ["16-bit", "FP8", label]
+    proc = start_server([str(ROOT / "app.py"), "--port", str(port), "--data-dir", str(tmp_path_factory.mktemp("bench")),
+                         "--engine", "16-bit=smollm2-135m", "--engine", "FP8=smollm2-135m,quantization=fp8",
+                         "--engine", f"{label}={models / name}"], url, models / "app.log")
+    client = Client(url, verbose=False)
+    deadline = time.time() + 600  # a bound for a broken start, not a timing: the engines load one after the other
+    while not all(e["ready"] for e in client.predict(api_name="/engines")):
+        if time.time() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError(f"the three-column app did not get ready: {(models / 'app.log').read_text()[-2000:]}")
+        time.sleep(1)
+    yield url, labels
+    proc.terminate()
+    proc.wait(30)

@@ -360,3 +360,83 @@ def test_a_plain_api_client_that_goes_away_stops_its_request_in_the_engine(cpu_a
     _disconnect_stops_the_engine(client, http, http.stream(
         "POST", f"{cpu_app}api/v1/generate",
         json={"prompt": "Tell me a long story about GPUs", "engine": "FP8", "max_tokens": 500}))
+
+
+@pytest.mark.parametrize("n", [1, 5])
+def test_a_column_count_outside_two_to_four_names_engine_and_the_range(n):
+    with pytest.raises(SystemExit) as e:
+        parse([*(x for i in range(n) for x in ("--engine", f"c{i}=smollm2-135m"))])
+    assert "--engine" in str(e.value) and "2 to 4" in str(e.value)
+
+
+def test_a_malformed_column_is_refused_at_start_with_the_flag_named():
+    args = app.build_parser().parse_args(["--engine", "A=smollm2-135m", "--engine", "B=smollm2-135m,quant=fp8"])
+    with pytest.raises(SystemExit, match="engine: 'B=smollm2-135m,quant=fp8': 'quant=fp8' is not a column setting"):
+        app.build_engines(args)
+
+
+def test_cpu_columns_become_one_engine_each_with_its_own_folder_and_settings(tmp_path):
+    args = app.build_parser().parse_args(["--engine", "16-bit=smollm2-135m", "--engine", "FP8=smollm2-135m,quantization=fp8",
+                                          "--engine", f"FP8 checkpoint={tmp_path}"])
+    engines, _ = app.build_engines(args)
+    assert [(e.info.label, e.engine.folder, e.engine.fp8) for e in engines] == [
+        ("16-bit", None, False), ("FP8", None, True), ("FP8 checkpoint", str(tmp_path), False)]
+
+
+class FakeGpu:
+    """An H200 as NVML would read it, empty (the split runs without a GPU)."""
+
+    def to_spec(self):
+        from planner import gpu_preset
+
+        return gpu_preset("h200")
+
+
+def vllm_columns(monkeypatch, tmp_path, *columns):
+    from playground.model_dirs import write_model_dir
+
+    monkeypatch.setattr(app, "read_gpus", lambda index=None: [FakeGpu()])
+    monkeypatch.setattr(app, "visible_gpu_index", lambda: 0)
+    argv = ["--backend", "vllm"]
+    for label, name, settings in columns:
+        folder = tmp_path / name
+        if name != "empty" and not folder.exists():
+            write_model_dir(name, folder)
+        folder.mkdir(exist_ok=True)
+        argv += ["--engine", f"{label}={folder}{settings}"]
+    args = app.build_parser().parse_args(argv)
+    app.check_launch_args(args)
+    engines, _ = app.build_engines(args)
+    return engines
+
+
+def test_vllm_columns_get_the_planners_share_and_a_bad_folder_only_its_own_error(monkeypatch, tmp_path):
+    engines = vllm_columns(monkeypatch, tmp_path, ("BF16", "llama-3.1-8b", ""), ("FP8", "llama-3.1-8b", ",quantization=fp8"),
+                           ("FP8 KV", "llama-3.1-8b", ",quantization=fp8,kv-cache-dtype=fp8"), ("Broken", "empty", ""))
+    configs = [e.engine._resolve() for e in engines[:3]]  # what each engine starts with (vLLM is not imported)
+    assert [c.quantization for c in configs] == [None, "fp8", "fp8"] and configs[2].kv_cache_dtype == "fp8"
+    assert all(c.model.endswith("llama-3.1-8b") for c in configs)
+    assert sum(c.gpu_memory_utilization for c in configs) < 1 and configs[1].gpu_memory_utilization < configs[0].gpu_memory_utilization
+    with pytest.raises(ValueError, match="has no config.json"):
+        engines[3].engine._resolve()
+
+
+def test_more_vllm_columns_than_fit_are_refused_by_the_planner_before_any_engine_starts(monkeypatch, tmp_path):
+    engines = vllm_columns(monkeypatch, tmp_path, *((f"70B {i}", "llama-3.1-70b", "") for i in range(3)))
+    for e in engines:
+        with pytest.raises(ValueError, match="do not fit on .*cannot hold"):
+            e.engine._resolve()
+
+
+def test_three_columns_answer_through_the_api_each_with_its_diff_against_the_first(cpu_app_columns):
+    url, labels = cpu_app_columns
+    result = Client(url, verbose=False).predict("What is the capital of France?", *SAMPLING.values(), api_name="/compare")
+    assert [c["label"] for c in result["columns"]] == labels
+    first, *others = result["columns"]
+    assert first["error"] is None and "quality" not in first
+    for column in others:
+        assert column["error"] is None and column["texts"][0] and column["decode_ratio"] > 0
+        (diff,) = column["quality"]
+        assert diff["positions"] > 0 and 0 <= diff["token_agreement"] <= 1 and diff["kl_p99"] >= diff["mean_kl"] >= 0
+        assert "token_kls" not in diff  # per-token values stay in the library
+    assert result["columns"][1]["quality"][0]["mean_kl"] > 1e-4  # online FP8 changes the distribution

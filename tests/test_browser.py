@@ -297,3 +297,38 @@ def test_a_cancelled_sweep_says_cancelled_not_complete(cpu_app, browser, pace):
     options = [o.get_attribute("aria-label") or o.inner_text() for o in page.get_by_role("option").all()]
     page.close()
     assert any(o.startswith(f"#{run_id} ") and "(cancelled)" in o for o in options), options
+
+
+def test_three_columns_in_the_page_each_answer_and_are_scored_against_the_first(cpu_app_columns, browser):
+    """`--engine` x3 on the CPU: three columns side by side, the headline per column, the quality table
+    with one row per column after the first. The wait is derived from the same comparison timed
+    through the API first (this machine's speed), so a page that never finishes still fails."""
+    import time
+
+    from gradio_client import Client
+
+    url, labels = cpu_app_columns
+    prompt = "What is the capital of France?"
+    started = time.perf_counter()
+    Client(url, verbose=False).predict(prompt, 0.0, 1.0, 0, 16, 0, 1.0, 0.0, 0.0, "", api_name="/compare")
+    bound_ms = int(1000 * (3 * (time.perf_counter() - started) + 30))
+    page = browser.new_page(viewport={"width": 1600, "height": 1400})
+    page.goto(url)
+    page.locator("#prompts textarea").fill(prompt)
+    page.get_by_text("Sampling").click()
+    page.locator("#max-tokens input").fill("16")
+    page.locator("#run").click()
+    page.locator("#quality").get_by_text("token agreement").wait_for(timeout=bound_ms)
+    for label in labels:
+        element = re.sub(r"[^A-Za-z0-9_-]+", "-", label)
+        answer = page.locator(f"#out-{element} textarea").input_value()
+        assert looks_like_english(answer), f"{label} column does not read as English: {answer!r}"
+        assert "tok/s" in page.locator(f"#metrics-{element}").inner_text()
+    headline = page.locator("#headline").inner_text()
+    assert all(f"{label} kept" in headline for label in labels[1:])  # the CPU headline: each column's agreement
+    rows = page.locator("#quality tbody tr")
+    assert [rows.nth(i).locator("td").first.inner_text() for i in range(rows.count())] == labels[1:]
+    page.locator("#speed-chart").scroll_into_view_if_needed()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "playground-three-columns.png"), full_page=True)
+    page.close()

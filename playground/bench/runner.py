@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import platform
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, replace
 
@@ -33,9 +33,11 @@ class BenchConfig:
     backend: str = "cpu"  # "cpu", "vllm" or "openai"
     engine: EngineConfig | None = None
     data_dir: str = "data"
+    # the app's --engine columns, (label, EngineConfig) each: a sweep names them instead of precisions
+    columns: tuple[tuple[str, EngineConfig], ...] = ()
 
     def for_precision(self, precision: str, max_num_seqs: int | None = None) -> EngineConfig:
-        config = replace(self.engine, **PRECISIONS[precision])
+        config = dict(self.columns).get(precision) or replace(self.engine, **PRECISIONS[precision])
         return replace(config, max_num_seqs=max_num_seqs) if max_num_seqs else config
 
 
@@ -206,10 +208,11 @@ class BenchmarkService:
         return self._busy.locked()
 
     async def run(self, config: BenchConfig, spec: SweepSpec, source: EngineSource, vocab_size: int,
-                  max_model_len: int, progress: Callable[[int, int, str], None]) -> tuple[int, list[PointResult]]:
+                  max_model_len: int, progress: Callable[[int, int, str], None],
+                  names: Sequence[str] | None = None) -> tuple[int, list[PointResult]]:
         """Run the sweep and save it. ``progress(done, total, message)`` hears every timed repeat
         (done counts them, out of total) and every engine start, cancellation or failure."""
-        spec.validate(max_model_len)
+        spec.validate(max_model_len, names)
         if not self._busy.acquire(blocking=False):
             raise RequestError("benchmark", "a sweep is already running on this GPU; wait for it or cancel it")
         self.cancel_event.clear()

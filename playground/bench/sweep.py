@@ -37,7 +37,8 @@ class SweepSpec:
     def prompts_for(self, concurrency: int) -> int:
         return self.num_prompts or max(concurrency, 4)
 
-    def validate(self, max_model_len: int) -> SweepSpec:
+    def validate(self, max_model_len: int, names: Sequence[str] | None = None) -> SweepSpec:
+        """``names``: the engines a sweep may name instead of the three precisions (the app's columns)."""
         if not self.concurrency:
             raise RequestError("concurrency", "give at least one level, e.g. 1,8,64")
         for c in self.concurrency:
@@ -51,9 +52,10 @@ class SweepSpec:
             raise RequestError("input_len", f"input_len + output_len = {self.input_len + self.output_len} exceeds max_model_len={max_model_len}")
         if not 1 <= self.repeats <= 10:
             raise RequestError("repeats", f"{self.repeats} is outside [1, 10]")
-        unknown = [p for p in self.precisions if p not in PRECISIONS]
+        allowed = list(names) if names is not None else list(PRECISIONS)
+        unknown = [p for p in self.precisions if p not in allowed]
         if unknown or not self.precisions:
-            raise RequestError("precisions", f"{unknown or 'none'}: choose from {', '.join(PRECISIONS)}")
+            raise RequestError("precisions", f"{unknown or 'none'}: choose from {', '.join(allowed)}")
         return self
 
 

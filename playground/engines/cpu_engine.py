@@ -148,8 +148,8 @@ def _logits_processors(s: SamplingSettings, prompt_len: int):
     return processors
 
 
-def prompt_ids(prompt: str, chat: bool) -> list[int]:
-    tokenizer = load_tokenizer()
+def prompt_ids(prompt: str, chat: bool, tokenizer=None) -> list[int]:
+    tokenizer = tokenizer or load_tokenizer()
     if chat:
         ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
                                             tokenize=True)
@@ -158,11 +158,17 @@ def prompt_ids(prompt: str, chat: bool) -> list[int]:
 
 
 class CpuEngine:
-    """One CPU model behind the Engine interface; requests run in worker threads."""
+    """One CPU model behind the Engine interface; requests run in worker threads.
 
-    def __init__(self, label: str, fp8: bool, max_workers: int = 2):
+    ``folder``: a Hugging Face model folder instead of the embedded model (a column of
+    ``--engine LABEL=FOLDER``); a compressed-tensors checkpoint is decompressed at load."""
+
+    def __init__(self, label: str, fp8: bool, max_workers: int = 2, *, folder: str | None = None,
+                 kv_cache_dtype: str = "auto"):
         self.fp8, self.info_label = fp8, label
+        self.folder, self.requested_kv = folder, kv_cache_dtype
         self._model = None
+        self._tokenizer = None
         self._running: dict[str, threading.Event] = {}
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"cpu-{label}")
         spec = load_json("cpu_model.json")
@@ -178,19 +184,33 @@ class CpuEngine:
         )
 
     async def start(self) -> None:
+        if self.requested_kv.startswith("fp8"):
+            raise RequestError("engine", f"kv-cache-dtype={self.requested_kv} needs the vLLM backend; the CPU "
+                                         "engine keeps its KV cache in its compute dtype")
         dtype = await asyncio.to_thread(compute_dtype)
-        self._model = await asyncio.to_thread(build_model, self.fp8, dtype)
-        await asyncio.to_thread(load_tokenizer)
         name = str(dtype).removeprefix("torch.")
-        self.info = self._info(f"{name} (the faster on this CPU)" if not os.environ.get(DTYPE_ENV)
-                               else f"{name} (${DTYPE_ENV})")
+        dtype_text = f"{name} (the faster on this CPU)" if not os.environ.get(DTYPE_ENV) else f"{name} (${DTYPE_ENV})"
+        if self.folder is not None:
+            from dataclasses import replace
+
+            from playground.engines.hf_folder import load_folder
+
+            loaded = await asyncio.to_thread(load_folder, self.folder, self.fp8, dtype)
+            self._model, self._tokenizer = loaded.model, loaded.tokenizer
+            self.info = replace(self._info(dtype_text), model=self.folder, quantization=loaded.quantization,
+                                max_model_len=loaded.max_model_len, chat_template=loaded.chat_template, notes=loaded.notes)
+            return
+        self._model = await asyncio.to_thread(build_model, self.fp8, dtype)
+        self._tokenizer = await asyncio.to_thread(load_tokenizer)
+        self.info = self._info(dtype_text)
 
     def count_prompt_tokens(self, prompt: str, chat: bool = False) -> int:
-        return len(prompt_ids(prompt, chat))
+        return len(prompt_ids(prompt, chat, self._tokenizer))
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamChunk]:
         s = request.sampling.validate(self.info.max_model_len)
-        ids = list(request.prompt_token_ids) if request.prompt_token_ids is not None else prompt_ids(request.prompt, request.chat)
+        ids = list(request.prompt_token_ids) if request.prompt_token_ids is not None else \
+            prompt_ids(request.prompt, request.chat, self._tokenizer)
         if len(ids) + s.max_tokens > self.info.max_model_len:
             raise RequestError(
                 "max_tokens" if len(ids) < self.info.max_model_len else "prompt",
@@ -224,7 +244,7 @@ class CpuEngine:
         import torch
 
         try:
-            tokenizer = load_tokenizer()
+            tokenizer = self._tokenizer or load_tokenizer()
             eos = tokenizer.eos_token_id
             generator = torch.Generator().manual_seed(s.seed if s.seed is not None else int(time.time_ns() % 2**31))
             processors = _logits_processors(s, len(ids))
@@ -267,7 +287,7 @@ class CpuEngine:
         return len(self._running)
 
     async def score(self, prompt: str, chat: bool, continuation: tuple[int, ...], top_k: int = 20) -> list[dict[int, float]]:
-        return await self.score_ids(prompt_ids(prompt, chat), continuation, top_k)
+        return await self.score_ids(prompt_ids(prompt, chat, self._tokenizer), continuation, top_k)
 
     async def score_ids(self, ids: list[int], continuation: tuple[int, ...], top_k: int = 20) -> list[dict[int, float]]:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._score, list(ids), tuple(continuation), top_k)

@@ -44,10 +44,10 @@ class RemoteEngineSpec:
 
     @classmethod
     def parse(cls, text: str) -> RemoteEngineSpec:
-        label, sep, url = str(text).partition("=")
-        if not sep or not label.strip() or not url.strip():
-            raise RequestError("engine", f"{text!r}: expected LABEL=URL, e.g. FP8=http://localhost:8001/v1")
-        url, _, model = url.strip().partition("#")
+        from playground.columns import split_label
+
+        label, url = split_label(text, "FP8=http://localhost:8001/v1")
+        url, _, model = url.partition("#")
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise RequestError("engine", f"{url!r} is not an http(s) URL (e.g. http://localhost:8001/v1)")

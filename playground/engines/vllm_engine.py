@@ -81,7 +81,9 @@ class VllmEngine:
         if config.load_format == "dummy":
             notes += ("load_format=dummy: random weights of the real shape; speed and memory are real, text is not",)
         self.info = replace(
-            self.info, dtype=str(vllm_config.model_config.dtype).replace("torch.", ""),
+            # the method vLLM runs: the column's quantization=, else the checkpoint's quantization_config
+            self.info, quantization=vllm_config.model_config.quantization,
+            dtype=str(vllm_config.model_config.dtype).replace("torch.", ""),
             max_model_len=vllm_config.model_config.max_model_len,
             kv_tokens=(cache.num_gpu_blocks or 0) * cache.block_size,
             gpu_name=gpu.name, gpu_memory_utilization=config.gpu_memory_utilization, notes=notes,

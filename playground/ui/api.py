@@ -26,10 +26,19 @@ ENDPOINTS = ("compare", "generate", "plan", "plan_precisions", "plan_need", "eng
 def _result(final: ComparisonResult) -> dict:
     out = views.comparison_api_result(final.snapshots, None)
     out["mode"] = final.mode
-    out["quality"] = [asdict(q) if q else None for q in final.quality]
-    if len(final.snapshots) == 2 and all(c["decode_tok_s"] for c in out["columns"]):
-        out["decode_ratio"] = out["columns"][1]["decode_tok_s"] / out["columns"][0]["decode_tok_s"]
+    out["quality"] = [_diff(q) for q in final.quality]  # the second column against the first
+    first = out["columns"][0]["decode_tok_s"]
+    for column, diffs in zip(out["columns"][1:], final.quality_by_column):
+        column["quality"] = [_diff(q) for q in diffs]  # against the first column, per prompt
+    for column in out["columns"][1:]:
+        column["decode_ratio"] = column["decode_tok_s"] / first if first and column["decode_tok_s"] else None
+    if len(final.snapshots) == 2 and out["columns"][1]["decode_ratio"]:
+        out["decode_ratio"] = out["columns"][1]["decode_ratio"]
     return out
+
+
+def _diff(q) -> dict | None:
+    return None if q is None else {k: v for k, v in asdict(q).items() if k != "token_kls"}
 
 
 async def _streamed(items, every_s: float = STREAM_INTERVAL_S):

@@ -53,7 +53,9 @@ def sweep_status(state: str, run_id: int) -> str:
 
 def outputs_for(rows):
     sampled = any(r.get("peak_memory_bytes") for r in rows)
-    return (charts.throughput(rows), charts.speedup(rows), charts.latency(rows),
+    names = [r["precision"] for r in rows]  # the app's --engine columns name their rows by label
+    baseline = "fp16" if "fp16" in names or not names else names[0]
+    return (charts.throughput(rows), charts.speedup(rows, baseline), charts.latency(rows),
             gr.update(value=charts.memory(rows), visible=sampled), table(rows))
 
 

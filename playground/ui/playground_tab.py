@@ -1,7 +1,8 @@
-"""The Playground tab: prompts in, both engines' answers side by side, the headline ratio first."""
+"""The Playground tab: prompts in, every engine's answer side by side (2 to 4 columns), the headline ratios first."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import gradio as gr
@@ -14,12 +15,18 @@ UI_INTERVAL_S = 0.5
 MODE_CHOICES = views.mode_choices("vllm")
 
 
+def element_id(label: str) -> str:
+    """A column's label as an HTML id (a label may hold spaces: "FP8 checkpoint" → "FP8-checkpoint")."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", label).strip("-") or "column"
+
+
 def engine_column(label: str):
-    """One column of the comparison; called once per engine."""
+    """One column of the comparison; called once per engine (2 to 4)."""
     with gr.Column(min_width=280):
         gr.Markdown(f"### {label}")
-        text = gr.Textbox(label=f"{label} answer", lines=10, max_lines=30, interactive=False, elem_id=f"out-{label}")
-        metrics = gr.Markdown("–", elem_id=f"metrics-{label}")
+        text = gr.Textbox(label=f"{label} answer", lines=10, max_lines=30, interactive=False,
+                          elem_id=f"out-{element_id(label)}")
+        metrics = gr.Markdown("–", elem_id=f"metrics-{element_id(label)}")
     return text, metrics
 
 
@@ -90,8 +97,9 @@ def build(playground: Playground, examples: list[str]) -> dict:
         except USER_ERRORS as e:
             yield (gr.skip(),) * (len(outputs) - 1) + (f"⚠️ {e}",)  # the previous results stay; the error sits by Run
             return
-        yield (headline_text(final.snapshots, final.mode, final.quality), *column_values(final.snapshots),
-               charts.timeline(final.snapshots, final.mode), views.quality_text(final.quality), "")
+        yield (headline_text(final.snapshots, final.mode, final.quality_by_column), *column_values(final.snapshots),
+               charts.timeline(final.snapshots, final.mode),
+               views.quality_text(final.quality_by_column, [s.label for s in final.snapshots]), "")
 
     # undocumented, not private: a headless client can stream exactly what the page receives (the test that
     # the page's own streaming work does not slow the engines uses it); the documented API is /compare

@@ -8,7 +8,7 @@ import pytest
 from playground.compare import ColumnSnapshot, compare, divergence_note, score_quality
 from playground.engines.base import SamplingSettings
 from playground.engines.cpu_engine import CpuEngine
-from playground.quality import quality_diff
+from playground.quality import combine, percentile, quality_diff
 
 
 def rows(*dists):
@@ -31,6 +31,32 @@ def test_a_flipped_top_token_lowers_agreement_and_the_kl_matches_hand_arithmetic
     assert diff.mean_kl == pytest.approx(kl_1 / 2)
     assert diff.mean_top1_logprob_gap == pytest.approx((math.log(0.7) - math.log(0.2)) / 2)
     assert diff.first_difference_char == 2
+
+
+def test_llama_cpp_style_measures_match_hand_arithmetic():
+    ref = rows({1: 0.7, 2: 0.2}, {3: 0.9, 4: 0.05})
+    cand = rows({1: 0.2, 2: 0.7}, {3: 0.8, 4: 0.15})
+    diff = quality_diff([1, 3], ref, cand)
+    kl_1 = 0.7 * math.log(0.7 / 0.2) + 0.2 * math.log(0.2 / 0.7)
+    kl_2 = 0.9 * math.log(0.9 / 0.8) + 0.05 * math.log(0.05 / 0.15) + 0.05 * math.log(0.05 / 0.05)
+    assert diff.token_kls == pytest.approx((kl_1, kl_2))
+    # p99 of two values, interpolated as numpy does: the lower one plus 0.99 of the gap
+    assert diff.kl_p99 == pytest.approx(min(kl_1, kl_2) + 0.99 * abs(kl_1 - kl_2))
+    # Δp: the candidate's probability of the reference's token minus the reference's, averaged
+    assert diff.mean_delta_p == pytest.approx(((0.2 - 0.7) + (0.8 - 0.9)) / 2)
+    assert diff.same_top == 0.5  # position 1 ranks token 2 first, position 2 agrees on token 3
+
+
+def test_several_prompts_combine_weighted_by_positions_and_pool_the_percentile():
+    ref = rows({1: 0.7, 2: 0.2}, {3: 0.9, 4: 0.05})
+    a = quality_diff([1, 3], ref, rows({1: 0.2, 2: 0.7}, {3: 0.9, 4: 0.05}))
+    b = quality_diff([1], ref[:1], ref[:1])
+    both = combine([a, None, b])
+    assert both.positions == 3
+    assert both.token_agreement == pytest.approx((0.5 * 2 + 1.0) / 3)
+    assert both.mean_kl == pytest.approx(sum(a.token_kls) / 3)
+    assert both.kl_p99 == pytest.approx(percentile([*a.token_kls, 0.0], 99))
+    assert combine([None]) is None
 
 
 def snapshot(*texts):
@@ -71,7 +97,7 @@ def diffs_of(engines, prompts, max_tokens=24, chat=False):
 
 
 def diff_of(engines, prompt="The capital of France is"):
-    return diffs_of(engines, [prompt])[0]
+    return diffs_of(engines, [prompt])[0][0]  # the second column, the first prompt
 
 
 def test_identical_real_engines_give_kl_0_and_100_percent_agreement(smollm2_engines):
@@ -86,6 +112,19 @@ def test_fp8_weights_change_the_real_logits(smollm2_engines):
     assert diff.positions > 0
     assert diff.mean_kl > 1e-4  # FP8 rounding moves the distribution; equal engines would give 0
     assert diff.mean_top1_logprob_gap != 0
+
+
+def test_every_column_is_scored_against_the_first(smollm2_engines):
+    engines = [smollm2_engines["16-bit"], smollm2_engines["FP8"], smollm2_engines["16-bit again"]]
+    prompt = "The capital of France is"
+
+    async def go():
+        final = [s async for s in compare(engines, [prompt], SamplingSettings(temperature=0, max_tokens=16), mode="fair")][-1]
+        return await score_quality(engines, [prompt], final)
+
+    (fp8,), (same,) = asyncio.run(go())
+    assert fp8.mean_kl > 1e-4 and fp8.kl_p99 >= fp8.mean_kl
+    assert same.mean_kl == pytest.approx(0, abs=1e-6) and same.same_top == 1.0 and same.mean_delta_p == pytest.approx(0, abs=1e-6)
 
 
 def test_identical_fp8_twins_give_kl_0(smollm2_engines):
@@ -106,6 +145,6 @@ def test_fp8_changes_a_top_token_on_the_example_prompts(smollm2_engines):
     from pathlib import Path
 
     prompts = json.loads((Path(__file__).resolve().parents[2] / "assets" / "prompts.json").read_text())["prompts"]
-    diffs = diffs_of([smollm2_engines["16-bit"], smollm2_engines["FP8"]], prompts, max_tokens=48, chat=True)
+    diffs = diffs_of([smollm2_engines["16-bit"], smollm2_engines["FP8"]], prompts, max_tokens=48, chat=True)[0]
     assert all(d.mean_kl > 1e-4 for d in diffs)
     assert min(d.token_agreement for d in diffs) < 1.0

@@ -87,7 +87,7 @@ def test_the_cpu_headline_leads_with_the_quality_diff_and_calls_its_speeds_cpu_s
     from playground.quality import QualityDiff
 
     diffs = [QualityDiff(40, 0.95, 0.02, 0.0, 10), QualityDiff(40, 0.90, 0.04, 0.0, 3)]
-    text = views.headline_for("cpu")([_snapshot("16-bit", 20.0), _snapshot("FP8", 19.0)], "fair", diffs)
+    text = views.headline_for("cpu")([_snapshot("16-bit", 20.0), _snapshot("FP8", 19.0)], "fair", [diffs])
     first = text.splitlines()[0]
     assert "92.5%" in first and "KL 0.0300" in first  # the mean of the two prompts leads
     assert "CPU speeds, not FP8's: FP8 19.0 vs 16-bit 20.0 tok/s" in text
