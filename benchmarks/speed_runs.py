@@ -124,7 +124,7 @@ def _sweep(src: Source, path: Path) -> list[SpeedRow]:
         precision = p["precision"]
         if precision == "fp16" and _is_checkpoint(model):
             precision = "checkpoint"  # no --quantization: vLLM ran the checkpoint's own scheme
-        rows.append(SpeedRow(src.path, model, src.gpu, precision, p["concurrency"], p["prompt_tokens"] // prompts,
+        rows.append(SpeedRow(_relative(path), model, src.gpu, precision, p["concurrency"], p["prompt_tokens"] // prompts,
                              p["output_tokens"] // prompts, 1 / p["tpot_p50_s"], p["output_tok_s"], p["ttft_p50_s"],
                              src.prompts_cached, engine, src.held_out, src.note, src.group or path.name))
     return rows
@@ -140,7 +140,7 @@ def _fair(src: Source, path: Path) -> list[SpeedRow]:
         precision = "fp8" if "8" in label else "fp16"
         engine = {"dtype": e.get("dtype", "bfloat16"), "max_model_len": e.get("max_model_len", 2048),
                   "gpu_memory_utilization": e.get("gpu_memory_utilization", 0.45), **src.engine, **PRECISION_ARGS[precision]}
-        rows.append(SpeedRow(src.path, src.model, src.gpu, precision, 1, 0, 256, tok_s, None, None, False, engine,
+        rows.append(SpeedRow(_relative(path), src.model, src.gpu, precision, 1, 0, 256, tok_s, None, None, False, engine,
                              src.held_out, "fair batch-1 decode (one engine timed at a time)", src.group or path.name))
     return rows
 
@@ -155,11 +155,19 @@ def _table(src: Source, path: Path) -> list[SpeedRow]:
         m = TABLE_LINE.match(line) if in_bench else None
         if m:
             precision, conc, out_tok_s, ttft_ms, tpot_ms = m.groups()
-            rows.append(SpeedRow(src.path, src.model, src.gpu, precision, int(conc), *lengths, 1000 / float(tpot_ms),
+            rows.append(SpeedRow(_relative(path), src.model, src.gpu, precision, int(conc), *lengths, 1000 / float(tpot_ms),
                                  float(out_tok_s), float(ttft_ms) / 1000, src.prompts_cached,
                                  {"dtype": "bfloat16", **engine, **PRECISION_ARGS[precision]}, src.held_out, src.note,
                                  src.group or path.name))
     return rows
+
+
+def _relative(path: Path) -> str:
+    """The file a row came from, from the project root where it lies there."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 READERS = {"sweep": _sweep, "fair": _fair, "table": _table}

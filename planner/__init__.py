@@ -16,11 +16,12 @@ from planner.gpus import GpuSpec, gpu_preset, gpu_presets
 from planner.memory import CALIBRATION, Calibration, MemoryPlan, Suggestion, plan
 from planner.models import ModelSpec, catalog_names, model_spec
 from planner.nvml import GpuReading, read_gpus
+from planner.quantization import QuantScheme, parse_quantization_config
 
 __all__ = [
     "CALIBRATION", "Calibration", "EngineConfig", "GpuReading", "GpuSpec", "MemoryPlan", "ModelSpec", "NeedAnswer",
     "PlannerError", "PrecisionRow", "SideBySideSplit", "Suggestion", "catalog_names", "compare_precisions",
     "gpu_preset", "gpu_presets", "largest_model", "max_batch_size", "max_context_len", "min_utilization_for",
-    "model_spec", "plan", "read_gpus", "side_by_side_split",
+    "model_spec", "parse_quantization_config", "plan", "QuantScheme", "read_gpus", "side_by_side_split",
     "ResidentSplit", "resident_split",
 ]

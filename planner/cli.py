@@ -98,15 +98,15 @@ def format_speeds(predictions, calibration_note: str = "") -> str:
     first = predictions[0]
     lines = [f"Predicted speed on {first.gpu} (vLLM {VLLM_VERSION}; {calibration_note or first.calibration_source}; "
              f"± from the fit's residuals), {first.prompt_len}-token prompts, {first.output_len} output tokens each:",
-             f"  {'precision':<9} {'batch':>6} {'decode tok/s per request':>25} {'output tok/s':>18} {'vs fp16':>8}  bound"]
+             f"  {'precision':<14} {'batch':>6} {'decode tok/s per request':>25} {'output tok/s':>18} {'vs fp16':>8}  bound"]
     base = predictions[0]
     for pred in predictions:
         for point in pred.points:
             r = ratio(pred, base, point.batch)
-            lines.append(f"  {pred.precision:<9} {point.batch:>6} {f'{point.decode_tok_s:,.0f} ± {point.decode_tok_s * point.spread:,.0f}':>25} "
+            lines.append(f"  {pred.precision:<14} {point.batch:>6} {f'{point.decode_tok_s:,.0f} ± {point.decode_tok_s * point.spread:,.0f}':>25} "
                          f"{f'{point.output_tok_s:,.0f} ± {point.output_tok_s * point.spread:,.0f}':>18} "
                          f"{f'{r:.2f}x' if r else '-':>8}  {point.bound}")
-        lines.append(f"  {pred.precision:<9} TTFT {pred.ttft_s * 1000:,.1f} ± {pred.ttft_s * pred.ttft_spread * 1000:,.1f} ms "
+        lines.append(f"  {pred.precision:<14} TTFT {pred.ttft_s * 1000:,.1f} ± {pred.ttft_s * pred.ttft_spread * 1000:,.1f} ms "
                      f"for one {pred.prompt_len}-token prompt; largest batch {pred.largest_batch:,}")
     notes = dict.fromkeys(n for p in predictions for n in p.notes)
     lines += [f"  note: {n}" for n in notes]
@@ -191,6 +191,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(p.as_dict() | extra, indent=2, default=str))
     else:
         print(format_plan(p, batch, context, args.batch_size, longest))
+        from planner.calibrate import installed_vllm_version
+        from planner.speed import VLLM_VERSION
+
+        installed = installed_vllm_version()
+        print(f"{'vLLM':<18}  the plan models vLLM {VLLM_VERSION}" + (f" (installed: {installed})" if installed else ""))
         for label, note in (("calibration", memory_note), ("vLLM version", version_note())):
             if note:
                 print(f"{label:<18}  {note}")

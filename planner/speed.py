@@ -262,6 +262,15 @@ def compare_speeds(model, gpu: GpuSpec, *, batches: tuple[int, ...] = (1, 8, 64)
                    **engine_args) -> list[SpeedPrediction]:
     """16-bit, FP8 and FP8 + FP8 KV (the planner's three precisions) for the same engine arguments."""
     spec, base = engine_config(model, **engine_args)
+    if getattr(spec, "quant", None) is not None:
+        # a pre-quantized checkpoint: its own scheme (and with an FP8 KV cache) beside the same shape in 16-bit
+        twin = replace(spec, quant=None)
+        common = dict(batches=batches, prompt_len=prompt_len, output_len=output_len, calibration=calibration)
+        fields = {**_engine_fields(base), "quantization": None}
+        kv8 = {**fields, "kv_cache_dtype": "fp8", "dtype": "bfloat16" if gpu.is_hopper else base.dtype}
+        return [predict_speed(twin, gpu, precision="fp16", **common, **{**fields, "kv_cache_dtype": "auto"}),
+                predict_speed(spec, gpu, precision="checkpoint", **common, **fields),
+                predict_speed(spec, gpu, precision="checkpoint-kv8", **common, **kv8)]
     out = []
     for name, fields in PRECISIONS.items():
         config = replace(base, **fields)

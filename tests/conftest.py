@@ -91,9 +91,10 @@ def cpu_app(tmp_path_factory):
     proc.wait(30)
 
 
-def start_servers(*servers: tuple[list[str], str, Path], timeout_s: float = 180) -> list:
+def start_servers(*servers: tuple[list[str], str, Path], timeout_s: float = 600) -> list:
     """Start server processes at once (argv, a URL that answers when up, a log path) and wait until
-    each URL answers with any HTTP status."""
+    each URL answers with any HTTP status. The wait is long because a loaded 2-core machine starts a CPU
+    engine in minutes; a server that exits fails at once, one that never answers fails at the deadline."""
     import subprocess
     import time
     import urllib.error
@@ -118,7 +119,7 @@ def start_servers(*servers: tuple[list[str], str, Path], timeout_s: float = 180)
     return procs
 
 
-def start_server(argv: list[str], url: str, log_path: Path, timeout_s: float = 180):
+def start_server(argv: list[str], url: str, log_path: Path, timeout_s: float = 600):
     return start_servers((argv, url, log_path), timeout_s=timeout_s)[0]
 
 

@@ -11,7 +11,7 @@ from dataclasses import asdict
 import gradio as gr
 
 from planner import PlannerError, compare_precisions, min_utilization_for
-from planner.fit import PRECISIONS
+from planner.fit import PRECISIONS, precision_args
 from playground import views
 from playground.bench.sweep import SweepSpec
 from playground.engines.base import RequestError
@@ -158,9 +158,10 @@ def register(playground: Playground, models_dir: str | None, *, load_test: bool 
         if precision not in PRECISIONS:
             raise gr.Error(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
         try:
-            answer = min_utilization_for(resolve_model(model, "", models_dir), resolve_gpu(gpu), concurrency=concurrency,
-                                         context_len=context_len, tensor_parallel_size=tensor_parallel_size,
-                                         **PRECISIONS[precision])
+            spec = resolve_model(model, "", models_dir)
+            # a pre-quantized checkpoint keeps its own scheme: 'fp8' must not ask vLLM for online FP8 on top
+            answer = min_utilization_for(spec, resolve_gpu(gpu), concurrency=concurrency, context_len=context_len,
+                                         tensor_parallel_size=tensor_parallel_size, **precision_args(spec, precision))
         except (PlannerError, ValueError) as e:
             raise gr.Error(str(e)) from e
         return {"fits": answer.fits, "gpu_memory_utilization": answer.plan.gpu_memory_utilization,

@@ -413,8 +413,8 @@ def mount(app, playground, auth: tuple[str, str] | None = None, api_key: str | N
             usage = "every" if options.get("continuous_usage_stats") else bool(options.get("include_usage"))
             return body, run, engine, stream, usage, top, score_args
 
-        def envelope(run: _Run, choices: list, **extra) -> dict:
-            return {"id": run.request.request_id, "object": kind + (".chunk" if chat and extra.pop("chunk", False) else ""),
+        def envelope(run: _Run, choices: list, chunk: bool = False, **extra) -> dict:
+            return {"id": run.request.request_id, "object": kind + (".chunk" if chat and chunk else ""),
                     "created": int(time.time()), "model": run.label, "choices": choices, **extra}
 
         async def whole(run: _Run, engine, top, score_args) -> dict:

@@ -182,3 +182,11 @@ def test_runs_recorded_later_are_read_as_held_out_and_a_checkpoint_as_its_own_pr
     assert all(r.held_out and r.gpu == "h200" and r.input_len == 512 and r.decode_tok_s == 200 for r in rows)
     accuracy = importlib.import_module("benchmarks.speed_accuracy")
     assert len(accuracy.ratio_pairs(rows)) == (1 if any(r.precision == "checkpoint" for r in rows) else 0)
+
+
+def test_a_checkpoint_is_predicted_in_its_own_scheme_beside_the_same_shape_in_16_bit():
+    rows = compare_speeds("llama-3.1-8b-instruct-fp8-dynamic", H200, max_model_len=2048)
+    assert [r.precision for r in rows] == ["fp16", "checkpoint", "checkpoint-kv8"]
+    assert rows[1].kernels == "fp8" and ratio(rows[1], rows[0], 1) > 1.2  # W8A8 FP8: FP8 GEMMs on half the bytes
+    w4 = compare_speeds("llama-3.1-8b-instruct-w4a16", H200, max_model_len=2048)[1]
+    assert w4.kernels == "16bit"  # weight-only: 16-bit GEMMs (Marlin) on its 4-bit bytes

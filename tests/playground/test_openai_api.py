@@ -50,28 +50,33 @@ def test_models_lists_the_columns_with_their_engine_settings(client):
 
 @pytest.mark.parametrize("column", ["16-bit", "FP8"])
 def test_the_sdk_streams_a_completion_from_each_column(client, column):
+    # ignore_eos: six tokens whatever the column's greedy answer is (a CPU twin may end at once on its own)
     chunks = list(client.completions.create(model=column, prompt=PROMPT, max_tokens=6, temperature=0, stream=True,
-                                            stream_options={"include_usage": True}))
+                                            stream_options={"include_usage": True}, extra_body={"ignore_eos": True}))
     text = "".join(c.choices[0].text for c in chunks if c.choices)
-    whole = client.completions.create(model=column, prompt=PROMPT, max_tokens=6, temperature=0)
-    assert text and text == whole.choices[0].text  # greedy: streamed and whole agree
+    whole = client.completions.create(model=column, prompt=PROMPT, max_tokens=6, temperature=0,
+                                      extra_body={"ignore_eos": True})
+    assert text == whole.choices[0].text, chunks  # greedy: streamed and whole agree
+    assert sum(1 for c in chunks if c.choices) == 6  # one chunk per token
     usage = chunks[-1].usage
-    assert usage.completion_tokens == whole.usage.completion_tokens and usage.prompt_tokens == whole.usage.prompt_tokens > 0
+    assert usage.completion_tokens == whole.usage.completion_tokens == 6
+    assert usage.prompt_tokens == whole.usage.prompt_tokens > 0
     assert whole.usage.total_tokens == whole.usage.prompt_tokens + whole.usage.completion_tokens
     assert whole.model == column
 
 
 def test_chat_goes_through_the_chat_template_streamed_and_not(client):
     messages = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hello."}]
-    whole = client.chat.completions.create(model="FP8", messages=messages, max_tokens=8, temperature=0)
+    whole = client.chat.completions.create(model="FP8", messages=messages, max_tokens=8, temperature=0,
+                                           extra_body={"ignore_eos": True})
     plain = client.completions.create(model="FP8", prompt="Say hello.", max_tokens=1, temperature=0)
-    assert whole.choices[0].message.role == "assistant" and whole.choices[0].message.content
+    assert whole.choices[0].message.role == "assistant" and whole.usage.completion_tokens == 8
     assert whole.usage.prompt_tokens > plain.usage.prompt_tokens + 5  # the template's role markers were added
     chunks = list(client.chat.completions.create(model="FP8", messages=messages, max_tokens=8, temperature=0,
-                                                 stream=True))
+                                                 stream=True, extra_body={"ignore_eos": True}))
     assert chunks[0].choices[0].delta.role == "assistant"
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == whole.choices[0].message.content
-    assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+    assert chunks[-1].choices[0].finish_reason == "length"
 
 
 def test_logprobs_are_the_models_own_and_the_greedy_token_is_the_top_one(client):
@@ -171,3 +176,30 @@ def test_a_client_that_hangs_up_stops_the_request_in_the_engine(cpu_app, client,
         pytest.fail("the engine still runs the request after the client hung up")
     assert now["vllm:generation_tokens_total" + key] - before < max_tokens / 2
     assert now['vllm:request_success_total{column="FP8",finished_reason="abort"}'] >= 1
+
+
+def test_a_client_that_hangs_up_on_a_whole_answer_stops_it_too(cpu_app, token_s):
+    """Not streamed: the server watches the connection while the engine works, and aborts on a hang-up."""
+    import socket
+    from urllib.parse import urlparse
+
+    key = '{column="16-bit"}'
+    before = scrape(cpu_app).get("vllm:generation_tokens_total" + key, 0)
+    body = json.dumps({"model": "16-bit", "prompt": PROMPT, "max_tokens": 1000, "ignore_eos": True}).encode()
+    where = urlparse(cpu_app)
+    sock = socket.create_connection((where.hostname, where.port))
+    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    deadline = time.perf_counter() + 30 + 20 * token_s
+    while scrape(cpu_app)['vllm:num_requests_running' + key] == 0:  # until the engine runs it
+        assert time.perf_counter() < deadline, "the request never started"
+        time.sleep(0.2)
+    sock.close()
+    wait_s = 5 + 40 * token_s
+    if 1000 * token_s < 2 * wait_s:
+        pytest.skip(f"this machine decodes {1 / token_s:.0f} tok/s: too fast to tell a stop from an end")
+    deadline = time.perf_counter() + wait_s
+    while scrape(cpu_app)['vllm:num_requests_running' + key] != 0:
+        assert time.perf_counter() < deadline, "the engine still runs the request after the client hung up"
+        time.sleep(max(token_s, 0.2))
+    assert scrape(cpu_app)["vllm:generation_tokens_total" + key] - before < 500

@@ -19,8 +19,8 @@ def sdk():
 
 def test_chat_completions_answer_with_full_usage(sdk):
     r = sdk.chat.completions.create(model=NAME, messages=[{"role": "user", "content": "Say hi"}], max_tokens=5,
-                                    temperature=0)
-    assert r.choices[0].message.content and r.object == "chat.completion"
+                                    temperature=0, extra_body={"ignore_eos": True})
+    assert r.object == "chat.completion" and r.choices[0].message.role == "assistant" and r.usage.completion_tokens == 5
     assert r.usage.prompt_tokens > 5 and r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
 
 
