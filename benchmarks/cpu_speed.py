@@ -111,7 +111,7 @@ async def main_async(args) -> dict:
     for name in ("FP8", "FP8, dequantized per use (older)") if args.quality else ():
         pair = [base, engines[name]]
         final = [s async for s in compare(pair, prompts, sampling, mode="fair", chat=True)][-1]
-        diffs = await score_quality(pair, prompts, final, chat=True)
+        diffs = (await score_quality(pair, prompts, final, chat=True))[0]  # the second column against the first
         result["quality"][name] = [{"token_agreement": d.token_agreement, "mean_kl": d.mean_kl} for d in diffs]
     for engine in engines.values():
         await engine.stop()
