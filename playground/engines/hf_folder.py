@@ -58,6 +58,11 @@ def _checkpoint_fp8_linears(model, dtype, activation: str) -> int:
                 setattr(parent, name, Fp8Linear(child.weight.detach(), child.weight_scale.detach().float(), child.bias,
                                                 dtype, activation))
                 replaced += 1
+    # compressed-tensors hooks the model to decompress itself at its first call: the Linears it would
+    # decompress are gone (and on a long cache its argument walk recursed without end)
+    for key, hook in list(model._forward_pre_hooks.items()):
+        if getattr(hook, "__module__", "").startswith("compressed_tensors"):
+            del model._forward_pre_hooks[key]
     return replaced
 
 

@@ -108,3 +108,22 @@ def test_abort_stops_a_running_request(engines):
 
     assert len(asyncio.run(go())) == 3
     assert "abort-me" not in base._running
+
+
+def test_the_compute_dtype_can_be_forced_and_a_bad_value_is_named(monkeypatch):
+    from playground.engines import cpu_engine
+
+    monkeypatch.setattr(cpu_engine, "_DTYPE", {})
+    monkeypatch.setenv(cpu_engine.DTYPE_ENV, "float32")
+    assert cpu_engine.compute_dtype() == torch.float32
+    monkeypatch.setattr(cpu_engine, "_DTYPE", {})
+    monkeypatch.setenv(cpu_engine.DTYPE_ENV, "fp8")
+    with pytest.raises(RequestError, match="PLAYGROUND_CPU_DTYPE: 'fp8' is not bfloat16 or float32"):
+        cpu_engine.compute_dtype()
+
+
+def test_the_start_up_measurement_times_both_dtypes_on_decode_shaped_work():
+    from playground.engines.cpu_engine import measure_compute_dtypes
+
+    times = measure_compute_dtypes(repeats=2)
+    assert set(times) == {torch.bfloat16, torch.float32} and all(0 < t < 5 for t in times.values())

@@ -103,3 +103,25 @@ def test_quantize_linears_replaces_decoder_linears_but_keeps_lm_head():
     model.lm_head = nn.Linear(8, 16)
     assert quantize_linears(model) == 2
     assert isinstance(model.layers[0][0], Fp8Linear) and isinstance(model.lm_head, nn.Linear)
+
+
+def test_a_merged_groups_input_is_quantized_once_and_gives_what_each_layer_gives_alone():
+    torch.manual_seed(5)
+    block = nn.Module()
+    for name in ("q_proj", "k_proj", "v_proj"):
+        setattr(block, name, nn.Linear(16, 8, bias=False))
+    alone = {name: Fp8Linear.from_linear(getattr(block, name), ONLINE, compute_dtype=torch.float32) for name in
+             ("q_proj", "k_proj", "v_proj")}
+    quantize_linears(block, ONLINE, compute_dtype=torch.float32)
+    assert block.q_proj.shared_input is block.k_proj.shared_input is block.v_proj.shared_input is not None
+    x = torch.randn(3, 16)
+    out = block.q_proj(x)
+    first = block.q_proj.shared_input.last
+    assert first[0] is x
+    block.k_proj(x)
+    assert block.k_proj.shared_input.last is first  # k read q's quantized input, not its own
+    for name, layer in alone.items():  # the one scale of the merged layer aside, the numbers are each layer's own
+        layer.weight_scale = getattr(block, name).weight_scale
+        layer.weight_grid = getattr(block, name).weight_grid
+        assert torch.equal(layer(x), getattr(block, name)(x))
+    assert torch.equal(out, block.q_proj(x.clone()))  # a new tensor is quantized afresh

@@ -128,8 +128,14 @@ def test_every_column_is_scored_against_the_first(smollm2_engines):
 
 
 def test_identical_fp8_twins_give_kl_0(smollm2_engines):
+    """Two FP8 twins score alike: KL 0, no logprob gap. (Their agreement with the greedy answer may be
+    below 100%: the answer was decoded token by token, the scoring is one prefill, and rounding
+    activations onto E4M3 turns the two paths' tiny matmul differences into different grid points,
+    as batch shapes do on a GPU.)"""
     diff = diff_of([smollm2_engines["FP8"], smollm2_engines["FP8 again"]])
-    assert diff.token_agreement == 1.0 and diff.mean_kl == pytest.approx(0, abs=1e-6)
+    assert diff.positions > 0
+    assert diff.mean_kl == pytest.approx(0, abs=1e-6) and diff.mean_top1_logprob_gap == 0
+    assert diff.first_difference_char is None
 
 
 def test_fp8_changes_a_top_token_on_the_example_prompts(smollm2_engines):
