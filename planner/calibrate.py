@@ -33,14 +33,16 @@ from planner.gpus import GIB, GpuSpec, gpu_preset
 from planner.memory import CALIBRATION, Calibration, plan
 from planner.speed import SPEED_CALIBRATION, VLLM_VERSION, SpeedCalibration, kernels_for, wave
 
-# vLLM's start-up lines (vllm/v1/worker/gpu_model_runner.py, gpu_worker.py, v1/core/kv_cache_utils.py); the same
-# patterns as benchmarks/vllm_log.py, which reads them for the fitted memory rows
+# vLLM 0.25.1's start-up lines (vllm/v1/worker/gpu_model_runner.py, gpu_worker.py, v1/core/kv_cache_utils.py; the
+# DEBUG ones need VLLM_LOGGING_LEVEL=DEBUG); benchmarks/vllm_log.py reads the fitted memory rows' logs with them too
 LOG_PATTERNS = {
     "weights_gib": r"Model loading took ([\d.]+) GiB",
+    "cudagraph_estimate_gib": r"Estimated CUDA graph memory: ([\d.]+) GiB total",
     "available_kv_gib": r"Available KV cache memory: ([\d.]+) GiB",
     "kv_tokens": r"GPU KV cache size: ([\d,]+) tokens",
     "torch_peak_increase_gib": r"torch peak memory increase: ([\d.]+)GiB",
     "non_torch_increase_gib": r"non-torch forward increase memory: ([\d.]+)GiB",
+    "graph_capture_gib": r"Graph capturing finished in \d+ secs, took ([\d.]+) GiB",
 }
 
 
