@@ -4,6 +4,8 @@ with the stages the status line showed on the way.
     python benchmarks/web_startup.py --port 7860 --json startup.json -- --backend vllm --model DIR --load-format dummy
     python benchmarks/web_startup.py --port 7860 --keep -- ...   # leave the app running (its pid is printed)
     python benchmarks/web_startup.py --repeats 3 --page-only     # the CPU app: median seconds until the page answers
+    python benchmarks/web_startup.py --first-answer 3            # then the default example prompt and settings
+                                                                 # through /compare, three times: Run to both columns done
 
 Everything after `--` is passed to app.py. The app runs in its own process session so that
 vLLM's engine processes go with it when it is stopped.
@@ -45,6 +47,9 @@ def main(argv=None) -> int:
     p.add_argument("--pidfile", default=None, help="write the app's pid (its process group) here")
     p.add_argument("--repeats", type=int, default=1, help="start the app this many times; print the median")
     p.add_argument("--page-only", action="store_true", help="stop each start once the page answers")
+    p.add_argument("--first-answer", type=int, default=0, metavar="N",
+                   help="once the engines are ready, send the page's default comparison (its first example prompt, "
+                        "64 tokens, fair) N times and time each until every column has finished")
     args = p.parse_args(argv)
     if args.repeats > 1:
         if args.keep or args.pidfile:
@@ -62,6 +67,21 @@ def main(argv=None) -> int:
     if args.keep or args.page_only:
         return 0 if result["page_up_s"] is not None else 1
     return 0 if result["all_ready_s"] is not None else 1
+
+
+def first_answers(url: str, repeats: int) -> list[float]:
+    """Seconds from sending the page's default comparison to its final result (every column finished)."""
+    from gradio_client import Client
+
+    prompt = json.loads((ROOT / "assets" / "prompts.json").read_text())["prompts"][0]
+    client, times = Client(url, verbose=False), []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        result = client.predict(prompt, 0.0, 1.0, 0, 64, 0, 1.0, 0.0, 0.0, "", "fair", True, api_name="/compare")
+        times.append(round(time.perf_counter() - t, 2))
+        print(f"default comparison: every column finished after {times[-1]:.2f} s "
+              "(" + ", ".join(f"{c['label']} {c['output_tokens']} tokens" for c in result["columns"]) + ")", flush=True)
+    return times
 
 
 def median(values: list) -> float | None:
@@ -97,10 +117,11 @@ def start_once(args, app_args: list[str]) -> dict:
             break
         time.sleep(1)
     ready = time.perf_counter() - t0 if facts and all(e["ready"] for e in facts) else None
-    result = {"page_up_s": page_up, "all_ready_s": ready, "stages": stages,
+    answers_s = first_answers(url, args.first_answer) if ready is not None and args.first_answer else []
+    result = {"page_up_s": page_up, "all_ready_s": ready, "stages": stages, "first_answer_s": answers_s,
               "engines": [{k: e.get(k) for k in ("label", "stage", "ready_after_s", "kv_tokens", "gpu_name", "dtype")}
                           for e in facts], "app_args": app_args}
-    print(json.dumps({k: result[k] for k in ("page_up_s", "all_ready_s")}), flush=True)
+    print(json.dumps({k: result[k] for k in ("page_up_s", "all_ready_s", "first_answer_s")}), flush=True)
     if args.keep and proc.poll() is None:
         print(f"app running: pid {proc.pid}", flush=True)
         return result
