@@ -17,9 +17,8 @@
 #   remote-engines                remote-engines.md              1 GPU, .aw            8 min
 #   precision-per-gpu             multi-gpu.md                   2 GPUs (1: half), .aw 8 min
 #   big-model fp16|fp8            multi-gpu.md                   2 GPUs / 1 GPU        6 min
-#   speed-rows                    speed.md (speed-rows/)         1 GPU                 5 min
-#   calibrate [NAME]              speed.md                       1 GPU                 5 min
-#   openai-load [MODEL]           openai-api.md                  1 GPU, .aw, .gw       8 min
+#   calibrate (or speed-rows)     speed.md (speed-rows/)         1 GPU                 6 min
+#   openai-load [MODEL CKPT]      openai-api.md, columns.md      1 GPU, .aw, .gw       8 min
 #   columns smollm2               columns.md                     1 GPU, .aw, .gg0 .gg1 6 min
 #                                 (.lcw too: the FP8 checkpoint is written there by llm-compressor)
 #   columns 8b                    columns.md                     1 GPU                 6 min
@@ -42,7 +41,8 @@
 set -u
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export PYTHONPATH=/tmp/site:/tmp/appsite:$PWD VLLM_USE_FLASHINFER_SAMPLER=0 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
-OUT=${OUT:-/tmp/out}; L=$OUT/logs
+# the logs stay out of $OUT (only 8 files come back from a call): one archive of them goes there
+OUT=${OUT:-/tmp/out}; LOGS=/tmp/gpu-logs; L=$LOGS/logs
 task=${1:?usage: bash benchmarks/gpu.sh TASK [ARGS] (the tasks are listed at the top of this file)}; shift
 M7=llama-2-7b
 # DeepGEMM's warm-up JIT-compiles ~1,700 kernels for a block-FP8 model (minutes) after the KV cache is sized
@@ -65,10 +65,10 @@ app_wheels() {  # here, with pip: the app's wheels for Python 3.12 on x86-64, an
 }
 
 begin() {  # on the GPU host: logs, an archive before the call's 600 s cut, then the install
-  mkdir -p "$L" /tmp/models
+  rm -rf "$L"; mkdir -p "$L" /tmp/models  # this task's logs only
   # its output to /dev/null: a background process holding the call's stdout keeps the call open until it ends
-  ( sleep 570; tar czf "$OUT/$task-logs.tgz" -C "$OUT" logs ) >/dev/null 2>&1 & WATCHDOG=$!
-  trap 'pkill -P $WATCHDOG 2>/dev/null; kill $WATCHDOG 2>/dev/null; tar czf "$OUT/$task-logs.tgz" -C "$OUT" logs' EXIT
+  ( sleep 570; tar czf "$OUT/$task-logs.tgz" -C "$LOGS" logs ) >/dev/null 2>&1 & WATCHDOG=$!
+  trap 'pkill -P $WATCHDOG 2>/dev/null; kill $WATCHDOG 2>/dev/null; tar czf "$OUT/$task-logs.tgz" -C "$LOGS" logs' EXIT
   install
 }
 install() {  # whatever parts travelled with this call, then vLLM and the wheels once they are all here
@@ -269,21 +269,30 @@ print(next((k for k, e in g().items() if e['name'].lower() == n), 'h100-sxm'))")
     esac
     sweep "70b-$1" --model "$(model_dir llama-2-70b)" --gpu $gpus --tensor-parallel-size $tp --precisions "$1" \
       --gpu-memory-utilization $util --max-model-len 4096 --concurrency 1,8,16 --input-len 512 --output-len 128 --repeats 1 ;;
-  speed-rows)  # held-out rows for benchmarks/speed_accuracy.py: an 8B shape in 16-bit and online FP8, and an FP8
-    # checkpoint of the same shape running its own scheme (no --quantization); decode at 1/8/64, 512 in / 128 out,
-    # one repeat (fresh prompts); $OUT/speed-rows/*.json go to docs/results/speed-rows/
+  speed-rows|calibrate)  # one call: `python -m planner calibrate` on this GPU (16-bit and online FP8, decode at 1/8/64,
+    # 512 in / 128 out: its sweep is also the held-out rows of benchmarks/speed_accuracy.py), an FP8 checkpoint of the
+    # same shape running its own scheme, and a plan before and after (the calibration file changes the later one);
+    # $OUT/speed-rows/*.json go to docs/results/speed-rows/, $OUT/calibration/*.json beside them
     begin >/dev/null || exit 3
     mkdir -p "$OUT/speed-rows"
-    for spec in "${SPEED_MODEL:-llama-3.1-8b}:fp16,fp8" "${SPEED_CHECKPOINT:-llama-3.1-8b-instruct-fp8-dynamic}:fp16"; do
-      name=${spec%%:*}; precisions=${spec#*:}; db=/tmp/bench-speed-$name; rm -rf "$db"
-      setsid timeout 280 python3 -m playground.bench --backend vllm --model "$(model_dir "$name")" --load-format dummy \
-        --max-model-len 2048 --precisions "$precisions" --concurrency 1,8,64 --input-len 512 --output-len 128 \
-        --repeats 1 --data-dir "$db" > "$L/speed-$name.log" 2>&1
-      echo "== $name ($precisions) rc=$?"
-      grep -aE "^(fp16|fp8) |GPU KV cache size|Model loading took|Traceback|Error" "$L/speed-$name.log" | cut -c1-200 | head -12
-      python3 -m playground.bench --data-dir "$db" --export 1 --format json > "$OUT/speed-rows/$name.json" || true
-    done 2>&1 | tee "$OUT/speed-rows.txt"
-    PYTHONPATH=$PYTHONPATH python3 - "$OUT/speed-rows" <<'PY' 2>&1 | tee -a "$OUT/speed-rows.txt"
+    m=${SPEED_MODEL:-llama-3.1-8b}; ck=${SPEED_CHECKPOINT:-llama-3.1-8b-instruct-fp8-dynamic}; d=$(model_dir "$m")
+    {
+      echo "== plan before"; python3 -m planner --model "$d" --max-model-len 2048 --quantization fp8 --speed | tail -24
+      PLAYGROUND_DATA_DIR=$OUT timeout 330 python3 -m planner calibrate --model "$d" --max-model-len 2048 \
+        --concurrency 1,8,64 --input-len 512 --output-len 128 --save-bench "$OUT/speed-rows/$m.json"
+      echo "== calibrate rc=$?"
+      grep -aE "GPU KV cache size|Model loading took|Traceback|Error" "$OUT/calibration/last-run.log" | cut -c1-200 | head -8
+      echo "== plan after"; PLAYGROUND_DATA_DIR=$OUT python3 -m planner --model "$d" --max-model-len 2048 --quantization fp8 --speed | tail -26
+      db=/tmp/bench-speed-$ck; rm -rf "$db"
+      setsid timeout 200 python3 -m playground.bench --backend vllm --model "$(model_dir "$ck")" --load-format dummy \
+        --max-model-len 2048 --precisions fp16 --concurrency 1,8,64 --input-len 512 --output-len 128 \
+        --repeats 1 --data-dir "$db" > "$L/speed-$ck.log" 2>&1
+      echo "== $ck (its own scheme) rc=$?"
+      grep -aE "^(fp16|fp8) |GPU KV cache size|Model loading took|Traceback|Error" "$L/speed-$ck.log" | cut -c1-200 | head -12
+      python3 -m playground.bench --data-dir "$db" --export 1 --format json > "$OUT/speed-rows/$ck.json" || true
+    } 2>&1 | tee "$OUT/calibrate.txt"
+    mv "$OUT/calibration/last-run.log" "$L/calibration-sweep.log" 2>/dev/null
+    PYTHONPATH=$PYTHONPATH python3 - "$OUT/speed-rows" <<'PY' 2>&1 | tee "$OUT/speed-rows.txt"
 import sys
 from pathlib import Path
 from benchmarks.speed_accuracy import decode_table, ratio_table
@@ -292,37 +301,41 @@ rows = load_rows([Source("speed-rows/*.json", "sweep", "h200", "", True, group="
 print(decode_table(rows)[0] + "\n\n" + ratio_table(rows)[0])
 PY
     ;;
-  calibrate)  # python -m planner calibrate on this GPU, and a plan before and after (the file changes the later one)
-    begin >/dev/null || exit 3
-    d=$(model_dir "${1:-llama-3.1-8b}")
-    {
-      echo "== plan before"; python3 -m planner --model "$d" --max-model-len 2048 --quantization fp8 --speed | tail -24
-      PLAYGROUND_DATA_DIR=$OUT timeout 420 python3 -m planner calibrate --model "$d" --max-model-len 2048
-      echo "== calibrate rc=$?"
-      echo "== plan after"; PLAYGROUND_DATA_DIR=$OUT python3 -m planner --model "$d" --max-model-len 2048 --quantization fp8 --speed | tail -26
-    } 2>&1 | tee "$OUT/calibrate.txt"
-    cp "$OUT/calibration/last-run.log" "$L/" 2>/dev/null ;;
-  openai-load)  # both engines on one GPU, /v1 driven by web_load.py (bursts, with the direct baseline), then guidellm
+  openai-load)  # three columns on one GPU in the app (BF16, online FP8, the FP8-dynamic checkpoint; 8B-shaped, dummy
+    # weights): /compare's speeds per column, /v1 driven by web_load.py (bursts, with the direct baseline) and by
+    # guidellm per column, /metrics, then openai_load.py's table
     begin || exit 3
-    python3 -c "import guidellm, prometheus_client, openai; print('guidellm', guidellm.__version__)" || exit 3
-    dir=$(model_dir "${1:-$M7}")
-    app_start 7860 openai -- --backend vllm --model "$dir" --load-format dummy --load-test --data-dir /tmp/appdata
+    python3 -c "import guidellm, prometheus_client, openai" || { echo "guidellm, prometheus_client or openai missing: carry .gw"; exit 3; }
+    bf16=$(model_dir "${1:-llama-3.1-8b}") ck=$(model_dir "${2:-llama-3.1-8b-instruct-fp8-dynamic}")
+    app_start 7860 three-columns -- --backend vllm --engine "BF16=$bf16" --engine "FP8=$bf16,quantization=fp8" \
+      --engine "FP8 checkpoint=$ck" --load-format dummy --max-model-len 4096 --load-test --data-dir /tmp/appdata
     u=http://127.0.0.1:7860
-    python3 benchmarks/web_load.py --url $u/ --users "${USERS:-1,16,64,256}" --api generate --protocol openai \
+    api $u/ /engines "$L/engines.json"
+    api $u/ /compare "$OUT/compare.json" "prompts=$(seed_prompts)" temperature=0.0 max_tokens=256
+    python3 - "$OUT/compare.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+for c in r["columns"]:
+    ratio = f", {c['decode_ratio']:.2f}x the first column" if c.get("decode_ratio") else ""
+    print(f"{c['label']}: {c['decode_tok_s']:.1f} tok/s decode{ratio}")
+PY
+    python3 benchmarks/web_load.py --url $u/ --users "${USERS:-1,16,64}" --api generate --protocol openai \
       --engine FP8 --max-tokens 128 --json "$OUT/web-openai.json"
-    labels=$(python3 -c "import json,sys,urllib.request as u; print(' '.join(m['id'] for m in json.load(u.urlopen(sys.argv[1]))['data']))" $u/v1/models)
-    for col in $labels; do  # dummy-weight folders have no chat template: /v1/completions, as web_load then sends
-      HF_HUB_OFFLINE=1 timeout 150 python3 -m guidellm run \
-        --backend "kind=openai_http,target=$u,model=$col,request_format=/v1/completions" --tokenizer "kind=hf_auto,model=$dir" \
-        --profile kind=concurrent,streams=1 --override profile.streams "${USERS:-1,16,64,256}" \
-        --constraint kind=max_duration,seconds="${GL_SECONDS:-10}" --data kind=synthetic_text,prompt_tokens=32,output_tokens=128 \
-        --output "kind=json,path=$OUT/guidellm-$col.json" --disable-console-interactive > "$L/guidellm-$col.log" 2>&1
-      echo "guidellm $col rc=$?"; grep -A9 "Server Throughput" "$L/guidellm-$col.log" | tail -6
-    done
+    labels=$(python3 -c "import json,sys,urllib.request as u; print('\n'.join(m['id'] for m in json.load(u.urlopen(sys.argv[1]))['data']))" $u/v1/models)
+    reports=()
+    while IFS= read -r col; do  # dummy-weight folders have no chat template: /v1/completions, as web_load then sends
+      f="$OUT/guidellm-${col// /-}.json"; reports+=("$f")
+      HF_HUB_OFFLINE=1 timeout 100 python3 -m guidellm run \
+        --backend "kind=openai_http,target=$u,model=$col,request_format=/v1/completions" --tokenizer "kind=hf_auto,model=$bf16" \
+        --profile kind=concurrent,streams=1 --override profile.streams "${USERS:-1,16,64}" \
+        --constraint kind=max_duration,seconds="${GL_SECONDS:-8}" --data kind=synthetic_text,prompt_tokens=32,output_tokens=128 \
+        --output "kind=json,path=$f" --disable-console-interactive > "$L/guidellm-${col// /-}.log" 2>&1
+      echo "guidellm $col rc=$?"; grep -A9 "Server Throughput" "$L/guidellm-${col// /-}.log" | tail -6
+    done <<< "$labels"
     python3 -c "import sys,urllib.request as u; print(u.urlopen(sys.argv[1]).read().decode())" $u/metrics \
-      | grep -E '^vllm:(generation_tokens_total|request_success_total|num_requests_running)' | head -12
+      | grep -E '^(vllm|playground)[:_](generation_tokens_total|request_success_total|num_requests_running)' | head -12
     python3 benchmarks/openai_load.py --web-load "$OUT/web-openai.json" --engine FP8 --json "$OUT/openai-load.json" \
-      --guidellm $(for col in $labels; do echo "$OUT/guidellm-$col.json"; done)
+      --guidellm "${reports[@]}"
     stop /tmp/app-7860.pid ;;
   columns)  # 2-4 columns resident on one GPU (the planner's split first): 16-bit, online FP8, an FP8-dynamic checkpoint
     begin || exit 3

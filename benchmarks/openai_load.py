@@ -45,7 +45,8 @@ def main(argv=None) -> int:
                         parse_slo(args.goodput))
     ms = lambda s: f"{s * 1000:.0f}" if s is not None else "-"  # noqa: E731
     num = lambda v, d=1: f"{v:.{d}f}" if v is not None else "-"  # noqa: E731
-    print(f"{'users':>5} {'web tok/s':>9} {'direct':>8} {'web/dir':>7} | {'column':>7} {'gl tok/s':>8} {'gl/web':>6} "
+    cw = max([7] + [len(c) for row in rows for c in (row.get("guidellm") or {})])  # the widest column label
+    print(f"{'users':>5} {'web tok/s':>9} {'direct':>8} {'web/dir':>7} | {'column':>{cw}} {'gl tok/s':>8} {'gl/web':>6} "
           f"{'TTFT p50':>8} {'TTFT p99':>8} {'ITL p50':>7} {'ITL p99':>7} {'goodput':>7}")
     for row in rows:
         web = row.get("web")
@@ -54,7 +55,7 @@ def main(argv=None) -> int:
         head = f"{row['users']:>5} {num(w):>9} {num(d):>8} {num(web and web.get('web_over_direct'), 2):>7}"
         for i, (column, g) in enumerate(sorted((row.get("guidellm") or {}).items())):
             ratio = g["output_tok_s"] / w if w and column == args.engine else None
-            print(f"{head if i == 0 else ' ' * len(head)} | {column:>7} {num(g['output_tok_s']):>8} {num(ratio, 2):>6} "
+            print(f"{head if i == 0 else ' ' * len(head)} | {column:>{cw}} {num(g['output_tok_s']):>8} {num(ratio, 2):>6} "
                   f"{ms(g['ttft_p50_s']):>8} {ms(g['ttft_p99_s']):>8} {ms(g['guidellm_itl_p50_s']):>7} "
                   f"{ms(g['guidellm_itl_p99_s']):>7} {num(g['goodput_requests_per_s'], 2):>7}")
         if not row.get("guidellm"):

@@ -271,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--from-bench", default=None, help="with --from-log: the sweep's playground.bench JSON export")
     parser.add_argument("--vllm-version", default=None, help="with --from-log: the vLLM that wrote it (default 0.25.1)")
     parser.add_argument("--precisions", default="fp16,fp8", help="with --from-log: the engines in the log, in order")
+    sweep = parser.add_argument_group("the sweep it runs (without --from-log)")
+    sweep.add_argument("--concurrency", default="1,8", help="batch sizes, comma-separated (default 1,8)")
+    sweep.add_argument("--input-len", type=int, default=128, help="prompt tokens per request (default 128)")
+    sweep.add_argument("--output-len", type=int, default=64, help="output tokens per request (default 64)")
+    sweep.add_argument("--save-bench", default=None,
+                       help="also write the sweep's playground.bench JSON export here (for benchmarks/speed_accuracy.py)")
     return parser
 
 
@@ -280,7 +286,8 @@ def _run_sweep(args, folder: Path) -> tuple[str, dict]:
         command = [sys.executable, "-m", "playground.bench", "--backend", "vllm", "--model", args.model,
                    "--load-format", "dummy", "--max-model-len", str(args.max_model_len), "--dtype", args.dtype,
                    "--gpu-memory-utilization", str(args.gpu_memory_utilization), "--precisions", "fp16,fp8",
-                   "--concurrency", "1,8", "--input-len", "128", "--output-len", "64", "--repeats", "1", "--data-dir", tmp]
+                   "--concurrency", args.concurrency, "--input-len", str(args.input_len),
+                   "--output-len", str(args.output_len), "--repeats", "1", "--data-dir", tmp]
         print("$ " + " ".join(command), flush=True)
         run = subprocess.run(command, capture_output=True, text=True, errors="replace")
         log = run.stdout + run.stderr
@@ -291,6 +298,9 @@ def _run_sweep(args, folder: Path) -> tuple[str, dict]:
                                         f"{folder / 'calibration' / 'last-run.log'}")
         export = subprocess.run([sys.executable, "-m", "playground.bench", "--data-dir", tmp, "--export", "1",
                                  "--format", "json"], capture_output=True, text=True, check=True)
+        if args.save_bench:
+            Path(args.save_bench).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.save_bench).write_text(export.stdout, encoding="utf-8")
         return log, json.loads(export.stdout)
 
 
