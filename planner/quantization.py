@@ -55,6 +55,9 @@ class QuantScheme:
     kv_cache_fp8: bool = False  # kv_cache_scheme / kv_cache_quant_algo: an FP8 KV cache under kv_cache_dtype=auto
     lm_head_quantized: bool = False  # ModelOpt quantizes ParallelLMHead too unless it is excluded
     act_order: bool = False  # GPTQ desc_act: a g_idx permutation per Linear
+    # GPTQ modules_in_block_to_quantize: only a Linear whose name holds one of these is quantized (vLLM's
+    # is_layer_gptq_quantized). Empty: every Linear, as vLLM finds it in a real checkpoint's safetensors.
+    only: tuple[str, ...] = ()
 
     @property
     def vllm_method(self) -> str:
@@ -83,6 +86,8 @@ class QuantScheme:
     def quantizes(self, name: str) -> bool:
         """Whether vLLM builds this decoder Linear (HF name, layer index as '*') with the quantized method."""
         if self.experts_only:
+            return False
+        if self.only and not any(part in name for part in self.only):
             return False
         return not any(_matches(pattern, name) for pattern in self.ignore)
 
@@ -246,12 +251,26 @@ def _awq(qc: dict, model_type: str) -> QuantScheme:
 
 
 def _gptq(qc: dict, model_type: str) -> QuantScheme:
-    """AutoGPTQConfig.from_config (auto_gptq.py): bits, group_size, desc_act, sym."""
+    """AutoGPTQConfig.from_config (auto_gptq.py): bits, group_size, desc_act, sym, modules_in_block_to_quantize."""
     bits = _int(qc, "bits", (4, 8))
     group = _int(qc, "group_size")
     return QuantScheme("gptq", "int4" if bits == 4 else "int8", "group" if group != -1 else "channel",
                        group_size=None if group == -1 else group, zero_points=qc.get("sym") is False,
-                       act_order=bool(qc.get("desc_act")), ignore=_names(qc, "modules_to_not_convert"))
+                       act_order=bool(qc.get("desc_act")), ignore=_names(qc, "modules_to_not_convert"),
+                       only=_block_modules(qc))
+
+
+def _block_modules(qc: dict) -> tuple[str, ...]:
+    """modules_in_block_to_quantize: a list of names or of lists of names (GPTQModel writes both); vLLM
+    flattens the nested form (AutoGPTQConfig.maybe_update_config)."""
+    value = qc.get("modules_in_block_to_quantize")
+    if value is None:
+        return ()
+    flat = [v for item in value for v in (item if isinstance(item, list) else [item])] if isinstance(value, list) else None
+    if flat is None or not all(isinstance(v, str) and v for v in flat):
+        raise PlannerError("quantization_config.modules_in_block_to_quantize",
+                           f"must be a list of module names (or of lists of them), got {value!r}")
+    return tuple(flat)
 
 
 def _mxfp4(qc: dict, model_type: str) -> QuantScheme:

