@@ -39,6 +39,8 @@ from playground.engines.base import GenerationRequest, SamplingSettings  # noqa:
 from playground.engines.cpu_engine import CpuEngine, compute_dtype  # noqa: E402
 from playground.engines.fp8 import quantize_per_tensor  # noqa: E402
 
+ISA_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+
 
 class DequantizePerUseLinear(nn.Module):
     """The older FP8 twin's Linear: float8_e4m3fn weight, dequantized to the compute dtype at every call."""
@@ -99,7 +101,9 @@ async def main_async(args) -> dict:
     cpu_ratio = {name: statistics.median(x / y for x, y in zip(v, per_cpu_s["16-bit"])) for name, v in per_cpu_s.items()}
     result = {
         "compute_dtype": str(dtype).removeprefix("torch."), "dtype_chosen_in_s": round(chosen_after_s, 2),
-        "torch_threads": torch.get_num_threads(), "tokens": args.tokens, "older_tokens": args.older_tokens,
+        "torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        # set to emulate a CPU without AVX-512 on one that has it (docs/results/cpu-speed.md)
+        "isa_env": {k: os.environ[k] for k in ISA_ENV if k in os.environ}, "tokens": args.tokens, "older_tokens": args.older_tokens,
         "rounds": args.rounds, "decode_tok_s": median, "runs": speeds, "over_16bit": ratio,
         "tok_per_cpu_s": {name: statistics.median(v) for name, v in per_cpu_s.items()}, "cpu_runs": per_cpu_s,
         "cpu_over_16bit": cpu_ratio, "load_average": os.getloadavg(),
@@ -129,6 +133,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     r = asyncio.run(main_async(args))
     print(f"\ncompute dtype {r['compute_dtype']} (chosen in {r['dtype_chosen_in_s']} s), {r['torch_threads']} threads, "
+          f"torch's CPU capability {r['cpu_capability']} {' '.join(f'{k}={v}' for k, v in r['isa_env'].items())}, "
           f"{r['tokens']} tokens, median of {r['rounds']}")
     print(f"load average during the run (1, 5, 15 min): {', '.join(f'{x:.1f}' for x in r['load_average'])} "
           f"on {os.cpu_count()} CPUs")
