@@ -354,7 +354,8 @@ def checkpoint_load_blocks(model: ModelSpec, *, dtype_bytes: int, tp: int, cc: t
 def _rotary_cache_events(model: ModelSpec, dtype_bytes: int) -> list:
     """RotaryEmbedding._compute_cos_sin_cache on the GPU (the model is built under the CUDA device): float32 freqs,
     cos, sin and their concatenation, then the cache in the model dtype (RotaryEmbedding.__init__, cache.to(dtype));
-    the float32 tensors are freed and later weights land in their blocks. For Llama-3.1's 131,072 positions these
+    the float32 tensors are freed and later weights land in their blocks. The cache is named, not a param:INDEX, so
+    the repacks' indices keep naming the Linears' own tensors. For Llama-3.1's 131,072 positions these
     are 32 and 64 MiB blocks: 0.02 GiB of "Model loading took" beyond the tensors."""
     positions, dim = model.max_position_embeddings, model.rotary_dim
     if not dim:
@@ -362,7 +363,8 @@ def _rotary_cache_events(model: ModelSpec, dtype_bytes: int) -> list:
     half = positions * dim // 2 * 4
     return [("alloc", "build:freqs", half), ("alloc", "build:cos", half), ("alloc", "build:sin", half),
             ("alloc", "build:cat", 2 * half), ("free", "build:freqs", 0), ("free", "build:cos", 0),
-            ("free", "build:sin", 0), positions * dim * dtype_bytes, ("free", "build:cat", 0)]
+            ("free", "build:sin", 0), ("alloc", "build:cos_sin_cache", positions * dim * dtype_bytes),
+            ("free", "build:cat", 0)]
 
 
 def checkpoint_linear_bytes(model: ModelSpec, *, dtype_bytes: int, tp: int, cc: tuple[int, int]) -> int:
