@@ -68,6 +68,8 @@ def main(argv=None) -> int:
     p.add_argument("--engine", default="FP8")
     p.add_argument("--step-ms", type=float, default=3.0)
     p.add_argument("--max-tokens", type=int, default=128)
+    p.add_argument("--prompt-repeat", type=int, default=1,
+                   help="web_load's default prompt this many times over (a long prompt takes the tokenizer longer)")
     p.add_argument("--tokenizer", choices=("smollm2", "words"), default="smollm2",
                    help="smollm2: each column tokenizes with the CPU model's tokenizer behind vLLM's tokenizer pool "
                         "(tests/helpers/step_engine.py TokenizerPool); words: a word is a token")
@@ -84,6 +86,10 @@ def main(argv=None) -> int:
                 cmd = [sys.executable, str(ROOT / "benchmarks" / "web_load.py"), "--url", f"http://127.0.0.1:{port}/",
                        "--protocol", protocol, "--api", "generate", "--engine", args.engine, "--users", args.users,
                        "--max-tokens", str(args.max_tokens)]
+                if args.prompt_repeat > 1:
+                    from benchmarks.web_load import DEFAULT_PROMPT
+
+                    cmd += ["--prompt", " ".join([DEFAULT_PROMPT] * args.prompt_repeat)]
                 if args.json_dir:
                     Path(args.json_dir).mkdir(parents=True, exist_ok=True)
                     cmd += ["--json", str(Path(args.json_dir) / f"{protocol}.json")]
