@@ -10,8 +10,9 @@ Each coefficient is the term vLLM measures at start-up and its source gives no f
   max_num_batched_tokens x hidden (the MLP's own 3 x intermediate tensors are subtracted first);
 - non_torch_bytes: the median of the single-GPU rows' logged non-torch increase;
 - non_torch_bytes_per_extra_gpu: (non-torch at TP=N - single-GPU median) / (N - 1);
-- moe_workspace_copies: the MoE row on the V2-free path whose peak is its forward pass (OLMoE);
-- v1_sampler_bytes_per_logit: the MoE row whose peak is the V1 sampler's dummy run (Qwen3-30B-A3B);
+- moe_workspace_copies: the MoE row whose TritonExperts caches outweigh its dummy sampler run's tensors (OLMoE);
+  the sampler run itself (planner.memory.v1_dummy_sampler_bytes + moe_workspace_bytes) is derived from vLLM's
+  source, not fitted: it is Qwen3-30B-A3B's peak;
 - v1_runner_cudagraph_estimate_bytes: the logged 'Estimated CUDA graph memory' of the V1-runner rows;
 - kv_tokens_relative_spread(_fp8): the largest relative KV-token error of the fitted 16-bit (FP8) rows.
 """
@@ -31,7 +32,7 @@ import numpy as np
 from planner import gpu_preset, model_spec
 from planner.measured import plan_measured_row
 from planner.gpus import GIB
-from planner.memory import CALIBRATION, Calibration, default_batch_limits, runs_on_v1_model_runner
+from planner.memory import CALIBRATION, Calibration, default_batch_limits, runs_on_v1_model_runner, v1_dummy_sampler_bytes
 
 DATA = Path(__file__).resolve().parent.parent / "tests/data/vllm_kv_measurements.json"
 H100 = gpu_preset("h100-sxm")
@@ -67,21 +68,21 @@ def fit(rows: list[dict]) -> Calibration:
              for r in logged("vllm_non_torch_gib") if r.get("tensor_parallel_size", 1) > 1]
     per_extra_gpu = _round(statistics.median(extra), 2)
 
-    moe_copies = sampler = None
+    moe_copies = None
     for r in logged("vllm_torch_peak_increase_gib"):
         spec = model_spec(r["model"])
-        if not spec.num_experts:
+        if not spec.num_experts or r.get("tensor_parallel_size", 1) != 1:
             continue
-        peak = r["vllm_torch_peak_increase_gib"] * GIB - fixed
         n = 2 * spec.intermediate_size
-        forward_rest = tokens * copies * spec.hidden_size * 2
-        workspace = tokens * spec.experts_per_token * (n + n // 2 + spec.hidden_size) * 2
-        # 20 bytes a logit (float32 logits and a copy, torch.sort's float32 values and int64 indices) tells
-        # which term is the peak: on the V1 runner a big vocabulary's sampler run outgrows the MoE workspace.
-        if runs_on_v1_model_runner(spec) and seqs * spec.vocab_size * 20 > workspace:
-            sampler = _round(peak / (seqs * spec.vocab_size), 3)
-        else:
-            moe_copies = _round((peak - forward_rest) / (tokens * spec.experts_per_token * (n + n // 2 + spec.hidden_size) * 2), 3)
+        caches = tokens * spec.experts_per_token * (n + n // 2 + spec.hidden_size) * 2
+        sampler = (v1_dummy_sampler_bytes(spec, act_bytes=2, max_num_batched_tokens=tokens, max_num_seqs=seqs)
+                   if runs_on_v1_model_runner(spec) else seqs * spec.vocab_size * 4)
+        # The dummy sampler run (derived, beside the MoE workspace) is within 0.04 GiB of the logged peak of
+        # both Qwen3-30B-A3B and OLMoE, so the log cannot say which one peaked; the row whose MoE caches
+        # outweigh its sampler tensors (OLMoE's 50,304-token vocabulary) bounds the forward from above.
+        if caches > sampler:
+            peak = r["vllm_torch_peak_increase_gib"] * GIB - fixed
+            moe_copies = _round((peak - tokens * copies * spec.hidden_size * 2) / caches, 3)
 
     estimates = [(model_spec(r["model"]), r["vllm_cudagraph_estimate_gib"]) for r in logged("vllm_cudagraph_estimate_gib")
                  if r.get("tensor_parallel_size", 1) == 1]
@@ -93,7 +94,6 @@ def fit(rows: list[dict]) -> Calibration:
     calibration = replace(CALIBRATION, hidden_copies_per_token=copies, fixed_peak_bytes=fixed,
                           non_torch_bytes=int(non_torch * GIB), non_torch_bytes_per_extra_gpu=int(per_extra_gpu * GIB),
                           moe_workspace_copies=moe_copies if moe_copies is not None else CALIBRATION.moe_workspace_copies,
-                          v1_sampler_bytes_per_logit=sampler if sampler is not None else CALIBRATION.v1_sampler_bytes_per_logit,
                           v1_runner_cudagraph_estimate_bytes=int(graph * GIB),
                           hybrid_cudagraph_estimate_bytes=int(hybrid_graph * GIB) if hybrid_graph is not None
                           else CALIBRATION.hybrid_cudagraph_estimate_bytes)
@@ -110,7 +110,7 @@ def fit(rows: list[dict]) -> Calibration:
 
 
 FITTED = ("hidden_copies_per_token", "fixed_peak_bytes", "non_torch_bytes", "non_torch_bytes_per_extra_gpu",
-          "moe_workspace_copies", "v1_sampler_bytes_per_logit", "v1_runner_cudagraph_estimate_bytes",
+          "moe_workspace_copies", "v1_runner_cudagraph_estimate_bytes",
           "hybrid_cudagraph_estimate_bytes",
           "kv_tokens_relative_spread", "kv_tokens_relative_spread_fp8")
 

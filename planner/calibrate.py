@@ -160,7 +160,7 @@ def calibrate_from_records(gpu: GpuSpec, vllm_version: str, starts: list[EngineS
     """The calibration file's content from recorded engine starts and sweep points.
 
     Memory: the KV memory vLLM had minus the plan's, per precision (the plan's torch-peak term absorbs it:
-    ``fixed_peak_bytes`` is the one additive term). Speed: the measured batch-1 decode step over the predicted,
+    ``peak_offset_bytes`` comes off the whole peak). Speed: the measured batch-1 decode step over the predicted,
     per kernel family, scales that family's weight factor (batch 1 is the regime it sets)."""
     memory, pairs = {}, []
     for start in starts:
@@ -219,7 +219,7 @@ def memory_calibration_for(gpu: GpuSpec, quantization: str | None, folder: Path 
     offset = (data or {}).get("kv_memory_offset_bytes", {}).get(quantization or "none")
     if offset is None:
         return CALIBRATION, ""
-    return (replace(CALIBRATION, fixed_peak_bytes=CALIBRATION.fixed_peak_bytes - int(offset)),
+    return (replace(CALIBRATION, peak_offset_bytes=int(offset)),
             f"calibrated on this GPU with vLLM {data['vllm_version']} ({path})")
 
 

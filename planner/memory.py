@@ -40,18 +40,20 @@ class Calibration:
     # Torch peak of the profile run per batched token, in activation-dtype elements, beyond the MLP's
     # (or the fused-MoE workspace's) own tensors: residual, attention input/output and norms.
     hidden_copies_per_token: float = 1.25
-    fixed_peak_bytes: int = 365072220  # 0.34 GiB
+    fixed_peak_bytes: int = 365072220  # 0.34 GiB; the forward's (the dummy sampler run's tensors are derived)
+    # One GPU's own correction, written by planner.calibrate (the KV memory vLLM had there minus the plan's),
+    # taken off the torch peak whichever part of the profile run peaks; 0 in the shipped calibration.
+    peak_offset_bytes: int = 0
     # "non-torch forward increase memory": 0.22 GiB in every single-GPU run measured (cuBLAS
     # workspace, attention backend buffers).
     non_torch_bytes: int = 236223201  # 0.22 GiB
-    # Fused-MoE workspace per (token x routed expert) pair, in multiples of TritonExperts' three caches
-    # (M*topk*N, M*topk*N/2, M*topk*K): fitted to OLMoE-1B-7B 16-bit (1.80 GiB torch peak logged).
+    # The MoE forward's own peak per (token x routed expert) pair, in multiples of TritonExperts' three caches
+    # (M*topk*N, M*topk*N/2, M*topk*K): fitted to OLMoE-1B-7B 16-bit (1.80 GiB torch peak logged). That row's
+    # dummy sampler run, derived (v1_dummy_sampler_bytes + moe_workspace_bytes), comes to 1.76 GiB, so the
+    # row cannot tell the two apart and the forward term is the upper end. The dummy sampler run itself has no
+    # fitted constant: it is derived from vLLM's source (Qwen3-30B-A3B's 3.21 GiB and gpt-oss's 2.90 GiB
+    # logged, 3.17 and 2.87 derived; gpt-oss-20b's 1.07 GiB at 256 sequences is its forward).
     moe_workspace_copies: float = 1.11
-    # The V1 model runner's dummy sampler run (gpu_model_runner._dummy_sampler_run: top-k = vocab - 1
-    # and top-p, so a full sort) per logit of max_num_seqs x vocab: float32 logits, a float32 copy,
-    # torch.sort's float32 values and int64 indices. Fitted to Qwen3-30B-A3B (3.21 GiB logged); the
-    # V2 runner's sampler peak stays below its forward pass in every row measured (4 bytes: the logits).
-    v1_sampler_bytes_per_logit: float = 19.8
     # NCCL / custom all-reduce buffers: per extra GPU of the tensor-parallel group. vLLM logged a
     # non-torch increase of 0.54 GiB at TP=2 against 0.22 GiB at TP=1 (llama-3-8b, qwen2.5-32b FP8).
     non_torch_bytes_per_extra_gpu: int = 343597383  # 0.32 GiB
@@ -65,7 +67,7 @@ class Calibration:
     hybrid_cudagraph_estimate_bytes: int = 858993459  # 0.8 GiB
     # The largest KV-token error of the fitted 16-bit (FP8) rows: the plan's ± as a fraction of KV tokens.
     kv_tokens_relative_spread: float = 0.003
-    kv_tokens_relative_spread_fp8: float = 0.004
+    kv_tokens_relative_spread_fp8: float = 0.005
     # CUDA graphs, captured after the KV cache (outside the request): measured 0.67 to 1.20 GiB.
     cudagraph_bytes_per_layer: int = int(0.03 * GIB)
     # A CUDA context per process, outside vLLM's request (for two engines resident at once).
@@ -355,7 +357,8 @@ def checkpoint_load_blocks(model: ModelSpec, *, dtype_bytes: int, tp: int, cc: t
 def _rotary_cache_events(model: ModelSpec, dtype_bytes: int) -> list:
     """RotaryEmbedding._compute_cos_sin_cache on the GPU (the model is built under the CUDA device): float32 freqs,
     cos, sin and their concatenation, then the cache in the model dtype (RotaryEmbedding.__init__, cache.to(dtype));
-    the float32 tensors are freed and later weights land in their blocks. For Llama-3.1's 131,072 positions these
+    the float32 tensors are freed and later weights land in their blocks. The cache is named, not a param:INDEX, so
+    the repacks' indices keep naming the Linears' own tensors. For Llama-3.1's 131,072 positions these
     are 32 and 64 MiB blocks: 0.02 GiB of "Model loading took" beyond the tensors."""
     positions, dim = model.max_position_embeddings, model.rotary_dim
     if not dim:
@@ -363,7 +366,8 @@ def _rotary_cache_events(model: ModelSpec, dtype_bytes: int) -> list:
     half = positions * dim // 2 * 4
     return [("alloc", "build:freqs", half), ("alloc", "build:cos", half), ("alloc", "build:sin", half),
             ("alloc", "build:cat", 2 * half), ("free", "build:freqs", 0), ("free", "build:cos", 0),
-            ("free", "build:sin", 0), positions * dim * dtype_bytes, ("free", "build:cat", 0)]
+            ("free", "build:sin", 0), ("alloc", "build:cos_sin_cache", positions * dim * dtype_bytes),
+            ("free", "build:cat", 0)]
 
 
 def checkpoint_linear_bytes(model: ModelSpec, *, dtype_bytes: int, tp: int, cc: tuple[int, int]) -> int:
@@ -392,27 +396,84 @@ def checkpoint_linear_bytes(model: ModelSpec, *, dtype_bytes: int, tp: int, cc: 
     return total
 
 
+def moe_workspace_bytes(model: ModelSpec, *, act_bytes: int, max_num_batched_tokens: int, tp: int = 1) -> int:
+    """The fused-MoE buffer vLLM's WorkspaceManager holds (v1/worker/workspace.py _ensure_workspace_size):
+    allocated by the first MoE layer of the profile run and kept for the rest of it, the dummy sampler run
+    included. FusedMoEKernelModularImpl._allocate_buffers (fused_moe/modular_kernel.py) takes one block of
+    max(workspace13, output) and one of workspace2, in the activation dtype, for all M tokens (no chunking);
+    TritonExperts.workspace_shapes (experts/triton_moe.py): workspace13 (M, topk, max(N/2, K)),
+    workspace2 (M, topk, max(N, K)), output (M, K), with N = 2 x expert width / TP and K = hidden.
+    gpt-oss's MXFP4 experts on the Triton backend take none: oracle/mxfp4.py prefers the monolithic
+    OAITritonMxfp4ExpertsMonolithic, whose triton_kernel_moe_forward allocates its cache per call."""
+    if not model.num_experts or _monolithic_mxfp4_experts(model):
+        return 0
+    m, topk, n, k = max_num_batched_tokens, model.experts_per_token, 2 * model.intermediate_size // tp, model.hidden_size
+    workspace13 = max(m * topk * max(n // 2, k), m * k)
+    workspace2 = m * topk * max(n, k)
+    return (workspace13 + workspace2) * act_bytes
+
+
+def _monolithic_mxfp4_experts(model: ModelSpec) -> bool:
+    return model.quant is not None and model.quant.weight == "mxfp4"
+
+
+def v1_dummy_sampler_bytes(model: ModelSpec, *, act_bytes: int, max_num_batched_tokens: int, max_num_seqs: int) -> int:
+    """What the V1 runner's dummy sampler run (gpu_model_runner._dummy_sampler_run: top_k = vocab - 1, top_p 0.9,
+    no logprobs, twice: the second with a generator) holds at once, beyond the MoE workspace.
+    Per logit of max_num_seqs x vocab: the logits in the model dtype (LogitsProcessor, lm_head's output), their
+    float32 copy (Sampler.forward: logits.to(torch.float32), a copy unless they are float32 already),
+    softmax's float32 probs and random_sample's float32 exponential noise (topk_topp_sampler.forward_native;
+    with VLLM_USE_FLASHINFER_SAMPLER=0, and always in the second call). Top-k / top-p of 8 rows or more runs
+    in place in the Triton kernel (apply_top_k_top_p -> apply_top_k_top_p_triton: no sort), whose scratch
+    buffer is one float32 vocabulary row per program, min(SMs, rows), and stays cached. The forward's
+    hidden states (max_num_batched_tokens x hidden) are still alive (profile_run deletes them after)."""
+    per_logit = act_bytes + (4 if act_bytes != 4 else 0) + 4 + 4
+    scratch_rows = min(TOPK_TOPP_SCRATCH_ROWS, max_num_seqs) if max_num_seqs >= 8 else 0
+    return (max_num_seqs * per_logit + scratch_rows * 4) * model.vocab_size \
+        + max_num_batched_tokens * model.hidden_size * act_bytes
+
+
+# topk_topp_triton.apply_top_k_top_p_triton: NUM_PROGRAMS = min(num_compute_units, batch) buffer rows;
+# 132 SMs on the H100 SXM and the H200 (the GPUs measured).
+TOPK_TOPP_SCRATCH_ROWS = 132
+
+
 def activation_peak_bytes(model: ModelSpec, *, act_bytes: int, max_num_batched_tokens: int,
                           max_num_seqs: int, tp: int = 1, calibration: Calibration = CALIBRATION) -> int:
-    """Increase of torch's peak allocation during vLLM's profile run ("torch peak memory increase")."""
+    """Increase of torch's peak allocation during vLLM's profile run ("torch peak memory increase"): the larger
+    of the forward pass (gpu_model_runner.profile_run's _dummy_run) and the dummy sampler run after it, which
+    still has the forward's MoE workspace beside it."""
     tokens = max_num_batched_tokens
     hidden = model.hidden_size
-    if model.num_experts:
-        # TritonExperts.workspace_shapes (fused_moe/experts/triton_moe.py): (M, topk, N), (M*topk, N/2)
-        # and (M, topk, K) caches; N = 2 x expert width / tp, K = hidden.
+    if model.num_experts and _monolithic_mxfp4_experts(model):
+        # triton_kernel_fused_experts (experts/gpt_oss_triton_kernels_moe.py), freed after each layer: the
+        # (M x topk, N/2) cache of the first matmul_ogs (SwiGLU fused in) and the (M, K) output; the second
+        # matmul_ogs cannot fuse its top-k scatter (third_party/triton_kernels/matmul_ogs.py: n_expts_act > 1)
+        # and writes an (M x topk, K) scratchpad first, reduced into the output
+        topk = model.experts_per_token
+        mlp = tokens * (topk * model.intermediate_size // tp + topk * hidden + hidden)
+    elif model.num_experts:
+        # the forward's own peak, fitted on top of TritonExperts' caches (M, topk, N), (M*topk, N/2), (M, topk, K):
+        # the workspace, and the rest of an MoE layer that the dense terms below do not cover
         n = 2 * model.intermediate_size // tp
         mlp = tokens * calibration.moe_workspace_copies * model.experts_per_token * (n + n // 2 + hidden)
     else:
         mlp = tokens * 3 * model.intermediate_size // tp  # gate_up output and SiLU-and-mul output
-    forward = (mlp + tokens * calibration.hidden_copies_per_token * hidden) * act_bytes
+    forward = (mlp + tokens * calibration.hidden_copies_per_token * hidden) * act_bytes + calibration.fixed_peak_bytes
     if model.is_hybrid:
         # Measured on Falcon-H1-7B (V1 runner): the peak grows by 3.2 bytes per logit of max_num_seqs x vocab
-        # on top of the forward's own peak (1.94 GiB at 1,024 sequences, 1.74 at 512): the float32 logits of
-        # the dummy sampler run (4 bytes, the conservative end) while the forward's tensors are still held.
-        return int(forward + max_num_seqs * model.vocab_size * 4 + calibration.fixed_peak_bytes)
-    per_logit = calibration.v1_sampler_bytes_per_logit if runs_on_v1_model_runner(model) else 4
-    sampler = max_num_seqs * model.vocab_size * per_logit  # the sampler's dummy run
-    return int(max(forward, sampler) + calibration.fixed_peak_bytes)
+        # on top of the dense formula (1.94 GiB at 1,024 sequences, 1.74 at 512); the Mamba mixer's own
+        # tensors, which the dense formula does not know, are not modelled apart.
+        forward += max_num_seqs * model.vocab_size * 4
+    if runs_on_v1_model_runner(model):
+        sampler = v1_dummy_sampler_bytes(model, act_bytes=act_bytes, max_num_batched_tokens=tokens,
+                                         max_num_seqs=max_num_seqs)
+    else:
+        # V2 runner (v1/worker/gpu/model_runner.py _dummy_sampler_run: no top-k / top-p in the dummy batch):
+        # the float32 logits; below its forward in every row measured
+        sampler = max_num_seqs * model.vocab_size * 4
+    sampler += moe_workspace_bytes(model, act_bytes=act_bytes, max_num_batched_tokens=tokens, tp=tp)
+    return int(max(forward, sampler) - calibration.peak_offset_bytes)
 
 
 V2_RUNNER_MOE_ARCHITECTURES = frozenset({"DeepseekV2ForCausalLM", "Qwen2MoeForCausalLM", "GraniteMoeForCausalLM"})

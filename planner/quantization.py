@@ -468,9 +468,13 @@ def linear_repack(scheme: QuantScheme, n: int, k: int, dtype_bytes: int, cc, fir
                    ("alloc", "awq:qweight", w), ("free", "tmp:order", 0), ("free", "tmp:shifted", 0),
                    ("free", qweight, 0)]
         qweight = "awq:qweight"
-    if kernel(scheme, cc).startswith("Machete"):  # x.t().contiguous().t(), then machete_prepack_B
-        events += [("alloc", "tmp:contiguous", w), ("alloc", "machete:qweight", w), ("free", qweight, 0),
-                   ("free", "tmp:contiguous", 0)]
+    if kernel(scheme, cc).startswith("Machete"):
+        # transform_w_q (kernels/linear/mixed_precision/machete.py): machete_prepack_B(x.data.t().contiguous().t())
+        # copies the (k / 8, n) qweight to a column-major temporary and prepacks it into a new tensor of its size
+        # (empty_like); the temporary dies when the call returns, the old qweight when x.data is replaced.
+        # transform_w_s: the scales are already contiguous (no copy); g_idx and qzeros are left as built.
+        events += [("alloc", "tmp:contiguous", w), ("alloc", "machete:qweight", w), ("free", "tmp:contiguous", 0),
+                   ("free", qweight, 0)]
         if scheme.method == "awq" and scheme.zero_points:  # transform_w_zp: (groups, n) in the activation dtype
             events += [("alloc", "tmp:unpacked_zp", groups * n * 4), ("alloc", "tmp:zp16", groups * n * dtype_bytes),
                        ("alloc", "machete:zp", groups * n * dtype_bytes), ("free", f"param:{first + 1}", 0)]

@@ -55,7 +55,7 @@ class SpeedCalibration:
     decode_spread_batch1: float = 0.05
     decode_spread_batched: float = 0.12
     ttft_spread: float = 0.25
-    source: str = f"fitted to this project's H100 runs (vLLM {VLLM_VERSION})"
+    source: str = f"fitted to this project's H100 and H200 runs (vLLM {VLLM_VERSION})"
 
     def weight_factor(self, kernels: str) -> float:
         return self.weight_factor_fp8 if kernels == "fp8" else self.weight_factor_16bit

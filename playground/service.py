@@ -6,9 +6,12 @@ Gradio, so every number on the page can be had from Python too.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -51,6 +54,11 @@ class Playground:
         self.max_in_flight = MAX_IN_FLIGHT
         self.in_flight = 0
         self.on_request_done: list = []  # callables (column label, RequestTiming) for every comparison request
+        # One thread tokenizes the web requests' prompts, one call at a time. A burst of requests each
+        # tokenizing in its own worker thread gains nothing (the tokenizer holds the GIL), and vLLM's
+        # thread-safe tokenizer deep-copies the whole tokenizer for every caller beyond its two copies
+        # (vllm/tokenizers/hf.py maybe_make_thread_pool): 16 /v1 requests at once on the H200 waited ~1 s for that.
+        self._tokenizing = ThreadPoolExecutor(1, thread_name_prefix="tokenize")
 
     # ---- engines
     def start_in_background(self) -> threading.Thread:
@@ -175,6 +183,11 @@ class Playground:
         if self.in_flight >= self.max_in_flight:
             raise RequestError("server", f"busy: {self.in_flight} requests are being served (the limit is "
                                          f"{self.max_in_flight}); try again in a moment")
+
+    async def tokenize(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` (an engine's count_prompt_tokens, a tokenizer's apply_chat_template) off the
+        caller's loop, on the one tokenizing thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._tokenizing, functools.partial(fn, *args, **kwargs))
 
     @property
     def phases(self) -> EnginePhases:

@@ -174,15 +174,15 @@ def _tokenizer_of(engine):
     return getattr(engine, "_tokenizer", None)
 
 
-async def chat_prompt_ids(engine, messages: list[dict], runtime=None) -> list[int]:
-    """The conversation through the model's chat template, as token ids (as vLLM's chat endpoint does)."""
+async def chat_prompt_ids(engine, messages: list[dict], runtime=None, tokenize=asyncio.to_thread) -> list[int]:
+    """The conversation through the model's chat template, as token ids (as vLLM's chat endpoint does).
+    ``tokenize`` runs the template off the loop (the app's: Playground.tokenize, one thread)."""
     if not engine.info.chat_template:
         raise ApiError(400, f"model: {engine.info.label} ({engine.info.model}) has no chat template; use "
                             f"/v1/completions", "model")
     tokenizer = _tokenizer_of(engine)
     if tokenizer is not None:
-        ids = await asyncio.to_thread(tokenizer.apply_chat_template, messages, add_generation_prompt=True,
-                                      tokenize=True)
+        ids = await tokenize(tokenizer.apply_chat_template, messages, add_generation_prompt=True, tokenize=True)
         return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
     # a remote vLLM server: its /tokenize applies its chat template to the messages (on the engines' loop,
     # where its HTTP client lives)
@@ -384,7 +384,7 @@ def mount(app, playground, auth: tuple[str, str] | None = None, api_key: str | N
                 raise from_request_error(e) from None
             limit = engine.info.max_model_len
             if chat:
-                ids = await chat_prompt_ids(engine, messages, playground.runtime)
+                ids = await chat_prompt_ids(engine, messages, playground.runtime, playground.tokenize)
                 n_prompt, prompt_field = len(ids), "messages"
                 sampling = sampling_of(body, max(limit - n_prompt, 1) if limit else 16, "max_completion_tokens")
                 gen = GenerationRequest(f"{prefix}-{uuid.uuid4().hex}", sampling, prompt_token_ids=tuple(ids))
@@ -396,7 +396,7 @@ def mount(app, playground, auth: tuple[str, str] | None = None, api_key: str | N
                     n_prompt, ids = len(prompt), list(prompt)
                     gen = GenerationRequest(f"{prefix}-{uuid.uuid4().hex}", sampling, prompt_token_ids=prompt)
                 else:
-                    n_prompt, ids = await asyncio.to_thread(engine.count_prompt_tokens, prompt, False), None
+                    n_prompt, ids = await playground.tokenize(engine.count_prompt_tokens, prompt, False), None
                     gen = GenerationRequest(f"{prefix}-{uuid.uuid4().hex}", sampling, prompt=prompt)
                 prompt_field = "prompt"
                 score_args = (ids, prompt if ids is None else None, False)

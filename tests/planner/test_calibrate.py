@@ -145,3 +145,24 @@ def test_a_remote_servers_vllm_version_is_read_from_its_version_endpoint():
     assert asyncio.run(ask(answer)) == "0.26.0"
     assert asyncio.run(ask(lambda request: httpx.Response(404))) is None
     assert "0.26.0" in version_note(asyncio.run(ask(answer)))
+
+
+def test_the_file_calibrate_wrote_on_the_lent_h200_changes_later_plans_there(tmp_path):
+    # `bash benchmarks/gpu.sh calibrate` on one H200 (docs/results/calibration/): the file as written there
+    recorded = ROOT / "docs/results/calibration/h200-2026-12-02-nvidia-h200--vllm-0-25-1.json"
+    data = json.loads(recorded.read_text())
+    target = tmp_path / "calibration" / "nvidia-h200--vllm-0-25-1.json"
+    target.parent.mkdir()
+    target.write_text(recorded.read_text())
+    speed, note = calibration_for(H200, tmp_path, vllm_version="0.25.1")
+    assert "calibrated on this GPU with vLLM 0.25.1" in note
+    shipped = predict_speed("llama-3.1-8b", H200, quantization="fp8")
+    tuned = predict_speed("llama-3.1-8b", H200, quantization="fp8", calibration=speed)
+    measured = next(p["measured_decode_tok_s"] for p in data["sweep"] if p["precision"] == "fp8" and p["concurrency"] == 1)
+    first = lambda s: s.points[0].decode_tok_s  # noqa: E731  batch 1
+    assert first(tuned) != first(shipped)
+    assert abs(first(tuned) / measured - 1) < abs(first(shipped) / measured - 1)  # nearer what this GPU measured
+    memory, memory_note = memory_calibration_for(H200, "fp8", tmp_path, vllm_version="0.25.1")
+    engine = EngineConfig(model="llama-3.1-8b", quantization="fp8", dtype="bfloat16", max_model_len=2048)
+    assert plan(engine, H200, advise=False, calibration=memory).kv_cache_bytes != plan(engine, H200, advise=False).kv_cache_bytes
+    assert memory_note

@@ -295,3 +295,52 @@ def test_a_tensor_of_20_mib_or_more_counts_its_whole_2_mib_segment():
     # ... while a 30 MiB one lands in the freed 40 MiB block after it is freed, and the block counts whole
     assert checkpoint_load_overhead_bytes([40 * mib, 40 * mib], [[("free", "param:0", 0), ("alloc", "new", 30 * mib)]]) \
         == 10 * mib
+
+
+def test_gptq_on_machete_prepacks_qweight_through_a_column_major_copy_and_keeps_g_idx_qzeros_scales():
+    from planner.quantization import linear_repack, linear_tensors
+
+    gptq = scheme("qwen2.5-7b-instruct-gptq-int4")
+    # create_weights, in allocation order: qweight (512 / 8, 256) int32 = 65,536; g_idx (512,) int32 = 2,048;
+    # qzeros (4 groups, 256 / 8) int32 = 512; scales (4, 256) fp16 = 2,048
+    assert linear_tensors(gptq, 256, 512, 2, HOPPER) == [65_536, 2_048, 512, 2_048]
+    # Built as param:7..10. machete_prepack_B(x.data.t().contiguous().t()): the contiguous copy, then the prepacked
+    # tensor of the same size; the copy dies when the call returns, the old qweight when x.data is replaced.
+    # g_idx (param:8), qzeros (param:9) and the already-contiguous scales (param:10) are not touched.
+    assert linear_repack(gptq, 256, 512, 2, HOPPER, first=7) == [
+        ("alloc", "tmp:contiguous", 65_536), ("alloc", "machete:qweight", 65_536),
+        ("free", "tmp:contiguous", 0), ("free", "param:7", 0)]
+
+
+def test_each_gptq_repack_frees_its_own_linears_qweight_also_after_the_rotary_cache(monkeypatch):
+    """The rotary cache is built between layer 0's attention and its MLP; the repacks after it must still free
+    their own qweight (same size as the prepacked one), not the tensor built before it."""
+    import planner.memory as memory
+
+    config = copy.deepcopy(catalog_config("qwen2.5-7b-instruct-gptq-int4"))
+    config["num_hidden_layers"] = 2
+    seen = {}
+    monkeypatch.setattr(memory, "checkpoint_load_overhead_bytes", lambda build, repacks: seen.update(
+        build=build, repacks=repacks) or 0)
+    memory.checkpoint_load_blocks(model_spec(config), dtype_bytes=2, tp=1, cc=HOPPER)
+    params = [item for item in seen["build"] if not isinstance(item, tuple)]  # param:INDEX, in build order
+    assert len(seen["repacks"]) == 8  # qkv, o, gate_up, down per layer
+    for events in seen["repacks"]:
+        prepacked = dict((key, size) for op, key, size in events if op == "alloc")["machete:qweight"]
+        freed = [int(key.split(":")[1]) for op, key, _ in events if op == "free" and key.startswith("param:")]
+        assert [params[i] for i in freed] == [prepacked]
+
+
+def test_dummy_folders_gptq_module_list_is_sized_as_the_published_checkpoint():
+    """model_dirs.dummy_config names modules_in_block_to_quantize so that vLLM quantizes the Linears of a folder
+    without safetensors; the planner sizes that folder's config as it sizes the published one."""
+    from planner.memory import weights_bytes
+    from playground.model_dirs import GPTQ_DENSE_MODULES, dummy_config
+
+    published = catalog_config("qwen2.5-7b-instruct-gptq-int4")
+    written = dummy_config(published)
+    assert parse_quantization_config(written, "qwen2").only == tuple(GPTQ_DENSE_MODULES)
+    spec = model_spec(written)
+    assert all(spec.quant.quantizes(name) for name, *_ in spec.params.linears)
+    assert weights_bytes(spec, dtype_bytes=2, quantization=None) == weights_bytes(
+        model_spec(published), dtype_bytes=2, quantization=None)
