@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import time
 
@@ -14,6 +16,32 @@ from playground.ui.inputs import USER_ERRORS, sampling_from
 
 UI_INTERVAL_S = 0.5
 MODE_CHOICES = views.mode_choices("vllm")
+
+
+async def until_stopped(items, stop: asyncio.Event):
+    """``items`` until they end or ``stop`` is set; then the pending step is cancelled, which closes the
+    comparison (its engines abort the requests), without waiting long for it."""
+    it = items.__aiter__()
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        while True:
+            step = asyncio.ensure_future(it.__anext__())
+            await asyncio.wait({step, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            if not step.done():
+                step.cancel()
+                await asyncio.wait({step}, timeout=1.0)
+                return
+            try:
+                item = step.result()
+            except StopAsyncIteration:
+                return
+            yield item
+            if stop.is_set():
+                return
+    finally:
+        waiter.cancel()
+        with contextlib.suppress(Exception):
+            await it.aclose()
 
 
 def timeline_plot(snapshots, mode: str) -> PlotData:
@@ -78,7 +106,7 @@ def build(playground: Playground, examples: list[str]) -> dict:
                 elem_id="metrics-legend")
     timeline = gr.Plot(label="Tokens over time", elem_id="speed-chart", show_label=False)
     quality = gr.Markdown(elem_id="quality")
-    last_run = gr.State(None)  # the latest snapshots, for Stop: what finished keeps its results
+    last_run = gr.State(None)  # the latest snapshots and mode (what the page last showed)
     sampling_inputs = [temperature, top_p, top_k, max_tokens, seed, repetition, presence, frequency, stop]
     column_outputs = [component for column in columns for component in column]
     outputs = [headline, *column_outputs, timeline, quality, error, last_run]
@@ -86,17 +114,25 @@ def build(playground: Playground, examples: list[str]) -> dict:
     def column_values(snapshots):
         return [v for s in snapshots for v in (views.column_text(s), views.column_metrics(s))]
 
-    async def on_run(prompts_text, mode_value, chat_value, *sampling_values):
+    async def on_run(prompts_text, mode_value, chat_value, temperature_value, top_p_value, top_k_value, max_tokens_value,
+                     seed_value, repetition_value, presence_value, frequency_value, stop_value, request: gr.Request):
         """Stream both columns and the tokens-over-time chart; keeps the last good results when the request
         is refused. The page is updated at most every UI_INTERVAL_S: formatting and diffing each snapshot is
-        web-server work that would otherwise compete with the engines."""
+        web-server work that would otherwise compete with the engines. Stop ends the run from inside (see
+        on_stop): the run's own last update is the stopped view, so no cancelled-event status can land after it."""
+        key = getattr(request, "session_hash", None) or "no-session"
+        stop = runs[key] = asyncio.Event()
+        latest = None
         try:
-            sampling = sampling_from(*sampling_values)
+            sampling = sampling_from(temperature_value, top_p_value, top_k_value, max_tokens_value, seed_value,
+                                     repetition_value, presence_value, frequency_value, stop_value)
             final, last = None, 0.0
-            async for item in playground.compare(prompts_text, sampling, mode=mode_value, chat=chat_value):
+            async for item in until_stopped(playground.compare(prompts_text, sampling, mode=mode_value,
+                                                               chat=chat_value), stop):
                 if isinstance(item, ComparisonResult):
                     final = item
                     break
+                latest = item
                 if time.perf_counter() - last < UI_INTERVAL_S:
                     continue
                 last = time.perf_counter()
@@ -105,6 +141,12 @@ def build(playground: Playground, examples: list[str]) -> dict:
         except USER_ERRORS as e:
             # the previous results stay; the error sits by Run
             yield (gr.skip(),) * (len(outputs) - 2) + (f"**Error:** {e}", gr.skip())
+            return
+        finally:
+            if runs.get(key) is stop:
+                del runs[key]
+        if final is None:  # stopped
+            yield stopped_view(latest, mode_value)
             return
         yield (headline_text(final.snapshots, final.mode, final.quality_by_column), *column_values(final.snapshots),
                timeline_plot(final.snapshots, final.mode),
@@ -116,23 +158,34 @@ def build(playground: Playground, examples: list[str]) -> dict:
     event = run.click(on_run, [prompts, mode, chat, *sampling_inputs], outputs, api_name="ui_run",
                       api_visibility="undocumented")
 
-    def on_stop(last):
-        """Stop what is running: a column that finished keeps its answer and metrics, the chart keeps its
-        points, and a partial run leaves no ratio behind as the headline."""
-        if not last:
-            return ("_Stopped._", gr.skip()) + (gr.skip(),) * (len(columns) + 2)
-        snapshots, mode_value = last
-        if all(s.finished for s in snapshots):  # the answers were complete: only the quality diff was cut short
-            return ("_Stopped before the quality diff._", headline_text(snapshots, mode_value),
-                    *(views.column_metrics(s) for s in snapshots), timeline_plot(snapshots, mode_value),
-                    "_Stopped before the quality diff was computed._")
-        return ("_Stopped._", views.stopped_headline(snapshots, mode_value),
-                *(views.stopped_metrics(s) for s in snapshots), timeline_plot(snapshots, mode_value),
-                "_Stopped: no quality diff for a partial answer._")
+    runs: dict[str, asyncio.Event] = {}  # a page session's running comparison, for Stop
 
-    # the run is cancelled first, then the columns are written: a cancelled run marks its outputs with an
-    # error status, which the second step's own completion clears
-    stop_button.click(None, None, None, cancels=[event], api_visibility="private").then(
-        on_stop, last_run, [error, headline, *(metrics for _, metrics in columns), timeline, quality],
-        api_visibility="private", show_progress="hidden")
+    def stopped_view(snapshots, mode_value):
+        """The run's last update after Stop: a column that finished keeps its answer and metrics, the chart
+        keeps its points, and a partial run leaves no ratio behind as the headline."""
+        if not snapshots:
+            return (gr.skip(),) * (len(outputs) - 2) + ("_Stopped._", gr.skip())
+        texts = [views.column_text(s) for s in snapshots]
+        if all(s.finished for s in snapshots):  # the answers were complete: only the quality diff was cut short
+            metrics = [views.column_metrics(s) for s in snapshots]
+            head, quality_note, note = (headline_text(snapshots, mode_value), "_Stopped before the quality diff was "
+                                        "computed._", "_Stopped before the quality diff._")
+        else:
+            metrics = [views.stopped_metrics(s) for s in snapshots]
+            head, quality_note, note = (views.stopped_headline(snapshots, mode_value),
+                                        "_Stopped: no quality diff for a partial answer._", "_Stopped._")
+        return (head, *(v for pair in zip(texts, metrics) for v in pair), timeline_plot(snapshots, mode_value),
+                quality_note, note, (snapshots, mode_value))
+
+    async def on_stop(request: gr.Request):  # async: on the loop the run's Event belongs to
+        """Ask this page's running comparison to stop; it writes the stopped view itself. Cancelling the
+        event from outside instead (Gradio's ``cancels``) marks the outputs with an error status that can
+        arrive after the stopped view on a slow machine."""
+        stop = runs.get(getattr(request, "session_hash", None) or "no-session")
+        if stop is None:
+            return "_Nothing is running._"
+        stop.set()
+        return gr.skip()
+
+    stop_button.click(on_stop, None, error, api_visibility="private", show_progress="hidden")
     return {"speed_note": speed_note}
