@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
@@ -20,48 +19,11 @@ T = TypeVar("T")
 _DONE = object()
 
 
-class _Outbox:
-    """Items for one caller's loop from the engine loop, handed over in one wake-up per batch: an engine
-    step gives every streaming request a chunk, and a wake-up each (a write to the loop's self-pipe, a
-    pass of its loop) cost the web loop more than the chunks themselves at 64 requests."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop):
-        self.loop = loop
-        self._items: list = []
-        self._lock = threading.Lock()
-
-    def put(self, queue: asyncio.Queue, item) -> None:
-        with self._lock:
-            self._items.append((queue, item))
-            first = len(self._items) == 1
-        if first:
-            try:
-                self.loop.call_soon_threadsafe(self._flush)
-            except RuntimeError:  # the caller's loop is closed: nobody reads these any more
-                with self._lock:
-                    self._items.clear()
-
-    def _flush(self) -> None:
-        with self._lock:
-            items, self._items = self._items, []
-        for queue, item in items:
-            queue.put_nowait(item)
-
-
 class EngineRuntime:
     def __init__(self):
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="engine-loop", daemon=True)
         self._thread.start()
-        self._outboxes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self._outboxes_lock = threading.Lock()
-
-    def _outbox(self, loop: asyncio.AbstractEventLoop) -> _Outbox:
-        with self._outboxes_lock:
-            box = self._outboxes.get(loop)
-            if box is None:
-                box = self._outboxes[loop] = _Outbox(loop)
-            return box
 
     def call(self, coro: Awaitable[T], timeout: float | None = None) -> T:
         """Run a coroutine on the engine loop from any other thread, and wait for it."""
@@ -74,17 +36,17 @@ class EngineRuntime:
     async def stream(self, make: Callable[[], AsyncIterator[T]]) -> AsyncIterator[T]:
         """Iterate, from the caller's loop, an async iterator that runs on the engine loop. Closing
         this iterator (a client that goes away, a Stop button) closes the remote one."""
-        outbox = self._outbox(asyncio.get_running_loop())
+        here = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
 
         async def pump():
             try:
                 async for item in make():
-                    outbox.put(queue, item)
+                    here.call_soon_threadsafe(queue.put_nowait, item)
             except BaseException as e:  # carried across to the caller, who decides what it means
-                outbox.put(queue, e)
+                here.call_soon_threadsafe(queue.put_nowait, e)
             finally:
-                outbox.put(queue, _DONE)
+                here.call_soon_threadsafe(queue.put_nowait, _DONE)
 
         future = asyncio.run_coroutine_threadsafe(pump(), self.loop)
         try:
