@@ -328,6 +328,7 @@ def columns_now(page) -> dict:
         headline: document.querySelector('#headline').innerText,
         fp16: document.querySelector('#metrics-16-bit').innerText,
         fp8: document.querySelector('#metrics-FP8').innerText,
+        note: document.querySelector('#run-error').innerText,
         points: document.querySelectorAll('#speed-chart .scatterlayer .point').length })""")
 
 
@@ -375,8 +376,16 @@ def test_the_chart_draws_while_streaming_the_ratio_waits_and_stop_keeps_the_fini
     assert tokens_in(ratio["fp8"]) - 1 >= MIN_DECODE_TOKENS and "streaming" in ratio["fp8"], ratio
     finished_16bit = ratio["fp16"]
     page.locator("#stop").click()
-    after = wait_until(page, lambda: (lambda n: n if "Stopped" in n["fp8"] else None)(columns_now(page)), 30,
-                       "the FP8 column stopped")  # no engine work: Stop answers at once
+    last = []
+
+    def stopped():
+        last[:] = [columns_now(page)]
+        return last[0] if "Stopped" in last[0]["fp8"] else None
+
+    try:  # no engine work: Stop answers at once
+        wait_until(page, stopped, 30, "the FP8 column stopped")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; the page then: {last[0]}") from None
     page.wait_for_timeout(500)  # a last streamed update cannot come after Stop's; read once more to be sure
     after = columns_now(page)
     page.close()

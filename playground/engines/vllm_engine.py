@@ -33,6 +33,26 @@ def planner_advice(config: EngineConfig, gpu) -> str:
     return f"Planner: {p.reason}." + "".join(f" Try {s.change} ({s.config.command('serve')})." for s in p.advice)
 
 
+def kv_usage_logger(engine: "VllmEngine"):
+    """A vLLM stat logger class that keeps only the scheduler's KV-cache usage on ``engine``, for the app's
+    /metrics. A custom logger turns vLLM's stats on without its default loggers (no periodic log lines, no
+    second Prometheus registry in this process); the scheduler's stats are what ``vllm serve`` computes anyway."""
+    from vllm.v1.metrics.loggers import StatLoggerBase
+
+    class KvCacheUsage(StatLoggerBase):
+        def __init__(self, vllm_config, engine_index: int = 0):
+            pass
+
+        def record(self, scheduler_stats, iteration_stats, mm_cache_stats=None, engine_idx: int = 0):
+            if scheduler_stats is not None:
+                engine.kv_cache_usage = scheduler_stats.kv_cache_usage
+
+        def log_engine_initialized(self):
+            pass
+
+    return KvCacheUsage
+
+
 class VllmEngine:
     def __init__(self, config: EngineConfig, label: str, resolve: Callable[[], EngineConfig] | None = None):
         """``config`` describes the engine until it starts; ``resolve`` (optional) gives the final one at
@@ -41,6 +61,7 @@ class VllmEngine:
         self._resolve = resolve
         self._engine = None
         self._tokenizer = None
+        self.kv_cache_usage: float | None = None  # 0-1, from vLLM's scheduler after each step (kv_usage_logger)
         self.info = EngineInfo(
             backend="vllm", label=label, model=config.model, dtype=config.dtype,
             quantization=config.quantization, kv_cache_dtype=config.kv_cache_dtype,
@@ -69,7 +90,7 @@ class VllmEngine:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, config.gpu_ids))
         args = AsyncEngineArgs(**config.engine_kwargs(), disable_log_stats=True)
         try:
-            self._engine = AsyncLLM.from_engine_args(args)
+            self._engine = AsyncLLM.from_engine_args(args, stat_loggers=[kv_usage_logger(self)])
         except (torch.cuda.OutOfMemoryError, RuntimeError, ValueError) as e:
             # vLLM reports an out-of-memory start from its engine-core process as a RuntimeError or
             # a ValueError ("Free memory ... is less than desired"); say what would fit instead.
