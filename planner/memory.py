@@ -460,10 +460,11 @@ def activation_peak_bytes(model: ModelSpec, *, act_bytes: int, max_num_batched_t
     else:
         mlp = tokens * 3 * model.intermediate_size // tp  # gate_up output and SiLU-and-mul output
     forward = (mlp + tokens * calibration.hidden_copies_per_token * hidden) * act_bytes + calibration.fixed_peak_bytes
-    if model.is_hybrid:
+    if model.is_hybrid and model.layers:
         # Measured on Falcon-H1-7B (V1 runner): the peak grows by 3.2 bytes per logit of max_num_seqs x vocab
         # on top of the dense formula (1.94 GiB at 1,024 sequences, 1.74 at 512); the Mamba mixer's own
-        # tensors, which the dense formula does not know, are not modelled apart.
+        # tensors, which the dense formula does not know, are not modelled apart. An attention-free model
+        # shows no such term: Falcon-Mamba-7B logged 1.28 GiB on the H200, the dense formula gives 1.25.
         forward += max_num_seqs * model.vocab_size * 4
     if runs_on_v1_model_runner(model):
         sampler = v1_dummy_sampler_bytes(model, act_bytes=act_bytes, max_num_batched_tokens=tokens,
