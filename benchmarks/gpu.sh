@@ -338,7 +338,7 @@ PY
       echo "guidellm $col rc=$?"; grep -A9 "Server Throughput" "$L/guidellm-${col// /-}.log" | tail -6
     done <<< "$labels"
     python3 -c "import sys,urllib.request as u; print(u.urlopen(sys.argv[1]).read().decode())" $u/metrics \
-      | grep -E '^(vllm|playground)[:_](generation_tokens_total|request_success_total|num_requests_running|kv_cache_usage_perc)' | head -16
+      | grep -E '^(vllm|playground)[:_](generation_tokens_total|request_success_total|num_requests_running|kv_cache_usage_perc)' | head -24
     python3 benchmarks/openai_load.py --web-load "$OUT/web-openai.json" --engine FP8 --json "$OUT/openai-load.json" \
       --guidellm "${reports[@]}"
     stop /tmp/app-7860.pid ;;
