@@ -63,6 +63,8 @@ def main() -> None:
         extra["max_num_seqs"] = args.max_num_seqs
     if args.kv_cache_memory_bytes:
         extra["kv_cache_memory_bytes"] = args.kv_cache_memory_bytes
+    if predicted.config.language_model_only:  # a multimodal model, started as the plan sized it
+        extra["language_model_only"] = True
     started = time.perf_counter()
     llm = LLM(model=args.model_dir, load_format="dummy", quantization=args.quantization,
               kv_cache_dtype=args.kv_cache_dtype, dtype=args.dtype, max_model_len=args.max_model_len,

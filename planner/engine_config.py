@@ -51,6 +51,8 @@ class EngineConfig:
     enforce_eager: bool = False
     load_format: str = "auto"
     seed: int = 0
+    # a multimodal model's language model alone: vLLM builds no vision tower and profiles no encoder cache
+    language_model_only: bool = False
     # vLLM's KV cache size per GPU in bytes, pinned: vLLM then ignores gpu_memory_utilization for the KV
     # cache and skips measuring it (vllm/config/cache.py, v1/worker/gpu_worker.py).
     kv_cache_memory_bytes: int | None = None
@@ -93,8 +95,9 @@ class EngineConfig:
             _whole("max_num_batched_tokens", self.max_num_batched_tokens, 1, 1 << 24)
         if self.kv_cache_memory_bytes is not None:
             _whole("kv_cache_memory_bytes", self.kv_cache_memory_bytes, 1, 1 << 50)
-        if not isinstance(self.enforce_eager, bool):
-            raise PlannerError("enforce_eager", f"{self.enforce_eager!r} must be true or false")
+        for name in ("enforce_eager", "language_model_only"):
+            if not isinstance(getattr(self, name), bool):
+                raise PlannerError(name, f"{getattr(self, name)!r} must be true or false")
         _whole("seed", self.seed, 0, 2**63 - 1)
         if self.gpu_ids is not None and len(self.gpu_ids) not in (0, self.tensor_parallel_size):
             raise PlannerError("gpu_ids", f"{len(self.gpu_ids)} GPUs given for tensor_parallel_size="
@@ -137,6 +140,8 @@ class EngineConfig:
         for name in ("max_model_len", "max_num_seqs", "max_num_batched_tokens", "kv_cache_memory_bytes"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
+        if self.language_model_only:
+            out["language_model_only"] = True
         return out
 
     def cli_args(self) -> list[str]:
@@ -200,6 +205,8 @@ class EngineConfig:
         parser.add_argument("--load-format", default="auto", choices=LOAD_FORMATS,
                             help="dummy: random weights of the real shape (speed and memory are real, text is not)")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--language-model-only", action="store_true",
+                            help="a multimodal model's language model alone (no vision tower, no encoder cache)")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, **overrides) -> EngineConfig:

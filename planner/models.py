@@ -129,6 +129,8 @@ class ModelSpec:
     state_layers: tuple[RecurrentLayer, ...] = ()  # hybrid / recurrent models: one state per sequence each
     kv_b_proj_params: int = 0  # MLA: every layer's kv_b_proj (latent -> per-head K and V), whole model
     quant: QuantScheme | None = None  # the checkpoint's own quantization (config.json's quantization_config)
+    # a vision (or other encoder) tower beside the language model: sized text-only, run with language_model_only
+    is_multimodal: bool = False
 
     @property
     def is_hybrid(self) -> bool:
@@ -381,8 +383,7 @@ def _spec_from_config(config: dict, label: str, source: str) -> ModelSpec:
         census = _formula_census(hidden, inter, num_layers, heads, kv_heads, head_dim, vocab, tied, experts)
         notes.append(f"transformers could not build this architecture ({type(e).__name__}); sizes use a "
                      "Llama-shaped hand formula and may be off")
-    if getattr(hf, "vision_config", None) is not None or "text_config" in config:
-        notes.append("multimodal model: text part only (the vision tower and encoder cache are not counted)")
+    multimodal = getattr(hf, "vision_config", None) is not None or "text_config" in config
     dtype = str(config.get("torch_dtype") or config.get("dtype") or "bfloat16").replace("torch.", "")
     rotary = getattr(hf, "qk_rope_head_dim", None) or head_dim
     kv_b_proj = 0
@@ -401,5 +402,5 @@ def _spec_from_config(config: dict, label: str, source: str) -> ModelSpec:
         layers=layers, state_layers=state_layers, kv_b_proj_params=kv_b_proj,
         torch_dtype=dtype if dtype in DTYPE_BYTES else "bfloat16", tie_word_embeddings=tied,
         num_experts=experts, experts_per_token=int(getattr(hf, "num_experts_per_tok", 0) or 0) if experts else 0,
-        rotary_dim=rotary, structure_source=census.source, source=source, notes=tuple(notes), quant=quant,
+        rotary_dim=rotary, structure_source=census.source, source=source, notes=tuple(notes), quant=quant, is_multimodal=multimodal,
     )

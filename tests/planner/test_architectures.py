@@ -66,3 +66,22 @@ def test_gemma_3_keeps_five_sliding_layers_per_full_one():
     assert spec.tie_word_embeddings
     p = plan(spec, H200, max_model_len=8192)
     assert p.kv_bytes_per_token == 62 * 2 * 16 * 128 * 2
+
+
+def test_a_multimodal_model_is_planned_and_printed_as_vllm_runs_its_language_model_alone():
+    """The planner sizes Gemma-3's language model; vLLM would also build its SigLIP tower and profile an
+    encoder cache unless told --language-model-only. The plan carries the flag so that the printed command
+    starts the engine the plan sized (and a dummy folder without an image processor can start at all)."""
+    from planner import EngineConfig, gpu_preset, plan
+
+    h200 = gpu_preset("h200")
+    gemma = plan("gemma-3-27b", h200, max_model_len=8192)
+    assert gemma.config.language_model_only
+    assert "--language-model-only" in gemma.config.command("serve")
+    assert any("--language-model-only" in w for w in gemma.warnings)
+    assert all(s.config.language_model_only for s in gemma.advice)
+    assert EngineConfig.parse_command(gemma.config.command("serve")).language_model_only
+    text = plan("llama-3-8b", h200, max_model_len=8192)
+    assert not text.config.language_model_only and "--language-model-only" not in text.config.command("serve")
+    assert "language_model_only" not in text.config.engine_kwargs()  # an older vLLM never sees the argument
+    assert gemma.config.engine_kwargs()["language_model_only"] is True
