@@ -121,6 +121,14 @@ class EngineConfig:
                     "FP8 KV cache on Hopper needs bfloat16 activations (FlashAttention-3): dtype set to bfloat16",)
         return self, ()
 
+    def for_model(self, spec) -> tuple[EngineConfig, tuple[str, ...]]:
+        """The configuration for this model as the planner sizes it (``spec``: its planner.ModelSpec): a
+        multimodal model runs its language model alone (the planner sizes no vision tower, and the app sends
+        text only), said in a note."""
+        if spec.is_multimodal and not self.language_model_only:
+            return replace(self, language_model_only=True), (MULTIMODAL_NOTE,)
+        return self, ()
+
     @property
     def precision_label(self) -> str:
         """fp16 / fp8 / fp8-kv8: the benchmark's and the planner's name for the precision."""
@@ -237,6 +245,8 @@ class EngineConfig:
         return cls.from_args(args, gpu_ids=gpu_ids, model=catalog_name_of(args.model))
 
 
+MULTIMODAL_NOTE = ("multimodal model: planned as vLLM runs it with --language-model-only (the language model alone; "
+                   "the planner does not size a vision tower or its encoder cache), so the printed command carries it")
 MODEL_PLACEHOLDER = "<your-model-folder-or-hub-id>"
 
 

@@ -610,14 +610,10 @@ def plan(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, calibration: Ca
     return _plan(spec, gpu, config, calibration, advise)
 
 
-MULTIMODAL_NOTE = ("multimodal model: planned as vLLM runs it with --language-model-only (the language model alone; "
-                   "the planner does not size a vision tower or its encoder cache), so the printed command carries it")
-
-
 def _plan(spec: ModelSpec, gpu: GpuSpec, config: EngineConfig, calibration: Calibration, advise: bool) -> MemoryPlan:
     config, notes = config.for_gpu(is_hopper=gpu.is_hopper)
-    if spec.is_multimodal:
-        config, notes = replace(config, language_model_only=True), (*notes, MULTIMODAL_NOTE)
+    config, model_notes = config.for_model(spec)
+    notes = (*notes, *model_notes)
     tp = _check_tp(spec, config.tensor_parallel_size)
     max_model_len = config.max_model_len or spec.max_position_embeddings
     if max_model_len > spec.max_position_embeddings:

@@ -53,6 +53,18 @@ def kv_usage_logger(engine: "VllmEngine"):
     return KvCacheUsage
 
 
+def text_only(config: EngineConfig) -> tuple[EngineConfig, tuple[str, ...]]:
+    """A multimodal model's engine as the planner sized it (its language model alone: the page sends text);
+    a model the planner cannot read is started as given."""
+    from planner import model_spec
+
+    try:
+        spec = model_spec(config.model)
+    except Exception:  # noqa: BLE001 - a model the planner cannot read still gets its engine
+        return config, ()
+    return config.for_model(spec)
+
+
 class VllmEngine:
     def __init__(self, config: EngineConfig, label: str, resolve: Callable[[], EngineConfig] | None = None):
         """``config`` describes the engine until it starts; ``resolve`` (optional) gives the final one at
@@ -86,6 +98,8 @@ class VllmEngine:
             config, notes = self.config.for_gpu(is_hopper=gpu.compute_capability[0] == 9)
         except PlannerError as e:
             raise RequestError(e.argument, str(e)) from e
+        config, model_notes = text_only(config)
+        notes += model_notes
         if config.gpu_ids:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, config.gpu_ids))
         args = AsyncEngineArgs(**config.engine_kwargs(), disable_log_stats=True)
