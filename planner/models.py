@@ -402,5 +402,6 @@ def _spec_from_config(config: dict, label: str, source: str) -> ModelSpec:
         layers=layers, state_layers=state_layers, kv_b_proj_params=kv_b_proj,
         torch_dtype=dtype if dtype in DTYPE_BYTES else "bfloat16", tie_word_embeddings=tied,
         num_experts=experts, experts_per_token=int(getattr(hf, "num_experts_per_tok", 0) or 0) if experts else 0,
-        rotary_dim=rotary, structure_source=census.source, source=source, notes=tuple(notes), quant=quant, is_multimodal=multimodal,
+        rotary_dim=rotary, structure_source=census.source, source=source, notes=tuple(notes), quant=quant,
+        is_multimodal=multimodal,
     )
