@@ -383,7 +383,9 @@ def _spec_from_config(config: dict, label: str, source: str) -> ModelSpec:
         census = _formula_census(hidden, inter, num_layers, heads, kv_heads, head_dim, vocab, tied, experts)
         notes.append(f"transformers could not build this architecture ({type(e).__name__}); sizes use a "
                      "Llama-shaped hand formula and may be off")
-    multimodal = getattr(hf, "vision_config", None) is not None or "text_config" in config
+    # nested (Gemma-3: text_config beside vision_config) or flat (Qwen2-VL: the text fields at the top level)
+    multimodal = (getattr(hf, "vision_config", None) is not None
+                  or any(key in config for key in ("text_config", "vision_config")))
     dtype = str(config.get("torch_dtype") or config.get("dtype") or "bfloat16").replace("torch.", "")
     rotary = getattr(hf, "qk_rope_head_dim", None) or head_dim
     kv_b_proj = 0

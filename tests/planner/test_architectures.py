@@ -85,3 +85,20 @@ def test_a_multimodal_model_is_planned_and_printed_as_vllm_runs_its_language_mod
     assert not text.config.language_model_only and "--language-model-only" not in text.config.command("serve")
     assert "language_model_only" not in text.config.engine_kwargs()  # an older vLLM never sees the argument
     assert gemma.config.engine_kwargs()["language_model_only"] is True
+
+
+def test_a_flat_multimodal_config_is_planned_as_its_language_model_alone():
+    """Qwen2-VL publishes its text fields at the top level beside vision_config, with no text_config."""
+    from planner import model_spec, plan
+
+    flat = {"model_type": "qwen2_vl", "architectures": ["Qwen2VLForConditionalGeneration"], "hidden_size": 1536,
+            "num_hidden_layers": 28, "num_attention_heads": 12, "num_key_value_heads": 2,
+            "intermediate_size": 8960, "vocab_size": 151936, "max_position_embeddings": 32768,
+            "tie_word_embeddings": True,
+            "vision_config": {"depth": 32, "embed_dim": 1280, "hidden_size": 1536, "num_heads": 16}}
+    spec = model_spec(flat)
+    assert spec.is_multimodal and (spec.num_layers, spec.hidden_size) == (28, 1536)
+    assert "--language-model-only" in plan(spec, H200, max_model_len=4096).config.command("serve")
+    text_only = {k: v for k, v in flat.items() if k != "vision_config"}
+    text_only["model_type"], text_only["architectures"] = "qwen2", ["Qwen2ForCausalLM"]
+    assert not model_spec(text_only).is_multimodal
