@@ -9,6 +9,7 @@ and the spec says which path was used (``structure_source``).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import math
@@ -216,7 +217,22 @@ def model_spec(model: str | Path | dict, *, name: str | None = None, models_dir:
             config, label, source = _read_config_path(text, catalog, name, models_dir, allow_paths)
     else:
         raise PlannerError("model", f"expected a name, a path or a config dict, got {type(model).__name__}")
-    return _spec_from_config(config, label, source)
+    with _transformers_quiet():
+        return _spec_from_config(config, label, source)
+
+
+@contextlib.contextmanager
+def _transformers_quiet():
+    """transformers' warnings about a published config (Llama-4's equal rope frequency factors, say) are about
+    training code the planner never runs; a plan's own warnings say what matters to it."""
+    from transformers.utils import logging
+
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
 
 
 def _read_config_path(text: str, catalog: dict, name: str | None, models_dir, allow_paths: bool):

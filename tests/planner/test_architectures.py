@@ -102,3 +102,14 @@ def test_a_flat_multimodal_config_is_planned_as_its_language_model_alone():
     text_only = {k: v for k, v in flat.items() if k != "vision_config"}
     text_only["model_type"], text_only["architectures"] = "qwen2", ["Qwen2ForCausalLM"]
     assert not model_spec(text_only).is_multimodal
+
+
+def test_a_published_config_plans_without_transformers_warnings_on_the_terminal(capfd):
+    """Llama-4-Scout's config.json sets equal rope frequency factors, which transformers warns about; the plan's
+    output is the planner's own lines only."""
+    from transformers.utils import logging
+
+    before = logging.get_verbosity()
+    model_spec("llama-4-scout")
+    assert "high_freq_factor" not in capfd.readouterr().err
+    assert logging.get_verbosity() == before  # the caller's own transformers logging is left as it was
