@@ -7,7 +7,8 @@ vLLM 0.25.1 loads with ``max_split_size_mb=20`` (vllm/v1/worker/gpu_worker.py, W
 get_free_block, should_split). Online FP8 materializes each 16-bit weight, quantizes it into a new 1-byte
 tensor and frees the 16-bit one, so later 1-byte weights land in freed 16-bit blocks a little larger than
 themselves, and the difference counts as loaded memory: 0.90 GiB for Qwen2.5-14B, 0.19 GiB for Llama-2-7B,
-nothing for Llama-3-8B (measured: benchmarks/measure_kv.py --trace-load, docs/planner.md). This module replays
+nothing for Llama-3-8B, 0.75 GiB for Llama-4-Scout's expert layers (measured: benchmarks/measure_kv.py
+--trace-load, docs/planner.md and docs/results/planner-accuracy.md). This module replays
 the allocations of a load with the allocator's rules; it has no fitted numbers.
 """
 
@@ -105,30 +106,56 @@ class CachingAllocator:
         bisect.insort(self._free, (block.size, block.key, block))
 
 
-def dense_linear_shapes(model, tp: int = 1) -> list[int] | None:
-    """Elements of each decoder Linear weight on one rank, in the order vLLM builds and loads them: per
-    layer qkv_proj and o_proj (attention), in_proj and out_proj (a Mamba2 mixer: MambaMixer2, whose
-    conv1d is not quantized), gate_up_proj and down_proj (the MLP). None when the model is laid out
-    otherwise (MoE, MLA, other recurrent mixers): their loads are not replayed."""
+@dataclass(frozen=True)
+class LoadedModule:
+    """One vLLM module whose weights are materialized and processed together: each weight's elements on one
+    rank, and for a fused-MoE expert stack the experts its online-FP8 quantization walks one at a time."""
+    weights: tuple[int, ...]
+    experts: int = 0
+
+
+def load_order(model, tp: int = 1) -> list[LoadedModule] | None:
+    """The decoder's quantizable modules in the order vLLM builds and loads them (model.modules(), which the
+    dummy loader walks too): per layer qkv_proj and o_proj (attention), in_proj and out_proj (a Mamba2 mixer:
+    MambaMixer2, whose conv1d is not quantized), then the MLP's gate_up_proj and down_proj or, in an MoE layer,
+    the shared expert's (Llama-4, Qwen2/3-MoE register it before the experts) and the FusedMoE stack (w13, w2).
+    None when the model is laid out otherwise (MLA, other recurrent mixers, MoE in only some layers): their
+    loads are not replayed."""
     p = model.params
     h, inter, layers = model.hidden_size, model.intermediate_size, model.num_layers
     q, kv = model.num_heads * model.head_dim, model.num_kv_heads * model.head_dim
-    if model.num_experts or model.is_mla or p.linear_replicated:
+    if model.is_mla or p.linear_replicated:
         return None
     if len(model.layers) != layers or len(model.state_layers) not in (0, layers):
         return None  # only every-layer-alike stacks (dense, or Falcon-H1's attention + Mamba in each layer)
     if any(state.kind != "mamba2" for state in model.state_layers):
         return None
     kv_rank = max(1, model.num_kv_heads // tp) * model.head_dim
-    per_layer = [h * (q // tp + 2 * kv_rank), q // tp * h]
+    per_layer = [LoadedModule((h * (q // tp + 2 * kv_rank),)), LoadedModule((q // tp * h,))]
     whole = h * (q + 2 * kv) + q * h
     if model.state_layers:
+        if model.num_experts:
+            return None
         s = model.state_layers[0]
         in_proj = 2 * s.channels + 2 * s.groups_on(tp) * s.state_size + s.heads
-        per_layer += [h * in_proj // tp, s.channels // tp * h]
+        per_layer += [LoadedModule((h * in_proj // tp,)), LoadedModule((s.channels // tp * h,))]
         whole += h * (2 * s.channels + 2 * s.n_groups * s.state_size + s.heads) + s.channels * h
-    per_layer += [h * 2 * inter // tp, inter // tp * h]
-    whole += 3 * h * inter
+    if model.num_experts:
+        experts = model.num_experts
+        if p.experts != layers * experts * 3 * h * inter:
+            return None  # not one expert stack of this width in every layer
+        shared = {name.rsplit(".", 1)[-1]: (fan_in, fan_out) for name, fan_in, fan_out, count in p.linears
+                  if ".shared_expert." in name and count == layers}
+        if shared:
+            if set(shared) != {"gate_proj", "up_proj", "down_proj"}:
+                return None
+            width = shared["gate_proj"][1]
+            per_layer += [LoadedModule((h * 2 * width // tp,)), LoadedModule((width // tp * h,))]
+            whole += 3 * h * width
+        per_layer.append(LoadedModule((experts * 2 * inter // tp * h, experts * h * inter // tp), experts))
+    else:
+        per_layer += [LoadedModule((h * 2 * inter // tp,)), LoadedModule((inter // tp * h,))]
+        whole += 3 * h * inter
     if layers * whole != p.linear_split:
         return None
     return per_layer * layers
@@ -138,8 +165,8 @@ def load_block_overhead_bytes(model, *, dtype_bytes: int, quantization: str | No
                               vocab_rows: int, rotary_elements: int) -> int:
     """Bytes that "Model loading took" counts beyond the model's tensors: whole allocator blocks around
     them, replayed for the load's allocation order. 0 for layouts that are not replayed."""
-    linears = dense_linear_shapes(model, tp)
-    if linears is None:
+    modules = load_order(model, tp)
+    if modules is None:
         return 0
     alloc = CachingAllocator()
     tensors = 0
@@ -151,16 +178,25 @@ def load_block_overhead_bytes(model, *, dtype_bytes: int, quantization: str | No
 
     keep(vocab_rows * model.hidden_size * dtype_bytes)  # embed_tokens, built first
     if quantization != "fp8":  # 16-bit: every weight is allocated when the model is built, in order
-        for elements in linears:
-            keep(elements * dtype_bytes)
+        for module in modules:
+            for elements in module.weights:
+                keep(elements * dtype_bytes)
     if not model.tie_word_embeddings:
         keep(vocab_rows * model.hidden_size * dtype_bytes)
     keep(rotary_elements * dtype_bytes)
-    if quantization == "fp8":  # online FP8: each weight materialized in 16-bit, quantized, the 16-bit one freed
-        for elements in linears:
-            sixteen_bit = alloc.malloc(elements * dtype_bytes)
-            keep(elements)
-            alloc.free(sixteen_bit)
+    if quantization == "fp8":
+        # online FP8 (quantization/online/fp8.py): a module's weights are materialized in 16-bit, quantized into
+        # new 1-byte tensors, and the 16-bit ones freed; an expert stack is quantized expert by expert, each
+        # scaled_fp8_quant returning a 1-byte temporary of one expert's slice (w13's, then w2's)
+        for module in modules:
+            sixteen_bit = [alloc.malloc(elements * dtype_bytes) for elements in module.weights]
+            for elements in module.weights:
+                keep(elements)
+            for _ in range(module.experts):
+                for elements in module.weights:
+                    alloc.free(alloc.malloc(elements // module.experts))
+            for block in sixteen_bit:
+                alloc.free(block)
     return alloc.allocated - tensors
 
 
