@@ -113,3 +113,14 @@ def test_a_published_config_plans_without_transformers_warnings_on_the_terminal(
     model_spec("llama-4-scout")
     assert "high_freq_factor" not in capfd.readouterr().err
     assert logging.get_verbosity() == before  # the caller's own transformers logging is left as it was
+
+
+def test_glm_4_5_air_fp8_sizes_its_channel_fp8_experts_and_keeps_the_routers_out():
+    spec = model_spec("glm-4.5-air-fp8")
+    assert (spec.num_experts, spec.experts_per_token) == (128, 8)
+    # 45 MoE layers (first_k_dense_replace 1): gate, up and down of 128 experts of width 1,408
+    assert spec.params.experts == 45 * 128 * 3 * 4096 * 1408
+    assert spec.quant.quantizes("model.layers.3.mlp.experts.0.up_proj")
+    assert not spec.quant.quantizes("model.layers.3.mlp.gate") and not spec.quant.quantizes("lm_head")
+    p = plan(spec, H200, gpu_memory_utilization=0.95, max_model_len=8192, enforce_eager=True)
+    assert p.fits and 100 * 2**30 < p.weights_bytes < 102 * 2**30  # vLLM loaded 100.97 GiB on an H200
