@@ -184,15 +184,19 @@ async def compare(engines: Sequence[Engine], prompts: Sequence[str], sampling: S
             column.times[i].append(chunk.t_s)
             changed.set()
 
-    async def run_column(index: int) -> None:
+    # a race takes the phase after the engines' own: its engines run at once, and no fair run's engine shares
+    # the hardware with it (a queue of len(engines) phases has no such phase: the race is not queued)
+    race_phase = len(engines) if phases is not None and phases.num_phases > len(engines) else None
+
+    async def run_column(index: int, phase: int | None) -> None:
         engine, column = engines[index], columns[index]
         try:
-            if phases is not None:
-                ahead = phases.ahead_of(index)
+            if phases is not None and phase is not None:
+                ahead = phases.ahead_of(phase)
                 column.status = f"waiting for its turn ({ahead} request{'s' if ahead != 1 else ''} ahead)" \
                     if ahead else "waiting for its turn"
                 changed.set()
-                async with phases.turn(index):
+                async with phases.turn(phase):
                     column.status = "streaming"
                     changed.set()
                     await asyncio.gather(*(run_one(engine, column, i) for i in range(len(prompts))))
@@ -210,10 +214,20 @@ async def compare(engines: Sequence[Engine], prompts: Sequence[str], sampling: S
     if mode == "fair":  # one engine after the other, each comparison's columns in engine order
         async def in_order() -> None:
             for index in range(len(engines)):
-                await run_column(index)
+                await run_column(index, index)
         tasks = [asyncio.create_task(in_order())]
+    elif race_phase is not None:  # every engine at once, in one turn of the queue
+        async def race() -> None:
+            for column in columns:
+                ahead = phases.ahead_of(race_phase)
+                column.status = f"waiting for its turn ({ahead} request{'s' if ahead != 1 else ''} ahead)" \
+                    if ahead else "waiting for its turn"
+            changed.set()
+            async with phases.turn(race_phase):
+                await asyncio.gather(*(run_column(i, None) for i in range(len(engines))))
+        tasks = [asyncio.create_task(race())]
     else:
-        tasks = [asyncio.create_task(run_column(i)) for i in range(len(engines))]
+        tasks = [asyncio.create_task(run_column(i, None)) for i in range(len(engines))]
     try:
         while not all(t.done() for t in tasks):
             await changed.wait()

@@ -162,7 +162,7 @@ class Playground:
         chat = chat and all(e.info.chat_template for e in live if not isinstance(e, UnavailableEngine))
         check_request(live, prompts, sampling, chat)
         if self._phases is None:
-            self._phases = EnginePhases(len(self.engines))
+            self._phases = EnginePhases(len(self.engines) + 1)  # each engine's turn, then the race's
         phases = self._phases if len(live) == len(self.engines) else None
         final = None
         async for final in self.runtime.stream(lambda: compare(live, prompts, sampling, mode=mode if phases else "race",
@@ -192,7 +192,7 @@ class Playground:
     @property
     def phases(self) -> EnginePhases:
         if self._phases is None:
-            self._phases = EnginePhases(len(self.engines))
+            self._phases = EnginePhases(len(self.engines) + 1)  # each engine's turn, then the race's
         return self._phases
 
     async def ready_engine(self, engine: SupervisedEngine):

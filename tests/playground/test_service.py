@@ -124,3 +124,56 @@ def test_a_request_before_the_engine_is_ready_is_told_how_long_is_left(tmp_path,
             break
         time.sleep(0.05)
     assert saved["test:A:m"] < 60.0 and saved["test:B:m"] < 5.0  # this start's times replace the old ones
+
+
+class HandshakeEngine(GatedEngine):
+    """Its first token sets ``sent``; its second waits for the other engine's first (``other``)."""
+
+    def __init__(self, label, sent: asyncio.Event, other: asyncio.Event):
+        super().__init__(label, other)
+        self.sent = sent
+
+    async def stream(self, request):
+        async for chunk in super().stream(request):
+            self.sent.set()
+            yield chunk
+
+
+def test_a_race_runs_every_engine_at_once_and_waits_for_a_fair_turn_in_progress(tmp_path):
+    """Each engine finishes only after the other has started: run one after the other, the race never ends."""
+    import time
+
+    a_sent, b_sent = asyncio.Event(), asyncio.Event()
+    playground = make([SupervisedEngine(lambda: HandshakeEngine("A", a_sent, b_sent)),
+                       SupervisedEngine(lambda: HandshakeEngine("B", b_sent, a_sent))], tmp_path)
+    result = asyncio.run(asyncio.wait_for(final_of(playground, mode="race"), 10))
+    assert [c.output_tokens for c in result.snapshots] == [2, 2]
+
+    loop, held, release = playground.runtime.loop, asyncio.Event(), None
+
+    async def hold_16bit_turn():  # a fair comparison's 16-bit turn, on the loop the engines run on
+        nonlocal release
+        release = asyncio.Event()
+        async with playground.phases.turn(0):
+            held.set()
+            await release.wait()
+
+    holder = asyncio.run_coroutine_threadsafe(hold_16bit_turn(), loop)
+    while not held.is_set():
+        time.sleep(0.01)
+    for e in (a_sent, b_sent):
+        e.clear()
+
+    async def race():
+        return await asyncio.wait_for(final_of(playground, mode="race"), 10)
+
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(asyncio.run, race())
+        deadline = time.time() + 5
+        while time.time() < deadline and not playground.phases.waiting[2]:
+            time.sleep(0.01)
+        assert playground.phases.waiting[2] == 1 and not pending.done()  # the race waits for the fair turn
+        loop.call_soon_threadsafe(release.set)
+        holder.result(5)
+        assert [c.output_tokens for c in pending.result(10).snapshots] == [2, 2]
