@@ -476,7 +476,7 @@ def test_no_emoji_in_any_tab_after_a_plan_that_does_not_fit_a_run_and_a_sweep(cp
 CLIPPED_JS = """(root) => {
   // Text a reader cannot read whole, in the tab that holds root: a text node running past its field (a
   // Gradio .block) or past an ancestor that hides overflow (text in a scrolling box is reachable); a chart
-  // text outside its chart, two chart texts drawn over each other, or a title under plotly's tool bar.
+  // text outside its chart, two chart texts drawn over each other, or a title under plotly's tool bar or Gradio's label.
   const problems = [];
   const scope = document.querySelector(root).closest('[role=tabpanel]');
   const walker = document.createTreeWalker(scope, NodeFilter.SHOW_TEXT);
@@ -516,6 +516,9 @@ CLIPPED_JS = """(root) => {
     const bar = plot.querySelector('.modebar'), title = plot.querySelector('.gtitle');
     if (bar && title && meets(bar.getBoundingClientRect(), title.getBoundingClientRect()))
       problems.push(`chart title under the tool bar: ${title.textContent.slice(0, 40)}`);
+    const label = plot.closest('.block')?.querySelector('[data-testid="block-label"]');
+    if (label && label.offsetParent && title && meets(label.getBoundingClientRect(), title.getBoundingClientRect()))
+      problems.push(`chart title under its field label: ${title.textContent.slice(0, 40)}`);
   }
   return [...new Set(problems)];
 }"""
