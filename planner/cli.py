@@ -93,7 +93,7 @@ def format_plan(p: MemoryPlan, batch: int, context: int, batch_size: int, longes
 
 def format_speeds(predictions, calibration_note: str = "") -> str:
     """The predicted speed table: one block per precision, the FP8 / 16-bit ratio at each batch."""
-    from planner.speed import VLLM_VERSION, ratio
+    from planner.speed import VLLM_VERSION, ratio, speed_notes
 
     first = predictions[0]
     lines = [f"Predicted speed on {first.gpu} (vLLM {VLLM_VERSION}; {calibration_note or first.calibration_source}; "
@@ -108,7 +108,7 @@ def format_speeds(predictions, calibration_note: str = "") -> str:
                          f"{f'{r:.2f}x' if r else '-':>8}  {point.bound}")
         lines.append(f"  {pred.precision:<14} TTFT {pred.ttft_s * 1000:,.1f} ± {pred.ttft_s * pred.ttft_spread * 1000:,.1f} ms "
                      f"for one {pred.prompt_len}-token prompt; largest batch {pred.largest_batch:,}")
-    notes = dict.fromkeys(n for p in predictions for n in p.notes)
+    notes = speed_notes(predictions)
     lines += [f"  note: {n}" for n in notes]
     return "\n".join(lines)
 

@@ -292,6 +292,15 @@ def compare_speeds(model, gpu: GpuSpec, *, batches: tuple[int, ...] = (1, 8, 64)
     return out
 
 
+def speed_notes(predictions: list[SpeedPrediction]) -> list[str]:
+    """The predictions' notes once each: a note every precision carries as it is, one that only some carry
+    (a compute-bound batch, a refusal) with the precision it belongs to."""
+    everyone = [n for n in dict.fromkeys(n for p in predictions for n in p.notes)
+                if all(n in p.notes for p in predictions)]
+    own = [f"{p.precision}: {n}" for p in predictions for n in p.notes if n not in everyone]
+    return everyone + list(dict.fromkeys(own))
+
+
 def ratio(fp8: SpeedPrediction, base: SpeedPrediction, batch: int) -> float | None:
     """fp8's decode speed over base's at ``batch`` (None when either has no such point)."""
     a, b = fp8.at(batch), base.at(batch)

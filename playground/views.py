@@ -29,7 +29,7 @@ def column_metrics(snapshot: ColumnSnapshot) -> str:
     m = snapshot.metrics()
     decode = snapshot.decode_tok_s
     parts = [
-        f"**{snapshot.output_tokens}** tokens",
+        f"**{snapshot.output_tokens}** token{'' if snapshot.output_tokens == 1 else 's'}",
         f"TTFT **{_ms(m.ttft_p50_s if m else None)}**",
         f"decode **{decode:.1f} tok/s**" if decode else "decode –",
         f"end-to-end **{m.duration_s:.2f} s**" if m else "end-to-end –",
@@ -199,8 +199,10 @@ def stopped_metrics(snapshot: ColumnSnapshot) -> str:
     if snapshot.finished:
         return column_metrics(snapshot)
     m = snapshot.metrics()
-    had = f" {snapshot.output_tokens} tokens in {m.duration_s:.2f} s before Stop (partial)." if m else ""
-    return "Stopped: idle." + had
+    if not m:
+        return "Stopped before its first token."
+    n = snapshot.output_tokens
+    return f"Stopped: {n} token{'' if n == 1 else 's'} in {m.duration_s:.2f} s before Stop (partial)."
 
 
 def quality_text(quality_by_column: Sequence, labels: Sequence[str] = ("16-bit", "FP8")) -> str:

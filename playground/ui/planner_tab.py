@@ -199,7 +199,7 @@ def speed_section(models_dir: str | None, plan_inputs: list):
 def speed_table(predictions) -> str:
     """Markdown: per precision, decode tok/s per request and output tok/s at batch 1, 8, 64 and the largest
     batch, the ratio to 16-bit, and TTFT."""
-    from planner.speed import ratio
+    from planner.speed import ratio, speed_notes
 
     base = predictions[0]
     lines = [f"On **{base.gpu}**, {base.prompt_len}-token prompts and {base.output_len} output tokens "
@@ -213,7 +213,7 @@ def speed_table(predictions) -> str:
             ttft = f"{pred.ttft_s * 1000:,.1f} ± {pred.ttft_s * pred.ttft_spread * 1000:,.1f} ms" if i == 0 else ""
             lines.append(f"| {pred.precision if i == 0 else ''} | {label} | {p.decode_tok_s:,.0f} ± {p.decode_tok_s * p.spread:,.0f} | "
                          f"{p.output_tok_s:,.0f} ± {p.output_tok_s * p.spread:,.0f} | {f'{r:.2f}x' if r else '–'} | {ttft} |")
-    notes = dict.fromkeys(n for p in predictions for n in p.notes)
+    notes = speed_notes(predictions)
     return "\n".join(lines + [""] + [f"- {n}" for n in notes])
 
 

@@ -208,3 +208,14 @@ def test_a_checkpoint_is_predicted_in_its_own_scheme_beside_the_same_shape_in_16
     assert rows[1].kernels == "fp8" and ratio(rows[1], rows[0], 1) > 1.2  # W8A8 FP8: FP8 GEMMs on half the bytes
     w4 = compare_speeds("llama-3.1-8b-instruct-w4a16", H200, max_model_len=2048)[1]
     assert w4.kernels == "16bit"  # weight-only: 16-bit GEMMs (Marlin) on its 4-bit bytes
+
+
+def test_notes_only_some_precisions_carry_say_which_precision_they_belong_to():
+    from planner.speed import speed_notes
+
+    predictions = compare_speeds("llama-3.1-70b", gpu_preset("rtx-4090"))
+    notes = speed_notes(predictions)
+    unfit = [n for n in notes if "does not fit" in n]
+    assert [n.split(":")[0] for n in unfit] == ["fp16", "fp8", "fp8-kv8"]  # each with its own shortfall
+    assert "112.31 GiB" in unfit[0] and "48.56 GiB" in unfit[1]
+    assert sum("efficiencies are assumed to carry over" in n for n in notes) == 1  # shared: said once, unlabelled
