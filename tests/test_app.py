@@ -257,50 +257,34 @@ def test_an_api_call_builds_no_block_configuration():
         BlocksConfig.config_for_block = staticmethod(real)
 
 
-def test_the_pages_stream_does_not_slow_the_engines(cpu_app, client):
-    """A headless client receives exactly what the page receives (the undocumented /ui_run event) and
-    renders nothing: the decode speeds it is shown are not slower than /compare's for the same request
-    beyond run-to-run noise (medians of four runs each, interleaved, after one untimed run of each). Formatting the page's updates must not take the engines' CPU."""
+def test_the_pages_stream_updates_at_most_every_half_second(cpu_app):
+    """A headless client receives exactly what the page receives (the undocumented /ui_run event): its updates
+    come at most every 0.5 s of the run, however fast or slow the machine, so formatting the page cannot take
+    the engines' CPU token by token. (A decode-speed comparison would be a timed test: on a 2-core runner one
+    24-token run varies by about 12% either way.)"""
     import json
-    import re
-    import statistics
+    import time
 
     import httpx
 
     prompt, max_tokens = "Explain in two sentences why FP8 inference can be faster.", 24
-
-    def through_the_page() -> list[float]:
-        with httpx.Client(timeout=300) as http:
-            event_id = http.post(f"{cpu_app}gradio_api/call/ui_run", json={"data": [
-                prompt, "fair", True, 0.0, 1.0, 0, max_tokens, 0, 1.0, 0.0, 0.0, ""]}).json()["event_id"]
-            last, event = None, None
-            with http.stream("GET", f"{cpu_app}gradio_api/call/ui_run/{event_id}") as stream:
-                for line in stream.iter_lines():
-                    if line.startswith("event:"):
-                        event = line[6:].strip()
-                    elif line.startswith("data:") and event in ("generating", "complete"):
-                        last = json.loads(line[5:])
-                        if event == "complete":
-                            break
-        return [float(re.search(r"decode \*\*([\d.]+) tok/s", last[i]).group(1)) for i in (2, 4)]
-
-    def through_the_api() -> list[float]:
-        out = client.predict(prompt, 0.0, 1.0, 0, max_tokens, 0, 1.0, 0.0, 0.0, "", "fair", True, api_name="/compare")
-        return [c["decode_tok_s"] for c in out["columns"]]
-
-    through_the_page(), through_the_api()  # untimed: the first of each pays for warm-up
-    page, api = [], []
-    for i in range(4):  # interleaved, the order alternating, so a slow moment of the machine hits both
-        first, second = (through_the_page, through_the_api) if i % 2 == 0 else (through_the_api, through_the_page)
-        a, b = first(), second()
-        page.append(a if first is through_the_page else b)
-        api.append(b if first is through_the_page else a)
-    for column in (0, 1):
-        seen, reference = statistics.median(p[column] for p in page), statistics.median(a[column] for a in api)
-        # One-sided (the page's work must not slow the engines) and 15%: on a 2-core runner one 24-token
-        # run varies by about ±12% either way (seen locally: medians 12% apart in both directions), so a
-        # 10% gate would fail on noise; the UI at 4 updates/s read ~17% slow, which this still catches.
-        assert seen >= 0.85 * reference, (column, page, api)
+    with httpx.Client(timeout=300) as http:
+        event_id = http.post(f"{cpu_app}gradio_api/call/ui_run", json={"data": [
+            prompt, "fair", True, 0.0, 1.0, 0, max_tokens, 0, 1.0, 0.0, 0.0, ""]}).json()["event_id"]
+        updates, event, last, start = 0, None, None, time.monotonic()
+        with http.stream("GET", f"{cpu_app}gradio_api/call/ui_run/{event_id}") as stream:
+            for line in stream.iter_lines():
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:") and event in ("generating", "complete"):
+                    updates += event == "generating"
+                    last = json.loads(line[5:])
+                    if event == "complete":
+                        break
+        wall = time.monotonic() - start
+    assert "decode **" in last[2] and "decode **" in last[4]  # both columns finished, with their speeds
+    # 2 x 24 tokens one by one would be 48 updates or more; throttled: one per 0.5 s, and the start and the end
+    assert updates <= wall / 0.5 + 3, (updates, wall)
 
 
 def _sse(response) -> list[tuple[str, dict]]:
