@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
+from functools import lru_cache
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -80,9 +81,14 @@ def ratio_table(rows: list[SpeedRow]) -> tuple[str, int]:
 
 
 def is_moe(row: SpeedRow) -> bool:
+    return _has_experts(row.model)
+
+
+@lru_cache(maxsize=None)
+def _has_experts(model: str) -> bool:  # one spec per model, not per row
     from planner.models import model_spec
 
-    return bool(model_spec(row.model).num_experts)
+    return bool(model_spec(model).num_experts)
 
 
 def main() -> int:

@@ -159,6 +159,10 @@ class _Column:
                               "done" if finished else self.status, self.error)
 
 
+def _waiting_status(ahead: int) -> str:
+    return f"waiting for its turn ({ahead} request{'s' if ahead != 1 else ''} ahead)" if ahead else "waiting for its turn"
+
+
 async def compare(engines: Sequence[Engine], prompts: Sequence[str], sampling: SamplingSettings, *,
                   mode: str = "fair", phases: EnginePhases | None = None, chat: bool = False,
                   min_interval_s: float = 0.1) -> AsyncIterator[tuple[ColumnSnapshot, ...]]:
@@ -192,9 +196,7 @@ async def compare(engines: Sequence[Engine], prompts: Sequence[str], sampling: S
         engine, column = engines[index], columns[index]
         try:
             if phases is not None and phase is not None:
-                ahead = phases.ahead_of(phase)
-                column.status = f"waiting for its turn ({ahead} request{'s' if ahead != 1 else ''} ahead)" \
-                    if ahead else "waiting for its turn"
+                column.status = _waiting_status(phases.ahead_of(phase))
                 changed.set()
                 async with phases.turn(phase):
                     column.status = "streaming"
@@ -219,9 +221,7 @@ async def compare(engines: Sequence[Engine], prompts: Sequence[str], sampling: S
     elif race_phase is not None:  # every engine at once, in one turn of the queue
         async def race() -> None:
             for column in columns:
-                ahead = phases.ahead_of(race_phase)
-                column.status = f"waiting for its turn ({ahead} request{'s' if ahead != 1 else ''} ahead)" \
-                    if ahead else "waiting for its turn"
+                column.status = _waiting_status(phases.ahead_of(race_phase))
             changed.set()
             async with phases.turn(race_phase):
                 await asyncio.gather(*(run_column(i, None) for i in range(len(engines))))

@@ -161,9 +161,7 @@ class Playground:
         live = await self._ready_engines(wanted, partial=len(wanted) > 1)
         chat = chat and all(e.info.chat_template for e in live if not isinstance(e, UnavailableEngine))
         check_request(live, prompts, sampling, chat)
-        if self._phases is None:
-            self._phases = EnginePhases(len(self.engines) + 1)  # each engine's turn, then the race's
-        phases = self._phases if len(live) == len(self.engines) else None
+        phases = self.phases if len(live) == len(self.engines) else None
         final = None
         async for final in self.runtime.stream(lambda: compare(live, prompts, sampling, mode=mode if phases else "race",
                                                                phases=phases, chat=chat)):

@@ -168,7 +168,7 @@ def speed_section(models_dir: str | None, plan_inputs: list):
         prompt_len = gr.Number(value=512, precision=0, label="Prompt tokens", info="per request; sets TTFT and the KV read")
         output_len = gr.Number(value=256, precision=0, label="Output tokens", info="per request")
     speed_md = gr.Markdown(elem_id="plan-speed")
-    speed_plot = gr.Plot(label="Predicted tok/s vs batch", show_label=False, elem_id="plan-speed")  # the figure has its own title
+    speed_plot = gr.Plot(label="Predicted tok/s vs batch", show_label=False, elem_id="plan-speed-chart")  # the figure has its own title
 
     def on_speed(model_name, pasted_text, gpu_choice, util_v, mml_v, tp_v, eager_v, prompt_v, output_v):
         from planner.calibrate import calibration_for, version_note
