@@ -38,7 +38,8 @@
 #   .lcw           llm-compressor 0.14.0.1 and what it imports beyond the host's image (compressed-tensors 0.19.0, its
 #                  pin; datasets; multiprocess), 1.4 MB, written by app-wheels; installed into /tmp/lcsite and seen only
 #                  by the process that writes the FP8 checkpoint (vLLM keeps the compressed-tensors 0.17.0 it brings).
-# Environment knobs: MAX_MODEL_LEN / DTYPE / ARGS / EAGER / TAG (planner-rows, load-trace), USERS (web, remote-engines).
+# Environment knobs: MAX_MODEL_LEN / DTYPE / ARGS / EAGER / TAG (planner-rows, load-trace), USERS (web, remote-engines),
+# MOE_ROUTING (sweep: vLLM's MoE routing simulator, uniform_random unless set empty).
 set -u
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export PYTHONPATH=/tmp/site:/tmp/appsite:$PWD VLLM_USE_FLASHINFER_SAMPLER=0 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
@@ -208,6 +209,12 @@ PY
     grep -aE "^(---|BF16|FP8 |token)|started in|Error|Traceback" "$L/answers.log" | head -30 ;;
   sweep)  # 1,8,64,256 x 512 in / 256 out, three precisions, median of 3 (bench args after MODEL change it)
     begin || exit 3
+    # Dummy weights need not route as trained ones do (their router logits are tiny and nearly equal): Qwen3-30B-A3B's
+    # FP8 batch-64 step took less than the HBM time of the experts uniform routing reads. vLLM's routing simulator
+    # draws each token's experts uniformly at random (fused_moe/router/routing_simulator_router.py); MOE_ROUTING=
+    # (empty) keeps the model's own router.
+    export VLLM_MOE_ROUTING_SIMULATION_STRATEGY=${MOE_ROUTING-uniform_random}
+    echo "MoE routing: ${VLLM_MOE_ROUTING_SIMULATION_STRATEGY:-the model's router} (VLLM_MOE_ROUTING_SIMULATION_STRATEGY)"
     m=${1:?usage: gpu.sh sweep MODEL [playground.bench args]}; shift
     sweep "$m" --model "$(model_dir "$m")" --max-model-len 1024 "$@" ;;
   overhead)  # the playground's harness against plain vllm.LLM.generate

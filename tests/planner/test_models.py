@@ -13,6 +13,18 @@ def test_catalog_holds_the_popular_models_with_their_sources():
         assert model_spec(wanted).source.startswith("https://huggingface.co/")
 
 
+def test_catalog_holds_the_published_pre_quantized_checkpoints_with_their_ids():
+    from planner.models import catalog_hf_ids
+
+    ids = catalog_hf_ids()
+    for name, method in [("llama-3.1-8b-instruct-fp8-dynamic", "compressed-tensors"), ("qwen3-8b-fp8", "fp8"),
+                         ("qwen3-32b-fp8", "fp8"), ("gpt-oss-20b", "mxfp4"), ("gpt-oss-120b", "mxfp4"),
+                         ("deepseek-v3", "fp8")]:
+        spec = model_spec(name)
+        assert spec.quant is not None and spec.quant.method == method, name
+        assert spec.source.startswith("https://huggingface.co/") and "/" in ids[name], name
+
+
 @pytest.mark.parametrize("name, params", [
     ("llama-2-7b", 6_738_415_616),  # the published 6.74 B
     ("llama-3-8b", 8_030_261_248),  # the published 8.03 B

@@ -41,6 +41,14 @@ def test_compressed_tensors_fp8_channel_keeps_a_float32_scale_per_output_row():
     assert one_linear("llama-3.1-8b-instruct-fp8-dynamic") == 131_072 + 256 * 4 == 132_096
 
 
+def test_compressed_tensors_fp8_block_scales_one_float32_per_128x128_tile():
+    # llama-3.1-8b-instruct-fp8-block (llm-compressor's FP8_BLOCK): 384 x 200 float8 = 76,800; weight_scale
+    # (ceil(384/128)=3, ceil(200/128)=2) float32 = 24; activations dynamic in groups of 128: no input_scale
+    assert one_linear("llama-3.1-8b-instruct-fp8-block", out=384, inp=200) == 384 * 200 + 3 * 2 * 4 == 76_824
+    s = scheme("llama-3.1-8b-instruct-fp8-block")
+    assert (s.method, s.granularity, s.block, s.activations) == ("compressed-tensors", "block", (128, 128), "dynamic")
+
+
 def test_compressed_tensors_fp8_static_tensor_adds_an_input_scale():
     assert one_linear("llama-3.1-8b-instruct-fp8-kv") == 131_072 + 4 + 4
 

@@ -86,6 +86,20 @@ def test_three_columns_share_one_gpu_each_with_the_kv_it_needs():
     assert "3 engines on one GPU" in views.resident_split_text(split)
 
 
+def test_a_pre_quantized_column_gets_the_share_its_own_scheme_needs():
+    # the published FP8-dynamic checkpoint beside its 16-bit original: sized by its config.json (8.5 GiB of
+    # weights, not 15), so its share is the online FP8 twin's, not the 16-bit one's
+    spec, ckpt = model_spec("llama-3.1-8b"), model_spec("llama-3.1-8b-instruct-fp8-dynamic")
+    columns = three_columns()[:2] + [("FP8 checkpoint", ckpt, EngineConfig(model=ckpt.name, dtype="bfloat16"))]
+    split = resident_split(columns, H200, batch_size=16, context_len=1024)
+    assert split.fits and split.labels[2] == "FP8 checkpoint"
+    bf16, online, checkpoint = split.plans
+    assert checkpoint.weights_bytes < 0.6 * bf16.weights_bytes
+    assert abs(checkpoint.weights_bytes - online.weights_bytes) < 0.05 * online.weights_bytes
+    assert split.utilizations[2] < split.utilizations[0]
+    assert "compressed-tensors" in checkpoint.weights_scheme
+
+
 def test_more_columns_than_fit_get_the_planners_message_naming_each_need():
     big = three_columns("llama-3.1-70b")
     split = resident_split(big, H200, batch_size=16, context_len=1024)
