@@ -269,18 +269,38 @@ def _said(text: str) -> str:
     return escape(str(text), quote=False)
 
 
+def _weights(info) -> str:
+    """How a GPU or remote engine stores its weights: vLLM's dtype is both its weights' and its compute's."""
+    quant = str(info.quantization or "")
+    return "FP8 weights" if quant.startswith("fp8") else f"{_said(quant)} weights" if quant else \
+        f"{_said(str(info.dtype).split(' (')[0])} weights"
+
+
+def _cpu_precision(info) -> str:
+    """What the CPU engine holds and what it computes in, which differ here: the weights are 16-bit or
+    rounded to FP8, the matmuls run in the dtype measured fastest on this CPU at start-up."""
+    compute = _said(str(info.dtype).split(" (")[0])
+    quant = str(info.quantization or "")
+    if "FP8 from config.json" in quant:  # an FP8 checkpoint: its own E4M3 weights and scales
+        return f"FP8 weights (E4M3, from the checkpoint), computed in {compute}"
+    if quant.startswith("fp8"):  # online FP8: the 16-bit weights rounded onto the E4M3 grid in this process
+        return f"FP8 weights (E4M3, rounded once at load), computed in {compute}"
+    if quant:  # another checkpoint method, decompressed at load
+        return f"{_said(quant.split(' (')[0])} weights decompressed to 16-bit, computed in {compute}"
+    return f"16-bit model computed in {compute}"
+
+
 def engine_line(engine) -> str:
-    """One engine as a person says it ("FP8: SmolLM2-135M-Instruct, FP8 weights, on the CPU"), the
-    engine's own parameter names one click away. ``engine`` is a runtime.SupervisedEngine."""
+    """One engine as a person says it ("FP8: SmolLM2-135M-Instruct, FP8 weights (E4M3, rounded once at
+    load), computed in bfloat16 on this CPU"), the engine's own parameter names one click away. ``engine`` is a runtime.SupervisedEngine."""
     info = engine.info
     if not engine.ready:
         return f"<p>{_said(engine.status_line())}</p>"
     model = str(info.model).removesuffix(" (CPU)").rstrip("/").rsplit("/", 1)[-1]
-    weights = "FP8 weights" if str(info.quantization or "").startswith("fp8") else \
-        f"{info.quantization} weights" if info.quantization else f"{str(info.dtype).split(' (')[0]} weights"
     kv = ", FP8 KV cache" if str(info.kv_cache_dtype).startswith("fp8") else ""
     room = f", room for {info.kv_tokens:,} tokens of KV cache" if info.kv_tokens else ""
-    where = info.gpu_name or "the CPU"
+    precision = f"{_cpu_precision(info)} on this CPU" if info.backend == "cpu" else \
+        f"{_weights(info)}{kv}, on {_said(info.gpu_name or 'the CPU')}"
     restarts = f" (restarted {engine.restarts}x)" if engine.restarts else ""
     facts = [("backend", info.backend), ("model", info.model), ("dtype", info.dtype),
              ("quantization", info.quantization or "none"), ("kv_cache_dtype", info.kv_cache_dtype),
@@ -289,7 +309,7 @@ def engine_line(engine) -> str:
         facts.append(("gpu_memory_utilization", info.gpu_memory_utilization))
     facts += [("note", n) for n in (*info.notes, info.planner_note) if n]
     details = "".join(f"<li><code>{_said(k)}</code>: {_said(v)}</li>" for k, v in facts)
-    return (f"<details><summary><b>{_said(info.label)}</b>: {_said(model)}, {weights}{kv}, on {_said(where)}{room}"
+    return (f"<details><summary><b>{_said(info.label)}</b>: {_said(model)}, {precision}{room}"
             f"{restarts}</summary><ul>{details}</ul></details>")
 
 

@@ -160,3 +160,43 @@ def test_gpu_wording_only_where_there_is_a_gpu():
         "model": "m", "gpu": "G", "bf16_decode_tok_s": 1, "fp8_decode_tok_s": 1, "fp8_over_bf16": 1, "date": "d",
         "what": "w", "weights": "x", "source": "s", "command": "c"}]).split("**FP8 on a GPU")[0].replace(
         "this machine has no GPU", "")
+
+
+class _ReadyEngine:
+    """What engine_line reads of a runtime.SupervisedEngine: a started engine's info."""
+
+    ready, restarts = True, 0
+
+    def __init__(self, info):
+        self.info = info
+
+
+def _cpu_info(label: str, quantization: str | None, dtype: str = "float32 (the faster on this CPU)"):
+    from playground.engines.base import EngineInfo
+
+    return EngineInfo(backend="cpu", label=label, model="SmolLM2-135M-Instruct (CPU)", dtype=dtype,
+                      quantization=quantization, kv_cache_dtype=dtype.split(" ")[0], max_model_len=2048)
+
+
+def test_the_cpu_engine_line_names_the_compute_dtype_apart_from_the_weights():
+    plain = views.engine_line(_ReadyEngine(_cpu_info("16-bit", None)))
+    fp8 = views.engine_line(_ReadyEngine(_cpu_info("FP8", "fp8 emulated: E4M3 weights …", "bfloat16 (the faster on this CPU)")))
+    summary = lambda line: line.split("<summary>")[1].split("</summary>")[0]  # noqa: E731
+    assert summary(plain) == "<b>16-bit</b>: SmolLM2-135M-Instruct, 16-bit model computed in float32 on this CPU"
+    assert summary(fp8) == ("<b>FP8</b>: SmolLM2-135M-Instruct, FP8 weights (E4M3, rounded once at load), "
+                            "computed in bfloat16 on this CPU")
+    assert "float32 weights" not in plain and "GPU" not in plain + fp8
+
+
+def test_a_cpu_column_from_an_fp8_checkpoint_says_its_weights_came_from_the_checkpoint():
+    info = _cpu_info("ckpt", "compressed-tensors FP8 from config.json: the checkpoint's E4M3 weights and scales")
+    assert "FP8 weights (E4M3, from the checkpoint), computed in float32 on this CPU" in views.engine_line(_ReadyEngine(info))
+
+
+def test_a_gpu_engine_line_says_its_weights_kv_cache_and_gpu():
+    from playground.engines.base import EngineInfo
+
+    info = EngineInfo(backend="vllm", label="FP8", model="meta-llama/Llama-3.1-8B", dtype="bfloat16", quantization="fp8",
+                      kv_cache_dtype="fp8", max_model_len=4096, kv_tokens=100_000, gpu_name="NVIDIA H200")
+    assert ("<b>FP8</b>: Llama-3.1-8B, FP8 weights, FP8 KV cache, on NVIDIA H200, room for 100,000 tokens of KV cache"
+            in views.engine_line(_ReadyEngine(info)))
