@@ -115,17 +115,12 @@ def plan_table(p: MemoryPlan) -> str:
     extra = "".join(f"\n- Note: {w}" for w in p.warnings)
     if p.advice:
         extra += "\n\n**Configurations that fit** (pick one below to apply it):" + "".join(
-            f"\n- {s.change}: {s.kv_tokens - _spread(p, s):,}+ KV tokens" + (f" ({s.why})" if s.why else "")
+            f"\n- {s.change}: {s.kv_tokens_low:,}+ KV tokens" + (f" ({s.why})" if s.why else "")
             for s in p.advice)
     elif not p.fits:
         extra += "\n\nNo configuration of up to 8 GPUs fits: choose a smaller model."
     line = serve_line(p)
     return f"{verdict}\n\n{table}\n{extra}" + (f"\n\n{line}" if line else "")
-
-
-def _spread(p: MemoryPlan, s) -> int:
-    """A suggestion's ± at the plan's relative spread (the figures stay the conservative end, as in the verdict)."""
-    return round(s.kv_tokens * p.kv_tokens_spread / p.kv_tokens) if p.kv_tokens > 0 else 0
 
 
 def split_text(split: SideBySideSplit) -> str:
@@ -406,8 +401,13 @@ def headline_placeholder(backend: str) -> str:
     return "_Run a prompt: each engine's decode speed against the first column's appears here._"
 
 
+def device_words(backend: str) -> str:
+    """What the engines of a backend share, said so that a CPU run claims no GPU."""
+    return "the CPU" if backend == "cpu" else "the GPU"
+
+
 def mode_choices(backend: str) -> list[tuple[str, str]]:
     """The timing modes in words that name what the engines share (a CPU run claims no GPU)."""
-    device = "the CPU" if backend == "cpu" else "the GPU"
+    device = device_words(backend)
     return [(f"Fair: one engine after the other, each with {device} to itself", "fair"),
             (f"Race: both at once, sharing {device} (slower than alone)", "race")]

@@ -94,6 +94,22 @@ def test_only_the_documented_endpoints_are_published(client):
     assert published == sorted(f"/{e}" for e in (*ENDPOINTS, "direct_load"))
 
 
+@pytest.mark.parametrize("backend, device", [("cpu", "the CPU"), ("vllm", "the GPU")])
+def test_the_compare_api_docs_name_what_the_engines_share_on_this_backend(backend, device):
+    """Gradio shows each endpoint's description as its API docs: a CPU run's claim no GPU."""
+    import gradio as gr
+    from types import SimpleNamespace
+
+    from playground.ui import api
+
+    with gr.Blocks() as demo:
+        api.register(SimpleNamespace(backend=backend), None)
+    docs = demo.get_api_info()["named_endpoints"]
+    assert f"with {device} to itself" in docs["/compare"]["description"]
+    if backend == "cpu":
+        assert "GPU" not in docs["/compare"]["description"] + docs["/generate"]["description"]
+
+
 def test_the_page_answers_while_the_engines_are_still_loading(cpu_app):
     from conftest import CPU_APP_STARTUP
 

@@ -214,7 +214,7 @@ class BenchmarkService:
         (done counts them, out of total) and every engine start, cancellation or failure."""
         spec.validate(max_model_len, names)
         if not self._busy.acquire(blocking=False):
-            raise RequestError("benchmark", "a sweep is already running on this GPU; wait for it or cancel it")
+            raise RequestError("benchmark", "a sweep is already running on these engines; wait for it or cancel it")
         self.cancel_event.clear()
         points: list[PointResult] = []
         status = "complete"

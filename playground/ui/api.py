@@ -85,15 +85,20 @@ async def generate_results(playground: Playground, prompt: str | None = None, en
             yield partial["columns"][0] | {"partial": True}
 
 
+def compare_doc(backend: str) -> str:
+    """/compare's documentation, naming what the engines share on this backend (no GPU on a CPU run)."""
+    device = views.device_words(backend)
+    return (f"Run prompts (separate several with a line '---') through both engines. mode 'fair' times each "
+            f"engine with {device} to itself; 'race' runs both at once, sharing {device}. Streams partial results "
+            "(texts so far), then the final one: texts, metrics per engine, decode_ratio (second / first) and, at "
+            "temperature 0, the quality diff per prompt. A client that goes away stops the request in the engines.")
+
+
 def register(playground: Playground, models_dir: str | None, *, load_test: bool = False) -> None:
     async def compare(prompts: str, temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0,
                       max_tokens: int = 64, seed: int = 0, repetition_penalty: float = 1.0,
                       presence_penalty: float = 0.0, frequency_penalty: float = 0.0, stop: str = "",
                       mode: str = "fair", chat_template: bool = True) -> dict:  # Gradio reads the hint per yield
-        """Run prompts (separate several with a line '---') through both engines. mode 'fair' times each
-        engine with the GPU to itself; 'race' runs both at once. Streams partial results (texts so far),
-        then the final one: texts, metrics per engine, decode_ratio (second / first) and, at temperature 0,
-        the quality diff per prompt. A client that goes away stops the request in the engines."""
         try:
             async for answer in compare_results(playground, prompts, temperature, top_p, top_k, max_tokens, seed,
                                                 repetition_penalty, presence_penalty, frequency_penalty, stop,
@@ -171,7 +176,7 @@ def register(playground: Playground, models_dir: str | None, *, load_test: bool 
                 "vllm_serve_command_pinned": answer.pinned_serve_command}
 
     def engines() -> list[dict]:
-        """The engines: backend, model, dtype, quantization, KV tokens, GPU, start-up stage."""
+        """The engines: backend, model, dtype, quantization, KV tokens, the GPU where there is one, start-up stage."""
         return playground.engine_facts()
 
     async def benchmark(concurrency: str = "1,8", input_len: int = 512, output_len: int = 128, repeats: int = 3,
@@ -197,7 +202,7 @@ def register(playground: Playground, models_dir: str | None, *, load_test: bool 
         return {"run": meta, "points": rows}
 
     for fn in (compare, generate, plan, plan_precisions, plan_need, engines, benchmark, history):
-        gr.api(fn, api_name=fn.__name__)
+        gr.api(fn, api_name=fn.__name__, api_description=compare_doc(playground.backend) if fn is compare else None)
 
     if load_test:  # only with --load-test: a burst of engine work on request is not for public links
         async def direct_load(api: str = "generate", users: int = 1, prompt: str = "Hello", max_tokens: int = 128,
