@@ -86,7 +86,9 @@ def format_plan(p: MemoryPlan, batch: int, context: int, batch_size: int, longes
         ("verdict", ("FITS: " if p.fits else "DOES NOT FIT: ") + p.reason),
     ]
     rows += [("warning", w) for w in p.warnings]
-    rows += [("try", f"{a.change}: {a.kv_tokens:,} KV tokens; {a.config.command('serve')}") for a in p.advice]
+    # the figure the suggestion's own verdict counts on, and why its numbers are what they are
+    rows += [("try", f"{a.change}: {a.kv_tokens_low:,}+ KV tokens ({a.why}); {a.config.command('serve')}")
+             for a in p.advice]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 

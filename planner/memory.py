@@ -85,6 +85,12 @@ class Suggestion:
     config: EngineConfig
     kv_tokens: int
     why: str = ""  # why these numbers: what the change buys, and where its value comes from
+    kv_tokens_spread: int = 0  # the ± of the suggestion's own plan
+
+    @property
+    def kv_tokens_low(self) -> int:
+        """The figure its plan's verdict counts on (the low end of the ±), as the page shows once applied."""
+        return self.kv_tokens - self.kv_tokens_spread
 
 
 @dataclass(frozen=True)
@@ -206,7 +212,7 @@ class MemoryPlan:
         out.update(engine=asdict(self.config), kv_concurrency=self.kv_concurrency,
                    max_concurrent_seqs=self.max_concurrent_seqs, shortfall_bytes=self.shortfall_bytes,
                    vllm_serve_command=self.config.command("serve"),
-                   advice=[{"change": s.change, "kv_tokens": s.kv_tokens, "why": s.why, "engine": asdict(s.config),
+                   advice=[{"change": s.change, "kv_tokens": s.kv_tokens, "kv_tokens_spread": s.kv_tokens_spread, "why": s.why, "engine": asdict(s.config),
                             "vllm_serve_command": s.config.command("serve")} for s in self.advice])
         return out
 
@@ -776,7 +782,7 @@ def suggestions(spec: ModelSpec, gpu: GpuSpec, failed: EngineConfig, calibration
         except PlannerError:
             continue
         if trial.fits:
-            found.append(Suggestion(change, trial.config, trial.kv_tokens, why))
+            found.append(Suggestion(change, trial.config, trial.kv_tokens, why, trial.kv_tokens_spread))
             fitted.append(fields)
         if len(found) >= limit:
             break

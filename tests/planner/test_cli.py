@@ -109,3 +109,16 @@ def test_a_plan_that_does_not_fit_prints_each_fix_as_a_serve_line():
     assert tries and all("vllm serve tiiuae/Falcon-H1-7B-Instruct " in line and "Suggestion(" not in line for line in tries)
     assert "--max-num-seqs" in tries[0]
     assert "state per sequence  1 block (" in out.stdout  # the hybrid's Mamba state, whatever the length
+
+
+def test_each_try_row_says_why_and_carries_the_kv_figure_its_verdict_counts_on():
+    from planner import gpu_preset, plan
+
+    out = run("--model", "qwen3-32b", "--gpu", "rtx-4090", "--max-model-len", "4096")
+    tries = [line for line in out.stdout.splitlines() if line.startswith("try")]
+    advice = plan("qwen3-32b", gpu_preset("rtx-4090"), max_model_len=4096).advice
+    assert out.returncode == 1 and len(tries) == len(advice) > 0, out.stdout
+    for line, s in zip(tries, advice):
+        applied = plan(s.config, gpu_preset("rtx-4090"))
+        low = applied.kv_tokens - applied.kv_tokens_spread  # what the verdict says once the suggestion is applied
+        assert f"{s.change}: {low:,}+ KV tokens ({s.why}); vllm serve Qwen/Qwen3-32B " in line, line

@@ -63,6 +63,25 @@ def test_a_model_too_big_for_the_gpu_says_by_how_much_and_suggests_configuration
         assert plan(s.config, gpu_preset("rtx-4090")).fits  # every suggestion is a whole configuration that fits
 
 
+def test_a_change_that_fits_alone_is_suggested_without_a_lower_utilization_beside_it():
+    """Qwen3-32B on an RTX 4090 (the issue's pasted model): four GPUs at 0.9 fit with 61,744 KV tokens;
+    the same four at 0.85 would fit too, with 42,480, and only cost KV cache."""
+    p = plan("qwen3-32b", gpu_preset("rtx-4090"), max_model_len=4096)
+    four = [s for s in p.advice if s.config.tensor_parallel_size == 4]
+    assert [(s.change, s.config.gpu_memory_utilization) for s in four] == [("tensor_parallel_size=4 (4 GPUs)", 0.9)]
+    assert four[0].kv_tokens == 61_744 and "0.85" not in four[0].why
+    assert plan("qwen3-32b", gpu_preset("rtx-4090"), max_model_len=4096, tensor_parallel_size=4,
+                gpu_memory_utilization=0.85).kv_tokens == 42_480  # the add-on's cost
+
+
+def test_a_suggestions_kv_figure_is_the_one_its_own_verdict_counts_on():
+    p = plan("qwen3-32b", gpu_preset("rtx-4090"), max_model_len=4096)
+    assert p.advice
+    for s in p.advice:
+        applied = plan(s.config, gpu_preset("rtx-4090"))
+        assert s.kv_tokens_low == applied.kv_tokens - applied.kv_tokens_spread and f"{s.kv_tokens_low:,}+ KV tokens" in applied.reason
+
+
 def test_fp8_kv_with_float16_on_hopper_is_refused_with_the_fix():
     with pytest.raises(PlannerError, match="bfloat16"):
         plan("llama-3-8b", H100, kv_cache_dtype="fp8", dtype="float16")

@@ -98,6 +98,18 @@ def test_a_plan_that_does_not_fit_shows_one_shortfall_and_prints_the_suggested_l
     assert all(s.why and f"({s.why})" in text for s in p.advice)
 
 
+def test_each_suggestion_carries_the_kv_figure_its_own_verdict_will_show():
+    """Once applied, the plan's verdict says 'N+ KV tokens': the list of suggestions says the same N (a
+    plan that does not fit has no KV tokens of its own to scale a ± from)."""
+    p = plan(model_spec("qwen3-32b"), gpu_preset("rtx-4090"), max_model_len=4096)
+    text = views.plan_table(p)
+    assert p.kv_tokens == 0 and p.advice
+    for s in p.advice:
+        applied = plan(s.config, gpu_preset("rtx-4090"))
+        figure = applied.reason.split(" KV tokens")[0]
+        assert f"\n- {s.change}: {figure} KV tokens ({s.why})" in text, (figure, text)
+
+
 def test_a_pasted_config_prints_a_placeholder_for_the_model_not_its_label():
     import json
 
