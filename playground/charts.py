@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import textwrap
 from collections.abc import Sequence
 from functools import lru_cache
@@ -122,6 +123,28 @@ def speedup(points: Sequence[dict], baseline: str = "fp16") -> go.Figure:
                    f"× {baseline}'s output tok/s")
 
 
+LOG_STEPS = tuple(m * 10.0 ** e for e in range(-3, 8) for m in (1, 2, 5))  # ms: 0.001 to 5e7
+
+
+def _log_ticks(values: Sequence[float]) -> list[float]:
+    """A log axis's labels: the 1-2-5 steps from the one at or below the smallest value to the one at or
+    above the largest (at least two), only the powers of ten where more would crowd. Plotly's own labels
+    for a narrow log range are every hundred ("400 500 600 700" drawn over each other on a phone)."""
+    values = [v for v in values if v is not None and v > 0]
+    if not values:
+        return []
+    low = max((i for i, s in enumerate(LOG_STEPS) if s <= min(values)), default=0)
+    high = min((i for i, s in enumerate(LOG_STEPS) if s >= max(values)), default=len(LOG_STEPS) - 1)
+    ticks = list(LOG_STEPS[low:max(high, low + 1) + 1])
+    if len(ticks) <= 7:
+        return ticks
+    return [10.0 ** e for e in range(math.floor(math.log10(ticks[0])), math.ceil(math.log10(ticks[-1])) + 1)]
+
+
+def _tick_text(value: float) -> str:
+    return f"{value:,.0f}" if value >= 1 else f"{value:g}"
+
+
 def latency(points: Sequence[dict]) -> go.Figure:
     """TTFT and TPOT percentiles (ms) per precision and concurrency."""
     fig = go.Figure()
@@ -139,7 +162,11 @@ def latency(points: Sequence[dict]) -> go.Figure:
                                 name=name, line=dict(color=COLORS.get(precision), dash=dash),
                                 opacity=1.0 if pct == "p50" else 0.5,
                                 hovertemplate=f"{name} · %{{x}} in flight: %{{y:,.1f}} ms<extra></extra>")
+    ticks = _log_ticks([y for trace in fig.data for y in trace.y])
     fig.update_yaxes(type="log")
+    if ticks:  # the range a little beyond the outer labels, so that no point sits on the frame
+        fig.update_yaxes(tickvals=ticks, ticktext=[_tick_text(t) for t in ticks],
+                         range=[math.log10(ticks[0]) - 0.05, math.log10(ticks[-1]) + 0.05])
     _concurrency_axis(fig, points)
     title = ("Latency: TTFT (first token, solid), TPOT (per output token, dotted)" if timed else
              "Latency: TTFT (first token); TPOT undefined for one output token")

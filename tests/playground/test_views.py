@@ -133,6 +133,21 @@ def test_a_one_token_sweep_says_tpot_is_undefined_and_draws_no_tpot_line():
     assert fig.data and not any("TPOT" in trace.name for trace in fig.data) and "TPOT undefined" in fig.layout.title.text.replace("<br>", " ")
 
 
+def test_the_latency_chart_labels_its_log_axis_in_1_2_5_steps_around_every_point():
+    """A narrow range (a CPU sweep's 400-700 ms) got plotly's label every hundred, drawn over each other at 390 px."""
+    import math
+
+    from playground.charts import latency
+
+    rows = [{"precision": p, "concurrency": 1, "output_tok_s": 5.0, "ttft_p50_s": t, "ttft_p99_s": t * 1.2,
+             "tpot_p50_s": t / 1.5, "tpot_p99_s": t / 1.4} for p, t in (("fp16", 0.5), ("fp8", 0.58))]
+    axis = latency(rows).layout.yaxis
+    assert list(axis.tickvals) == [200, 500, 1000] and list(axis.ticktext) == ["200", "500", "1,000"]
+    values = [r[k] * 1000 for r in rows for k in r if k.startswith(("ttft", "tpot"))]
+    assert 10 ** axis.range[0] < min(values) and max(values) < 10 ** axis.range[1]
+    assert math.isclose(10 ** axis.range[0], 200 / 10 ** 0.05)
+
+
 def _snapshot(label, tok_s, n=20):
     """A finished column that decoded n tokens at tok_s after a 0.1 s first token."""
     from playground.compare import ColumnSnapshot
