@@ -5,7 +5,10 @@ field names: `/v1/models` (with max_model_len), `/tokenize` (text or chat messag
 `/v1/completions` (streamed SSE or not; token-id prompts; `return_token_ids`; vLLM's sampling
 extras; `prompt_logprobs`), `/v1/chat/completions` (the model's chat template), `usage` with prompt,
 completion and total tokens (also as the last chunk with `stream_options.include_usage`), `/metrics`
-(`vllm:cache_config_info`, `vllm:num_requests_running`) and `/health`. A client that goes away aborts its request in the engine, as vLLM's server does.
+(`vllm:cache_config_info`, `vllm:num_requests_running`, through prometheus_client) and `/health`. A
+request is checked as the app's /v1 checks it (playground/openai_protocol.py: a 400 in OpenAI's shape
+with `param` naming the field, a 429 when full). A client that goes away aborts its request in the
+engine, as vLLM's server does.
 
 `python -m playground.serve --backend cpu` runs it; the tests run it as a real server process.
 """
@@ -18,29 +21,19 @@ import json
 import time
 import uuid
 
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from playground.engines.base import GenerationRequest, RequestError, SamplingSettings
-
-
-def _error(status: int, message: str, kind: str = "BadRequestError", param: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": status}}, status_code=status)
-
-
-def sampling_from_body(body: dict) -> SamplingSettings:
-    top_k = int(body.get("top_k") or 0)
-    stop = body.get("stop") or ()
-    return SamplingSettings(
-        temperature=float(body.get("temperature", 1.0)), top_p=float(body.get("top_p", 1.0)),
-        top_k=0 if top_k < 0 else top_k, max_tokens=int(body.get("max_tokens") or 16),
-        seed=body.get("seed"), repetition_penalty=float(body.get("repetition_penalty", 1.0)),
-        presence_penalty=float(body.get("presence_penalty", 0.0)),
-        frequency_penalty=float(body.get("frequency_penalty", 0.0)),
-        stop=(stop,) if isinstance(stop, str) else tuple(stop), ignore_eos=bool(body.get("ignore_eos", False)),
-    ).validate()
+from playground.engines.base import GenerationRequest, RequestError
+from playground.openai_protocol import (
+    ApiError, chat_prompt_ids, choose_model, field, from_request_error, parse_request, read_body, sampling_for,
+)
+from playground.prom import CONTENT_TYPE
+from playground.service import MAX_IN_FLIGHT, check_room
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
@@ -48,23 +41,51 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
             "total_tokens": prompt_tokens + completion_tokens}
 
 
-def build_app(engine, model_name: str, api_key: str | None = None, *, drop_after_tokens: int | None = None) -> Starlette:
-    """``engine`` is started by the app's lifespan. ``drop_after_tokens`` (tests only) closes every
-    stream after that many tokens without finishing it, as a server that dies mid-answer would."""
-    running: set[str] = set()
+class _EngineGauges:
+    """vLLM's gauges that `--backend openai` reads, at scrape time: the cache's dtype as
+    ``vllm:cache_config_info`` labels (a CPU engine has no paged KV cache, so no block count) and the
+    requests running."""
+
+    def __init__(self, engine, model_name: str, running: set[str]):
+        self.engine, self.model_name, self.running = engine, model_name, running
+
+    def collect(self):
+        cache = GaugeMetricFamily("vllm:cache_config_info", "Information of the LLMEngine CacheConfig",
+                                  labels=["cache_dtype", "engine"])
+        cache.add_metric([self.engine.info.kv_cache_dtype, "0"], 1.0)
+        running = GaugeMetricFamily("vllm:num_requests_running", "Requests generating in the engine now.",
+                                    labels=["engine", "model_name"])
+        running.add_metric(["0", self.model_name], float(len(self.running)))
+        yield from (cache, running)
+
+
+def build_app(engine, model_name: str, api_key: str | None = None, *, drop_after_tokens: int | None = None,
+              max_in_flight: int = MAX_IN_FLIGHT) -> Starlette:
+    """``engine`` is started by the app's lifespan. Requests are checked as the app's /v1 checks them
+    (playground/openai_protocol.py); past ``max_in_flight`` at once a caller gets a 429. ``drop_after_tokens``
+    (tests only) closes every stream after that many tokens without finishing it, as a server that dies
+    mid-answer would."""
+    running: set[str] = set()  # requests generating now (/metrics)
+    admitted: set[str] = set()  # requests between their admission and their answer's end (back-pressure)
+    registry = CollectorRegistry()
+    registry.register(_EngineGauges(engine, model_name, running))
 
     def authorized(request: Request) -> bool:
         return api_key is None or request.headers.get("authorization") == f"Bearer {api_key}"
 
+    def unauthorized() -> Response:
+        return ApiError(401, "not authenticated: send Authorization: Bearer <the --api-key-env key>", None,
+                        "authentication_error").response()
+
     async def models(request: Request) -> Response:
         if not authorized(request):
-            return _error(401, "Unauthorized", "AuthenticationError")
+            return unauthorized()
         return JSONResponse({"object": "list", "data": [
             {"id": model_name, "object": "model", "owned_by": "playground", "max_model_len": engine.info.max_model_len}]})
 
     async def tokenize(request: Request) -> Response:
         if not authorized(request):
-            return _error(401, "Unauthorized", "AuthenticationError")
+            return unauthorized()
         body = await request.json()
         from playground.engines.cpu_engine import prompt_ids
 
@@ -75,65 +96,60 @@ def build_app(engine, model_name: str, api_key: str | None = None, *, drop_after
             ids = await asyncio.to_thread(prompt_ids, str(body.get("prompt", "")), False)
         return JSONResponse({"count": len(ids), "max_model_len": engine.info.max_model_len, "tokens": ids})
 
-    async def completions(request: Request) -> Response:
-        if not authorized(request):
-            return _error(401, "Unauthorized", "AuthenticationError")
-        body = await request.json()
-        if body.get("model") not in (None, model_name):
-            return _error(404, f"The model `{body.get('model')}` does not exist.", "NotFoundError")
-        prompt = body.get("prompt")
+    async def prepare(request: Request, chat: bool):
+        """The request checked before anything runs, as the app's /v1 checks it; then admitted or a 429."""
+        body = await read_body(request)
+        choose_model(body.get("model"), [model_name], default=model_name)  # one model: `model` may be left out
+        parsed = parse_request(body, chat)
+        if parsed.top_logprobs is not None:
+            raise ApiError(400, f"{'top_logprobs' if chat else 'logprobs'}: not served by this server; "
+                                "ask for prompt_logprobs (vLLM's) on a token-id prompt", "logprobs")
+        rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
+        if chat:
+            ids = tuple(await chat_prompt_ids(engine, parsed.messages))
+            req = GenerationRequest(rid, sampling_for(parsed, engine, len(ids)), prompt_token_ids=ids)
+        elif isinstance(parsed.prompt, tuple):
+            req = GenerationRequest(rid, sampling_for(parsed, engine, len(parsed.prompt)), prompt_token_ids=parsed.prompt)
+        else:
+            n_prompt = await asyncio.to_thread(engine.count_prompt_tokens, parsed.prompt)
+            req = GenerationRequest(rid, sampling_for(parsed, engine, n_prompt), prompt=parsed.prompt)
+        # vLLM's extras that `--backend openai` sends: each answer's token ids, the prompt's logprobs
+        with_ids = not chat and field(body, "return_token_ids", "boolean", False)
+        prompt_logprobs = None if chat else field(body, "prompt_logprobs", "integer", None)
         try:
-            sampling = sampling_from_body(body)
-            if isinstance(prompt, list) and all(isinstance(t, int) for t in prompt):
-                req = GenerationRequest(f"cmpl-{uuid.uuid4().hex}", sampling, prompt_token_ids=tuple(prompt))
-            else:
-                req = GenerationRequest(f"cmpl-{uuid.uuid4().hex}", sampling, prompt=str(prompt or ""))
-        except (RequestError, ValueError, TypeError) as e:
-            return _error(400, str(e))
-        if body.get("prompt_logprobs") is not None:
-            return await _prompt_logprobs(req, int(body["prompt_logprobs"]))
-        if not body.get("stream"):
-            return await _whole(req)
-        stream = engine.stream(req)
-        try:  # the first chunk decides between a 400 and a stream
-            first = await anext(stream)
+            check_room(len(admitted), max_in_flight)
         except RequestError as e:
-            return _error(400, str(e))
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return StreamingResponse(_sse(req, stream, first, bool(body.get("return_token_ids")), include_usage),
-                                 media_type="text/event-stream")
+            raise from_request_error(e) from None
+        return parsed, req, with_ids, prompt_logprobs
 
-    async def chat_completions(request: Request) -> Response:
-        """The conversation through the model's chat template (the app's own /v1 parses it the same way)."""
-        from playground.ui.openai_api import ApiError, chat_messages, chat_prompt_ids, field, sampling_of
+    def endpoint(chat: bool):
+        async def handle(request: Request) -> Response:
+            if not authorized(request):
+                return unauthorized()
+            try:
+                parsed, req, with_ids, prompt_logprobs = await prepare(request, chat)
+            except ApiError as e:
+                return e.response()
+            admitted.add(req.request_id)
+            streaming = False  # once streaming, the stream releases the admission when it ends
+            try:
+                if prompt_logprobs is not None:
+                    return await _prompt_logprobs(req, prompt_logprobs)
+                if not parsed.stream:
+                    return await _whole(req, chat)
+                stream = engine.stream(req)
+                try:  # the first chunk decides between a 400 and a stream
+                    first = await anext(stream)
+                except RequestError as e:
+                    return from_request_error(e).response()
+                streaming = True
+                return StreamingResponse(_sse(req, stream, first, with_ids, bool(parsed.usage), chat),
+                                         media_type="text/event-stream")
+            finally:
+                if not streaming:
+                    admitted.discard(req.request_id)
 
-        if not authorized(request):
-            return _error(401, "Unauthorized", "AuthenticationError")
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _error(400, "the body must be a JSON object", param="body")
-        if not isinstance(body, dict):
-            return _error(400, "the body must be a JSON object", param="body")
-        if body.get("model") not in (None, model_name):
-            return _error(404, f"The model `{body.get('model')}` does not exist.", "NotFoundError", "model")
-        try:
-            ids = await chat_prompt_ids(engine, chat_messages(body))
-            limit = engine.info.max_model_len
-            sampling = sampling_of(body, max(limit - len(ids), 1), "max_completion_tokens")
-            req = GenerationRequest(f"chatcmpl-{uuid.uuid4().hex}", sampling, prompt_token_ids=tuple(ids))
-            stream = field(body, "stream", "boolean", False)
-            include_usage = bool((field(body, "stream_options", "object", {}) or {}).get("include_usage"))
-        except ApiError as e:
-            return _error(e.status, e.message, param=e.param)
-        if not stream:
-            return await _whole(req, chat=True)
-        chunks = engine.stream(req)
-        try:
-            first = await anext(chunks)
-        except RequestError as e:
-            return _error(400, str(e), param=e.argument)
-        return StreamingResponse(_sse(req, chunks, first, False, include_usage, chat=True), media_type="text/event-stream")
+        return handle
 
     async def _sse(req, stream, first, with_ids: bool, include_usage: bool = False, chat: bool = False):
         running.add(req.request_id)
@@ -167,6 +183,7 @@ def build_app(engine, model_name: str, api_key: str | None = None, *, drop_after
             yield "data: [DONE]\n\n"
         finally:
             running.discard(req.request_id)
+            admitted.discard(req.request_id)
             await stream.aclose()  # a client that went away: the engine's request is aborted here
 
     async def _whole(req, chat: bool = False) -> Response:
@@ -177,7 +194,7 @@ def build_app(engine, model_name: str, api_key: str | None = None, *, drop_after
                 ids += chunk.token_ids
                 reason, n_prompt = chunk.finish_reason, chunk.num_prompt_tokens
         except RequestError as e:
-            return _error(400, str(e), param=e.argument)
+            return from_request_error(e).response()
         if chat:
             choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": reason}
         else:
@@ -189,7 +206,7 @@ def build_app(engine, model_name: str, api_key: str | None = None, *, drop_after
     async def _prompt_logprobs(req, top_k: int) -> Response:
         ids = list(req.prompt_token_ids or ())
         if len(ids) < 2:
-            return _error(400, "prompt_logprobs needs a token-id prompt of two or more tokens")
+            return ApiError(400, "prompt_logprobs: needs a token-id prompt of two or more tokens", "prompt_logprobs").response()
         # score(prompt=ids[:1], continuation=ids[1:]) is the engine's teacher-forced pass over the prompt
         rows = await engine.score_ids(ids[:1], tuple(ids[1:]), top_k)
         out = [None] + [{str(t): {"logprob": lp} for t, lp in row.items()} for row in rows]
@@ -197,14 +214,7 @@ def build_app(engine, model_name: str, api_key: str | None = None, *, drop_after
                              "choices": [{"index": 0, "text": "", "prompt_logprobs": out, "finish_reason": "length"}]})
 
     async def metrics(request: Request) -> Response:
-        # vLLM's CacheConfig labels; a CPU engine has no paged KV cache, so no block count
-        lines = [
-            "# TYPE vllm:cache_config_info gauge",
-            f'vllm:cache_config_info{{cache_dtype="{engine.info.kv_cache_dtype}",engine="0"}} 1.0',
-            "# TYPE vllm:num_requests_running gauge",
-            f'vllm:num_requests_running{{engine="0",model_name="{model_name}"}} {float(len(running))}',
-        ]
-        return PlainTextResponse("\n".join(lines) + "\n")
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE)
 
     async def health(request: Request) -> Response:
         return Response(status_code=200)
@@ -217,7 +227,7 @@ def build_app(engine, model_name: str, api_key: str | None = None, *, drop_after
 
     return Starlette(routes=[
         Route("/v1/models", models), Route("/tokenize", tokenize, methods=["POST"]),
-        Route("/v1/completions", completions, methods=["POST"]),
-        Route("/v1/chat/completions", chat_completions, methods=["POST"]), Route("/metrics", metrics),
+        Route("/v1/completions", endpoint(chat=False), methods=["POST"]),
+        Route("/v1/chat/completions", endpoint(chat=True), methods=["POST"]), Route("/metrics", metrics),
         Route("/health", health),
     ], lifespan=lifespan)

@@ -27,6 +27,13 @@ READY_WAIT_S = 5.0  # a request that arrives while the engines start waits this 
 MAX_IN_FLIGHT = 512  # comparisons and generations admitted at once; more are told the server is busy
 
 
+def check_room(in_flight: int, limit: int) -> None:
+    """Back-pressure: refuse now instead of queueing without end (on the OpenAI endpoints, a 429)."""
+    if in_flight >= limit:
+        raise RequestError("server", f"busy: {in_flight} requests are being served (the limit is {limit}); "
+                                     "try again in a moment")
+
+
 @dataclass(frozen=True)
 class ComparisonResult:
     snapshots: tuple[ColumnSnapshot, ...]
@@ -143,9 +150,7 @@ class Playground:
         with every column's quality diff against the first)."""
         wanted = engines or self.engines
         prompts = parse_prompts(prompts_text)
-        if self.in_flight >= self.max_in_flight:  # back-pressure: say so now instead of queueing without end
-            raise RequestError("server", f"busy: {self.in_flight} requests are being served (the limit is "
-                                         f"{self.max_in_flight}); try again in a moment")
+        check_room(self.in_flight, self.max_in_flight)
         self.in_flight += 1
         released = False
         try:
@@ -178,9 +183,7 @@ class Playground:
     # ---- one request on one engine (the OpenAI-compatible endpoints)
     def admit(self) -> None:
         """Back-pressure shared with comparisons: refuse now instead of queueing without end."""
-        if self.in_flight >= self.max_in_flight:
-            raise RequestError("server", f"busy: {self.in_flight} requests are being served (the limit is "
-                                         f"{self.max_in_flight}); try again in a moment")
+        check_room(self.in_flight, self.max_in_flight)
 
     async def tokenize(self, fn, *args, **kwargs):
         """``fn(*args, **kwargs)`` (an engine's count_prompt_tokens, a tokenizer's apply_chat_template) off the

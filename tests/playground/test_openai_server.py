@@ -45,3 +45,62 @@ def test_a_chat_request_without_messages_is_a_400_naming_the_field(sdk):
     with pytest.raises(openai.BadRequestError) as e:
         sdk.chat.completions.create(model=NAME, messages=None, max_tokens=3)
     assert e.value.body["param"] == "messages"
+
+
+@pytest.mark.parametrize("fields, param, words", [
+    ({"max_tokens": 2.5}, "max_tokens", "is not an integer"),
+    ({"max_tokens": "many"}, "max_tokens", "is not an integer"),
+    ({"max_tokens": 5000}, "max_tokens", "max_model_len is 2,048"),
+    ({"temperature": "hot"}, "temperature", "is not a number"),
+    ({"temperature": -1}, "temperature", "outside"),
+])
+def test_a_bad_sampling_field_is_a_400_naming_it_as_the_apps_v1_does(sdk, fields, param, words):
+    with pytest.raises(openai.BadRequestError) as e:
+        sdk.completions.create(model=NAME, prompt="FP8 is", extra_body=fields)
+    assert e.value.body["param"] == param and words in e.value.body["message"], e.value.body
+
+
+def test_a_completion_without_a_prompt_is_a_400_naming_prompt(sdk):
+    with pytest.raises(openai.BadRequestError) as e:
+        sdk.completions.create(model=NAME, prompt=None, max_tokens=3)
+    assert e.value.body["param"] == "prompt" and "required" in e.value.body["message"]
+
+
+def test_an_unknown_model_is_a_400_naming_model_and_the_one_served(sdk):
+    with pytest.raises(openai.BadRequestError) as e:
+        sdk.completions.create(model="gpt-4", prompt="FP8 is", max_tokens=3)
+    assert e.value.body["param"] == "model" and NAME in e.value.body["message"]
+    assert sdk.completions.create(model=NAME, prompt="FP8 is", max_tokens=2, temperature=0).usage.completion_tokens == 2
+
+
+class _Idle:
+    """An engine that is never asked to answer: enough for a server that refuses every request."""
+
+    info = CpuEngine("FP8", fp8=True).info
+
+    async def start(self):
+        pass
+
+    async def stop(self):
+        pass
+
+    def count_prompt_tokens(self, prompt, chat=False):
+        return len(prompt.split())
+
+
+def test_a_full_server_answers_429_with_a_clear_message():
+    with TestClient(build_app(_Idle(), NAME, max_in_flight=0)) as http:
+        r = http.post("/v1/completions", json={"model": NAME, "prompt": "FP8 is", "max_tokens": 2})
+    assert r.status_code == 429 and r.json()["error"]["type"] == "rate_limit_error"
+    assert "busy" in r.json()["error"]["message"]
+
+
+def test_metrics_are_prometheus_text_the_openai_backend_reads():
+    from playground.engines.openai_engine import cache_facts, parse_metrics
+
+    with TestClient(build_app(_Idle(), NAME)) as http:
+        r = http.get("/metrics")
+    assert r.headers["content-type"].startswith("text/plain") and "# HELP vllm:num_requests_running" in r.text
+    metrics = parse_metrics(r.text)
+    assert metrics["vllm:num_requests_running"] == [({"engine": "0", "model_name": NAME}, 0.0)]
+    assert cache_facts(metrics) == {"kv_cache_dtype": _Idle.info.kv_cache_dtype}
