@@ -411,3 +411,58 @@ def mode_choices(backend: str) -> list[tuple[str, str]]:
     device = device_words(backend)
     return [(f"Fair: one engine after the other, each with {device} to itself", "fair"),
             (f"Race: both at once, sharing {device} (slower than alone)", "race")]
+
+
+# --- Goodput in words: the number a buyer of GPUs wants, from a sweep's rows ---
+
+PRECISION_WORDS = {"fp16": "16-bit", "fp8": "FP8", "fp8-kv8": "FP8 with an FP8 KV cache"}
+SLO_WORDS = {"ttft": "TTFT", "tpot": "TPOT", "e2el": "end-to-end latency"}
+_WHERE = {"cpu": "on this CPU", "vllm": "on this GPU"}  # a remote server's or guidellm's run: where it ran
+
+
+def _precision_said(name: str) -> str:
+    """A sweep row's precision as the page says it ("fp8 (#5)" → "FP8 (#5)"); a column label as it is."""
+    base, sep, rest = name.partition(" ")
+    return PRECISION_WORDS.get(base, base) + sep + rest
+
+
+def slo_words(slo: str) -> str:
+    """``"ttft:500 tpot:50"`` as a person reads it: "TTFT ≤ 500 ms and TPOT ≤ 50 ms"."""
+    from playground.metrics import parse_slo
+
+    bounds = [f"{SLO_WORDS[name]} ≤ {ms:g} ms" for name, ms in parse_slo(slo)]
+    return " and ".join(bounds) if len(bounds) < 3 else ", ".join(bounds[:-1]) + " and " + bounds[-1]
+
+
+def goodput_text(rows: Sequence[dict], baseline: str, backend: str) -> str:
+    """Each precision's goodput against the baseline's, in words, under the SLO the sweep counted it
+    with: each at its best concurrency of the sweep (the rate it can serve within the SLO). Empty for
+    fewer than two precisions or no SLO; a baseline that served nothing within the SLO is said so."""
+    slo = next((r["slo"] for r in rows if r.get("slo")), "")
+    best: dict[str, dict] = {}
+    for r in rows:
+        if r.get("goodput_requests_per_s") is None:
+            continue
+        if r["precision"] not in best or r["goodput_requests_per_s"] > best[r["precision"]]["goodput_requests_per_s"]:
+            best[r["precision"]] = r
+    if not slo or baseline not in best or len(best) < 2:
+        return ""
+    where, base = _WHERE.get(backend, "on the servers measured"), best[baseline]
+    at = lambda r: f"{r['goodput_requests_per_s']:.2f} req/s at concurrency {r['concurrency']}"  # noqa: E731
+    lines = []
+    for name, r in best.items():
+        if name == baseline:
+            continue
+        other, ref = _precision_said(name), _precision_said(baseline)
+        if base["goodput_requests_per_s"] == 0:
+            lines.append(f"At {slo_words(slo)}, {ref} served no request within the SLO at any concurrency of this "
+                         f"sweep {where}, so there is no ratio; {other} served " +
+                         (f"{at(r)}." if r["goodput_requests_per_s"] else "none either."))
+        elif r["goodput_requests_per_s"] == 0:
+            lines.append(f"At {slo_words(slo)}, {other} served no request within the SLO at any concurrency of this "
+                         f"sweep {where}; {ref} served {at(base)}.")
+        else:
+            lines.append(f"At {slo_words(slo)}, **{other} serves {r['goodput_requests_per_s'] / base['goodput_requests_per_s']:.2f}×** "
+                         f"the requests per second of {ref} {where} (each at its best of the sweep: {at(r)}, "
+                         f"against {at(base)}).")
+    return "\n\n".join(lines)

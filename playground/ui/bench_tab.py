@@ -7,7 +7,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from playground import charts
+from playground import charts, views
 from playground.bench import store
 from playground.bench.sweep import SweepSpec
 from playground.service import Playground
@@ -58,12 +58,13 @@ def sweep_status(state: str, run_id: int) -> str:
     return f"Failed ({state.removeprefix('failed: ')}): the finished points are saved as run #{run_id} (marked failed)."
 
 
-def outputs_for(rows):
+def outputs_for(rows, backend: str):
     sampled = any(r.get("peak_memory_bytes") for r in rows)
     names = [r["precision"] for r in rows]  # the app's --engine columns name their rows by label
     baseline = "fp16" if "fp16" in names or not names else names[0]
+    goodput = views.goodput_text(rows, baseline, backend)
     return (charts.throughput(rows), charts.speedup(rows, baseline), charts.latency(rows),
-            gr.update(value=charts.memory(rows), visible=sampled), table(rows))
+            gr.update(value=charts.memory(rows), visible=sampled), table(rows) + (f"\n\n{goodput}" if goodput else ""))
 
 
 def run_choices(playground: Playground) -> list[str]:
@@ -111,7 +112,7 @@ def build(playground: Playground) -> dict:
             raise gr.Error(str(e)) from e
         rows = [p.as_row() for p in points]
         choices = run_choices(playground)
-        return (*outputs_for(rows), sweep_status(state, run_id), gr.update(choices=choices), gr.update(choices=choices))
+        return (*outputs_for(rows, playground.backend), sweep_status(state, run_id), gr.update(choices=choices), gr.update(choices=choices))
 
     # the progress once, by the status line (not over each chart panel)
     bench_button.click(on_bench, [conc, in_len, out_len, repeats, precisions],
@@ -127,7 +128,7 @@ def build(playground: Playground) -> dict:
         out = Path(tempfile.mkdtemp()) / f"run-{meta['id']}"
         out.with_suffix(".csv").write_text(store.to_csv(rows))
         out.with_suffix(".json").write_text(store.to_json(meta, rows))
-        return (*outputs_for(rows), [str(out.with_suffix(".csv")), str(out.with_suffix(".json"))])
+        return (*outputs_for(rows, meta["backend"]), [str(out.with_suffix(".csv")), str(out.with_suffix(".json"))])
 
     show.click(on_show, [run_pick, other_pick], [*charts_out, files], api_visibility="private")
     return {}

@@ -38,7 +38,10 @@ def test_import_saves_one_run_that_the_benchmark_tab_charts_and_compare_sets_sid
     assert meta["environment"]["tool"] == "guidellm" and meta["environment"]["models"] == ["16-bit", "FP8"]
     text = bench_tab.table(rows)
     assert "goodput req/s (ttft:500 tpot:50 ms)" in text and "| fp8 | 2 |" in text
-    fig = bench_tab.outputs_for(rows)[1]  # FP8's speed over 16-bit per concurrency
+    outputs = bench_tab.outputs_for(rows, meta["backend"])
+    fig = outputs[1]  # FP8's speed over 16-bit per concurrency
+    assert ("At TTFT ≤ 500 ms and TPOT ≤ 50 ms, FP8 served no request within the SLO at any concurrency of this "
+            "sweep on the servers measured; 16-bit served 0.44 req/s at concurrency 1.") in outputs[4]
     fp16 = {r["concurrency"]: r["output_tok_s"] for r in rows if r["precision"] == "fp16"}
     fp8 = {r["concurrency"]: r["output_tok_s"] for r in rows if r["precision"] == "fp8"}
     assert list(fig.data[0].y) == pytest.approx([fp8[c] / fp16[c] for c in (1, 2)])

@@ -227,3 +227,30 @@ def test_a_gpu_engine_line_says_its_weights_kv_cache_and_gpu():
                       kv_cache_dtype="fp8", max_model_len=4096, kv_tokens=100_000, gpu_name="NVIDIA H200")
     assert ("<b>FP8</b>: Llama-3.1-8B, FP8 weights, FP8 KV cache, on NVIDIA H200, room for 100,000 tokens of KV cache"
             in views.engine_line(_ReadyEngine(info)))
+
+
+def _point(precision: str, concurrency: int, goodput: float | None, slo: str = "ttft:500 tpot:50") -> dict:
+    return {"precision": precision, "concurrency": concurrency, "goodput_requests_per_s": goodput, "slo": slo}
+
+
+def test_the_goodput_ratio_is_said_in_words_with_the_sweeps_slo_at_each_precisions_best():
+    rows = [_point("fp16", 16, 21.33), _point("fp16", 64, 56.5), _point("fp8", 16, 32.0), _point("fp8", 64, 85.5)]
+    assert views.goodput_text(rows, "fp16", "vllm") == (
+        "At TTFT ≤ 500 ms and TPOT ≤ 50 ms, **FP8 serves 1.51×** the requests per second of 16-bit on this GPU "
+        "(each at its best of the sweep: 85.50 req/s at concurrency 64, against 56.50 req/s at concurrency 64).")
+    three = views.goodput_text([_point(p, 1, g, "ttft:200 tpot:20 e2el:2000") for p, g in
+                                (("fp16", 2.0), ("fp8", 3.0), ("fp8-kv8", 4.0))], "fp16", "cpu")
+    assert three.startswith("At TTFT ≤ 200 ms, TPOT ≤ 20 ms and end-to-end latency ≤ 2000 ms, **FP8 serves 1.50×**")
+    assert "**FP8 with an FP8 KV cache serves 2.00×** the requests per second of 16-bit on this CPU" in three
+
+
+def test_a_baseline_with_no_goodput_is_said_so_instead_of_a_ratio():
+    text = views.goodput_text([_point("fp16", 1, 0.0), _point("fp8", 1, 0.0), _point("fp8", 4, 1.25)], "fp16", "cpu")
+    assert text == ("At TTFT ≤ 500 ms and TPOT ≤ 50 ms, 16-bit served no request within the SLO at any concurrency "
+                    "of this sweep on this CPU, so there is no ratio; FP8 served 1.25 req/s at concurrency 4.")
+    assert "none either" in views.goodput_text([_point("fp16", 1, 0.0), _point("fp8", 1, 0.0)], "fp16", "cpu")
+
+
+def test_no_goodput_sentence_for_one_precision_or_a_sweep_without_an_slo():
+    assert views.goodput_text([_point("fp16", 1, 2.0), _point("fp16", 4, 3.0)], "fp16", "vllm") == ""
+    assert views.goodput_text([_point("fp16", 1, None, ""), _point("fp8", 1, None, "")], "fp16", "vllm") == ""
