@@ -1,5 +1,6 @@
 """A person's path through the real page in headless Chromium (Debian's, driven by Playwright)."""
 
+import json
 import os
 import re
 import shutil
@@ -119,17 +120,34 @@ def test_the_benchmark_tab_runs_a_sweep_and_draws_its_charts(page, pace):
     page.get_by_role("tab", name="Benchmark").click()
     page.locator("#bench-concurrency textarea, #bench-concurrency input").first.fill("1,2")
     page.locator("#bench-repeats input").fill("1")
+    record_progress(page, "#bench-status")
     page.locator("#bench").click()
     # the CPU tab's defaults: 32 prompt tokens, 16 output tokens; requests at one time share the CPU (no speed-up assumed)
     page.locator("#bench-status").get_by_text("Complete: saved as run #").wait_for(
         timeout=wait_ms(pace, sweep_tokens((1, 2), 1, 16), floor_s=60))
     page.wait_for_timeout(1000)
+    shown = page.evaluate("window.progressSeen")
+    for precision in ("fp16", "fp8"):  # each step named while it runs, the 16-bit engine's as well as FP8's
+        for c in (1, 2):
+            for step in ("untimed warm-up", "timed repeat 1 of 1"):
+                assert any(f"{precision} at concurrency {c}: {step}" in t for t in shown), (precision, c, step, shown)
     # throughput, speed-up, latency; no memory chart without a GPU, no roofline column on a CPU
     assert page.locator(".js-plotly-plot:visible").count() == 3
     assert "roofline" not in page.locator("#bench-table").inner_text()
     ticks = page.eval_on_selector_all(".js-plotly-plot .xtick text", "els => els.filter(e => e.getClientRects().length).map(e => e.textContent)")
     assert ticks and set(ticks) <= {"1", "2"}, ticks  # the measured concurrencies only
     page.screenshot(path=str(SHOTS / "benchmark.png"), full_page=True)
+
+
+def record_progress(page, selector: str) -> None:
+    """Keep every text the block at ``selector`` shows from now on (Gradio's progress line lives in it), in
+    window.progressSeen: a step that lasts less than a poll still leaves its name."""
+    page.evaluate("""(selector) => {
+        const block = document.querySelector(selector).closest('.block') || document.querySelector(selector);
+        window.progressSeen = [];
+        const note = () => { const t = block.innerText.trim(); if (t && window.progressSeen.at(-1) !== t) window.progressSeen.push(t); };
+        new MutationObserver(note).observe(block, {subtree: true, childList: true, characterData: true});
+    }""", selector)
 
 
 def test_at_phone_width_no_tab_widens_the_page(cpu_app, browser):
@@ -225,9 +243,46 @@ def verdict_of(page, precision: str) -> str:
     return verdicts[header.index(precision)] if precision in header and len(verdicts) == len(header) else ""
 
 
+def precision_blocks(detail: str) -> dict[str, str]:
+    """The plan's detail text (#plan-table) cut into its precisions' parts ("fp16 · weights: …" onwards)."""
+    parts = re.split(r"(?m)^(fp16|fp8|fp8-kv8) · weights:", detail)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+def serve_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("vllm serve ")]
+
+
+def check_unfit_plan(page, options: list[str], model_word: str) -> None:
+    """What a plan that does not fit says, per precision: one shortfall figure in the verdict above and the
+    heading and table below; the printed line is the first suggestion's (its settings, the model's runnable
+    name); every suggestion says why its numbers are what they are."""
+    blocks = precision_blocks(page.locator("#plan-table").inner_text())
+    assert set(blocks) == {"fp16", "fp8", "fp8-kv8"}, list(blocks)
+    for precision, block in blocks.items():
+        verdict = re.findall(r"short by ([\d.,]+) GiB", verdict_of(page, precision))
+        below = re.findall(r"short by ([\d.,]+) GiB", block)
+        assert len(verdict) == 1 and len(below) >= 2 and set(below) == set(verdict), (precision, verdict, block)
+        suggested = re.findall(r"(?m)^(.+?): [\d,]+\+ KV tokens(?: \((.+)\))?$", block)
+        assert suggested and all(why.strip() for _, why in suggested), (precision, block)
+        for option in (o for o in options if o.rsplit("→", 1)[1].strip() == precision):
+            assert option.split(" ", 1)[1].rsplit(" →", 1)[0] in [change for change, _ in suggested], (option, block)
+        first = re.search(r"Run the first configuration that fits \((.+)\):", block)
+        lines = serve_lines(block)
+        assert first and first.group(1) == suggested[0][0] and len(lines) == 1, (precision, block)
+        assert lines[0].startswith(f"vllm serve {model_word} "), lines
+        for key, value in re.findall(r"(\w+)=([\w.]+)", first.group(1)):  # the suggested settings, not the failing ones
+            assert f"--{key.replace('_', '-')} {value} " in lines[0] + " ", (first.group(1), lines[0])
+
+
 def test_a_model_that_does_not_fit_shows_the_shortfall_and_every_suggestion_fits(cpu_app, browser):
-    """Llama-3.1-70B on an RTX 4090: 'short by N GiB', no None/NaN/negative memory; each suggestion,
-    applied with one click, re-plans to 'fits' for its precision."""
+    """Llama-3.1-70B on an RTX 4090: 'short by N GiB', one figure from the verdict to the table, no
+    None/NaN/negative memory; the printed line is the suggested one, with the model's Hugging Face id (a
+    placeholder for a pasted config); each suggestion says why, and, applied with one click, re-plans to
+    'fits' for its precision."""
+    from planner.engine_config import MODEL_PLACEHOLDER
+    from planner.models import catalog_config, catalog_hf_ids
+
     page = browser.new_page(viewport={"width": 1400, "height": 1300})
     plan_unfit(page, cpu_app)
     shown = page.locator("#plan-precisions").inner_text() + page.locator("#plan-table").inner_text()
@@ -237,6 +292,7 @@ def test_a_model_that_does_not_fit_shows_the_shortfall_and_every_suggestion_fits
     options = [o.get_attribute("aria-label") for o in page.get_by_role("option").all()]
     page.keyboard.press("Escape")
     assert options, "no suggestion offered for a model that does not fit"
+    check_unfit_plan(page, options, catalog_hf_ids()["llama-3.1-70b"])
     for i, option in enumerate(options):
         if i:
             plan_unfit(page, cpu_app)
@@ -251,6 +307,14 @@ def test_a_model_that_does_not_fit_shows_the_shortfall_and_every_suggestion_fits
                 break
             page.wait_for_timeout(500)
         assert verdict_of(page, precision) == "fits", (option, page.locator("#plan-precisions").inner_text())
+    # the same model pasted as a config.json: the printed line names no file that does not exist
+    plan_unfit(page, cpu_app)
+    page.locator("#pasted-config textarea").fill(json.dumps(catalog_config("llama-3.1-70b")))
+    page.locator("#plan").click()
+    wait_until(page, lambda: MODEL_PLACEHOLDER in page.locator("#plan-table").inner_text(), 60,
+               "the pasted config's plan with the placeholder in its printed line")
+    page.wait_for_timeout(500)  # the table and the verdicts come in one update; read them settled
+    check_unfit_plan(page, options, MODEL_PLACEHOLDER)
     page.close()
 
 
@@ -329,7 +393,18 @@ def columns_now(page) -> dict:
         fp16: document.querySelector('#metrics-16-bit').innerText,
         fp8: document.querySelector('#metrics-FP8').innerText,
         note: document.querySelector('#run-error').innerText,
-        points: document.querySelectorAll('#speed-chart .scatterlayer .point').length })""")
+        points: document.querySelectorAll('#speed-chart .scatterlayer .point').length,
+        traces: Object.fromEntries(((document.querySelector('#speed-chart .js-plotly-plot') || {}).data || [])
+                                   .map(t => [t.name, (t.x || []).length])) })""")
+
+
+def chart_figure(page, selector: str) -> dict:
+    """What plotly drew in the chart at ``selector``: its title and each trace's name and points."""
+    return page.evaluate("""(selector) => {
+        const plot = document.querySelector(selector + ' .js-plotly-plot');
+        return plot && {title: plot.layout.title && plot.layout.title.text,
+                        traces: plot.data.map(t => ({name: t.name, x: [...(t.x || [])], y: [...(t.y || [])]}))};
+    }""", selector)
 
 
 def tokens_in(metrics: str) -> int:
@@ -363,7 +438,16 @@ def test_the_chart_draws_while_streaming_the_ratio_waits_and_stop_keeps_the_fini
     # the 16-bit answer of up to 200 tokens, then FP8's first token (engines load first on a fresh app)
     first = wait_until(page, fp8_streaming, wait_ms(pace, 200 + 1) / 1000, "the FP8 column streaming after the 16-bit one")
     assert "streaming" not in first["fp16"] and "end-to-end" in first["fp16"], first
-    assert first["points"] > 0, f"no points in 'Tokens over time' while FP8 streams: {first}"
+
+    def fp8_drawn():  # the streaming column's own line, not only the finished 16-bit one
+        now = columns_now(page)
+        seen.append(now)
+        assert "streaming" in now["fp8"], f"FP8 finished before 'Tokens over time' drew its line: {now}"
+        return now if now["traces"].get("FP8", 0) > 0 else None
+
+    # the page is updated twice a second with the chart beside the metrics: a few tokens' time at most
+    drawn = wait_until(page, fp8_drawn, wait_ms(pace, 8) / 1000, "FP8's own points in 'Tokens over time' while it streams")
+    assert drawn["traces"].get("16-bit", 0) > 0, drawn
     early = [s for s in seen if min(tokens_in(s["fp16"]), tokens_in(s["fp8"])) - 1 < MIN_DECODE_TOKENS]
     assert early and not any(re.search(RATIO, s["headline"]) for s in early), early
 
@@ -392,7 +476,7 @@ def test_the_chart_draws_while_streaming_the_ratio_waits_and_stop_keeps_the_fini
     assert after["fp16"] == finished_16bit and "Stopped" not in after["fp16"], after
     assert "Stopped" in after["fp8"] and "partial" in after["fp8"], after
     assert not re.search(RATIO, after["headline"]) and "no speed ratio" in after["headline"], after
-    assert after["points"] > 0, after
+    assert after["traces"].get("16-bit", 0) > 0 and after["traces"].get("FP8", 0) > 0, after  # both lines kept
 
 
 def test_a_deep_link_restores_the_speed_chart_and_the_quality_table(cpu_app, browser, pace):
@@ -403,7 +487,9 @@ def test_a_deep_link_restores_the_speed_chart_and_the_quality_table(cpu_app, bro
     page.locator("#run").click()
     finished(page, pace)
     points = page.locator("#speed-chart .scatterlayer .point").count()
+    figure = chart_figure(page, "#speed-chart")
     quality = page.locator("#quality").inner_text()
+    shown = {selector: page.locator(selector).inner_text() for selector in ("#headline", "#metrics-16-bit", "#metrics-FP8")}
     page.get_by_role("button", name=re.compile("Share|Copy", re.I)).first.click()
     link = wait_until(page, lambda: (lambda t: t if "deep_link=" in t else None)(page.evaluate("navigator.clipboard.readText()")),
                       30, "the deep link in the clipboard")
@@ -415,9 +501,15 @@ def test_a_deep_link_restores_the_speed_chart_and_the_quality_table(cpu_app, bro
     restored = fresh.locator("#quality").inner_text()
     fresh.locator("#speed-chart .scatterlayer .point").first.wait_for(timeout=30_000)
     restored_points = fresh.locator("#speed-chart .scatterlayer .point").count()
+    restored_figure = chart_figure(fresh, "#speed-chart")
+    restored_shown = {selector: fresh.locator(selector).inner_text() for selector in shown}
+    rows = fresh.locator("#quality tbody tr").all_inner_texts()
     second.close()
+    # the link's own chart, point for point (each column's tokens at their times), not a fresh or empty one
     assert points > 0 and restored_points == points
-    assert restored == quality and "token agreement" in restored
+    assert restored_figure == figure and {t["name"] for t in figure["traces"]} == {"16-bit", "FP8"}, (figure, restored_figure)
+    assert restored == quality and "token agreement" in restored and rows and rows[0].startswith("FP8"), rows
+    assert restored_shown == shown and "tok/s" in shown["#metrics-FP8"], (shown, restored_shown)
 
 
 def test_the_planner_verdict_and_tables_carry_the_same_kv_figure(cpu_app, browser):
@@ -595,3 +687,31 @@ def test_three_columns_in_the_page_each_answer_and_are_scored_against_the_first(
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "playground-three-columns.png"), full_page=True)
     page.close()
+
+
+def test_at_phone_width_no_text_is_clipped_in_the_playgrounds_and_benchmarks_charts_and_labels(cpu_app, browser, pace):
+    """390 px, after a comparison and a sweep have drawn their charts: every chart title, axis title, legend
+    and field label of the Playground and Benchmark tabs readable whole."""
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=1)
+    phone.goto(cpu_app, wait_until="load")
+    phone.get_by_text("Sampling").click()
+    phone.locator("#max-tokens input").fill("16")
+    phone.locator("#prompts textarea").fill("What is FP8?")
+    phone.locator("#run").click()
+    finished(phone, pace, tokens=16)
+    phone.locator("#speed-chart .scatterlayer .point").first.wait_for(timeout=30_000)
+    playground = phone.evaluate(CLIPPED_JS, "#speed-chart")
+    phone.get_by_role("tab", name="Benchmark").click()
+    phone.locator("#bench-concurrency textarea, #bench-concurrency input").first.fill("1")
+    phone.locator("#bench-repeats input").fill("1")
+    phone.get_by_label("Output tokens (output_len)").fill("8")
+    phone.locator("#bench").click()
+    phone.locator("#bench-status").get_by_text("Complete: saved as run #").wait_for(
+        timeout=wait_ms(pace, sweep_tokens((1,), 1, 8), floor_s=120))
+    phone.locator(".js-plotly-plot:visible .scatterlayer .point").first.wait_for(timeout=30_000)
+    phone.wait_for_timeout(1000)  # the three charts are drawn one after another
+    benchmark = phone.evaluate(CLIPPED_JS, "#bench-status")
+    titles = phone.eval_on_selector_all(".js-plotly-plot .gtitle", "els => els.filter(e => e.getClientRects().length).map(e => e.textContent)")
+    phone.close()
+    assert len(titles) == 3, titles  # throughput, speed-up, latency: all drawn, so all checked
+    assert not playground and not benchmark, (playground, benchmark)
