@@ -94,6 +94,7 @@ def test_a_comparison_in_the_page_fills_both_columns_and_shows_metrics(page, pac
         assert looks_like_english(answer), f"{label} column does not read as English: {answer!r}"
         text = page.locator(f"#metrics-{label}").inner_text()
         assert "tokens" in text and "TTFT" in text and "decode" in text and "tok/s" in text
+    page.locator("#quality").get_by_text("token agreement").wait_for(timeout=whole_run)  # the headline, not its placeholder
     page.locator("#speed-chart").scroll_into_view_if_needed()
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "playground-cpu.png"), full_page=True)
@@ -156,15 +157,22 @@ def test_at_phone_width_no_tab_widens_the_page(cpu_app, browser):
     phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=1)
     phone.goto(cpu_app)
     phone.locator("#run").wait_for(timeout=60_000)
+    phone.locator("#engine-status summary").nth(1).wait_for(timeout=300_000)  # both engines' lines, not 'waiting to start'
     overflow = {}
     for tab, shot in (("Playground", "phone-playground.png"), ("Planner", "phone-planner.png"),
                       ("Benchmark", "phone-benchmark.png")):
         phone.get_by_role("tab", name=tab).click()
         phone.wait_for_timeout(1500)
         overflow[tab] = phone.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        if tab == "Playground":  # the GPU figures' table keeps its words whole (it scrolls in its panel instead)
+            lines = phone.evaluate("""() => [...document.querySelectorAll('#headline th')].map(th => {
+                const range = document.createRange();
+                range.selectNodeContents(th);
+                return [th.textContent.trim(), range.getClientRects().length]; })""")
         phone.screenshot(path=str(SHOTS / shot), full_page=False)
     phone.close()
     assert all(scroll <= inner for scroll, inner in overflow.values()), overflow
+    assert lines and all(0 < n <= len(text.split()) for text, n in lines), lines  # at most a line per word
 
 
 def finished(page, pace: float, tokens: int = 64) -> None:
