@@ -14,7 +14,11 @@ when they differ from the frozen ones (tests/planner/test_speed.py runs that).
 - ttft_overhead_s: the median of (TTFT - one decode step) over the batch-1 rows whose prompts were cached;
 - compute_efficiency_16bit / _fp8: the prompt's FLOPs over the datasheet rate, divided by (TTFT - that fixed
   cost), over the batch-1 rows that prefilled their whole prompt (one repeat, unseen prompts).
-- the spreads: the largest relative residual of the fitted rows (batch 1, batch >= 8, TTFT), rounded up.
+- the spreads: the largest relative residual of the fitted dense rows (batch 1, batch >= 8, TTFT), rounded up.
+- moe_weight_factor_16bit / _fp8, moe_expert_pick_s: with the dense coefficients fixed, least squares of what the
+  fitted MoE rows' steps take beyond the dense line (the routed experts' read time, one slope per GEMM family, and
+  MoE layers x experts per token), relative errors again. The MoE ± is not fitted: it is the held-out MoE rows'
+  largest error (planner.speed.MOE_MEASURED_SPREAD, printed by benchmarks/speed_accuracy.py).
 """
 
 from __future__ import annotations
@@ -35,14 +39,17 @@ from benchmarks.speed_runs import SpeedRow, fitted_rows  # noqa: E402
 from planner.gpus import gpu_preset  # noqa: E402
 from planner.memory import plan  # noqa: E402
 from planner.models import model_spec  # noqa: E402
-from planner.roofline import decode_step_bytes_parts  # noqa: E402
+from planner.roofline import decode_step_bytes_parts, moe_layers, routed_expert_bytes  # noqa: E402
 from planner.speed import (  # noqa: E402
     CACHED_PROMPT_TOKENS, SPEED_CALIBRATION, SpeedCalibration, WavePrediction, kernels_for, prefill_s, wave,
 )
 
 FITTED = ("weight_factor_16bit", "weight_factor_fp8", "kv_factor_16bit", "kv_factor_fp8", "kv_bandwidth_cap_gb_s",
           "step_overhead_s", "sequence_overhead_s", "compute_efficiency_16bit", "compute_efficiency_fp8",
-          "ttft_overhead_s", "decode_spread_batch1", "decode_spread_batched", "ttft_spread")
+          "ttft_overhead_s", "decode_spread_batch1", "decode_spread_batched", "ttft_spread",
+          "moe_weight_factor_16bit", "moe_weight_factor_fp8", "moe_expert_pick_s")
+# the MoE terms off: the dense line alone, which the MoE fit measures the experts' cost against
+NO_MOE = dict(moe_weight_factor_16bit=0.0, moe_weight_factor_fp8=0.0, moe_expert_pick_s=0.0)
 # where the iteration starts: no prefill cost, so no interference (the fit converges from here in a few passes)
 START = replace(SPEED_CALIBRATION, compute_efficiency_16bit=1e9, compute_efficiency_fp8=1e9, ttft_overhead_s=0.0)
 # the prefill's FLOPs over the datasheet rate alone: no memory floor, no fixed cost
@@ -138,7 +145,34 @@ def _fit_pass(rows: list[SpeedRow], decode: list[SpeedRow], previous: SpeedCalib
                    compute_efficiency_fp8=_sig(float(np.mean(efficiency["fp8"])), 2))
 
 
+def is_moe(row: SpeedRow) -> bool:
+    return bool(_plan(row.model, row.gpu, json.dumps(row.engine, sort_keys=True))[0].num_experts)
+
+
+def _moe_fit(rows: list[SpeedRow], calibration: SpeedCalibration) -> SpeedCalibration:
+    """The MoE terms from the MoE rows, the dense line fixed (the fit's passes settle the prefill interference)."""
+    current = calibration
+    for _ in range(PASSES):
+        dense_only = replace(current, **NO_MOE)
+        a, y = [], []
+        for r in rows:
+            spec, p = row_plan(r)
+            w = row_wave(r, current)
+            step = 1 / r.decode_tok_s - (w.tpot_s - w.step_s)
+            seconds = routed_expert_bytes(spec, p.config, batch=r.concurrency) / (gpu_preset(r.gpu).bandwidth_gb_s * 1e9)
+            fp8 = kernels_for(spec, p.config) == "fp8"
+            beyond = step - row_wave(r, dense_only).step_s
+            a.append(np.array([seconds * (not fp8), seconds * fp8, moe_layers(spec) * spec.experts_per_token]) / step)
+            y.append(beyond / step)
+        (f16, f8, pick), *_ = np.linalg.lstsq(np.array(a), np.array(y), rcond=None)
+        current = replace(current, moe_weight_factor_16bit=_sig(f16), moe_weight_factor_fp8=_sig(f8),
+                          moe_expert_pick_s=_sig(pick, 2))
+    return current
+
+
 def fit(rows: list[SpeedRow]) -> SpeedCalibration:
+    moe = [r for r in rows if is_moe(r)]
+    rows = [r for r in rows if not is_moe(r)]
     decode = decode_rows(rows)
     calibration = START
     for _ in range(PASSES):
@@ -147,7 +181,8 @@ def fit(rows: list[SpeedRow]) -> SpeedCalibration:
     bn = [abs(e) for r, e in residuals(decode, calibration) if r.concurrency > 1]
     tt = [abs(e) for r, e in ttft_residuals(rows, calibration)]
     up = lambda x: math.ceil(max(x) * 100) / 100  # noqa: E731
-    return replace(calibration, decode_spread_batch1=up(b1), decode_spread_batched=up(bn), ttft_spread=up(tt))
+    calibration = replace(calibration, decode_spread_batch1=up(b1), decode_spread_batched=up(bn), ttft_spread=up(tt))
+    return _moe_fit(decode_rows(moe), calibration) if moe else calibration
 
 
 def predicted_decode_tok_s(row: SpeedRow, calibration: SpeedCalibration = SPEED_CALIBRATION) -> float:

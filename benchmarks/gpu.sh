@@ -214,7 +214,7 @@ PY
     # draws each token's experts uniformly at random (fused_moe/router/routing_simulator_router.py); MOE_ROUTING=
     # (empty) keeps the model's own router.
     export VLLM_MOE_ROUTING_SIMULATION_STRATEGY=${MOE_ROUTING-uniform_random}
-    echo "MoE routing: ${VLLM_MOE_ROUTING_SIMULATION_STRATEGY:-the model's router} (VLLM_MOE_ROUTING_SIMULATION_STRATEGY)"
+    echo "MoE routing: ${VLLM_MOE_ROUTING_SIMULATION_STRATEGY:-as the model routes} (VLLM_MOE_ROUTING_SIMULATION_STRATEGY)"
     m=${1:?usage: gpu.sh sweep MODEL [playground.bench args]}; shift
     sweep "$m" --model "$(model_dir "$m")" --max-model-len 1024 "$@" ;;
   overhead)  # the playground's harness against plain vllm.LLM.generate

@@ -62,6 +62,16 @@ SOURCES = (
             "input_len": 512, "output_len": 128}, group="70b"),
     # `bash benchmarks/gpu.sh speed-rows` on an H200, recorded after the fit was frozen
     Source("docs/results/speed-rows/*.json", "sweep", "h200", "", True, group="speed-rows"),
+    # MoE, one H200, dummy weights under vLLM's uniform routing simulator (docs/speed.md): Qwen3-30B-A3B fits the MoE
+    # terms; Mixtral-8x7B (8 large experts, top 2) and Qwen1.5-MoE-A2.7B (60 small ones, top 4, a shared expert) are
+    # held out. The earlier Qwen3-30B-A3B run under the dummy weights' own router (moe/*-dummy-router.json) is kept
+    # as a record only: those weights route unlike trained ones.
+    Source("docs/results/speed-rows/moe/h200-2026-12-02-qwen3-30b-a3b-uniform-routing.json", "sweep", "h200", "", False,
+           note="MoE, uniform routing", group="moe"),
+    Source("docs/results/speed-rows/moe/h200-2026-12-02-mixtral-8x7b.json", "sweep", "h200", "", True,
+           note="MoE, uniform routing", group="moe"),
+    Source("docs/results/speed-rows/moe/h200-2026-12-02-qwen1.5-moe-a2.7b.json", "sweep", "h200", "", True,
+           note="MoE, uniform routing", group="moe"),
 )
 
 

@@ -39,6 +39,22 @@ def experts_touched(num_experts: int, experts_per_token: int, batch: int) -> flo
     return num_experts * (1 - (1 - experts_per_token / num_experts) ** batch)
 
 
+def routed_expert_bytes(model: ModelSpec, config: EngineConfig, *, batch: int) -> float:
+    """Of decode_step_bytes_parts' weights, the routed experts' share: what the fused-MoE kernels read."""
+    experts = model.params.experts
+    if not experts:
+        return 0.0
+    act_bytes = DTYPE_BYTES[resolve_dtype(model, config.dtype)]
+    weight_bytes = 1 if config.quantization == "fp8" else act_bytes
+    touched = experts_touched(model.num_experts, model.experts_per_token, batch) / model.num_experts
+    return experts * touched * weight_bytes / config.tensor_parallel_size
+
+
+def moe_layers(model: ModelSpec) -> int:
+    """Layers with routed experts (a model's first dense layers, as DeepSeek's, are not)."""
+    return (model.params.expert_layers or model.num_layers) if model.num_experts else 0
+
+
 def decode_step_bytes(model: ModelSpec, config: EngineConfig, *, batch: int, mean_context: float) -> float:
     """Bytes one GPU reads from HBM in one decode step of ``batch`` sequences."""
     return sum(decode_step_bytes_parts(model, config, batch=batch, mean_context=mean_context))
@@ -58,10 +74,8 @@ def decode_step_bytes_parts(model: ModelSpec, config: EngineConfig, *, batch: in
         stored += batch * model.hidden_size * act_bytes
     # RotaryEmbedding.cos_sin_cache is on the GPU for every position but a step reads only its rows.
     stored -= (model.max_position_embeddings - batch) * model.rotary_dim * act_bytes
-    experts = model.params.experts
-    if experts:
-        touched = experts_touched(model.num_experts, model.experts_per_token, batch) / model.num_experts
-        stored -= experts * (1 - touched) * weight_bytes / tp
+    if model.params.experts:  # only the experts the batch routes to are read
+        stored -= model.params.experts * weight_bytes / tp - routed_expert_bytes(model, config, batch=batch)
     kv = batch * mean_context * kv_bytes_per_token(model, kv_bytes=kv_bytes, tp=tp)
     return stored, kv
 

@@ -7,6 +7,7 @@ GPU for each), the app lends its resident engines. Only one sweep runs per proce
 from __future__ import annotations
 
 import asyncio
+import os
 import platform
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -147,6 +148,9 @@ def environment(config: BenchConfig) -> dict:
         reading = read_gpus((config.engine.gpu_ids or (visible_gpu_index(),))[0])[0]
         env.update(vllm=vllm_version(), gpu=reading.name, driver=reading.driver_version,
                    gpu_total_bytes=reading.total_bytes, bandwidth_gb_s=reading.bandwidth_gb_s)
+        # vLLM's MoE routing simulator replaces the model's router (benchmarks/gpu.sh sweep sets it for dummy weights)
+        if os.environ.get("VLLM_MOE_ROUTING_SIMULATION_STRATEGY"):
+            env["moe_routing"] = os.environ["VLLM_MOE_ROUTING_SIMULATION_STRATEGY"]
     else:
         env["gpu"] = None
         env["cpu"] = platform.processor() or platform.machine()
