@@ -87,6 +87,8 @@ class PrecisionRow:
     plan: MemoryPlan
     largest_batch: int  # at context_len
     longest_context: int  # at batch_size
+    context_len: int = 0  # the context the largest batch is for (context_len, capped at the plan's max_model_len)
+    batch_size: int = 0  # the batch the longest context is for
 
 
 def checkpoint_precisions(spec: ModelSpec) -> dict[str, dict]:
@@ -123,7 +125,7 @@ def compare_precisions(model, gpu: GpuSpec, *, context_len: int = 4096, batch_si
         p = plan(spec, gpu, **_fields(config))
         ctx = min(context_len, p.max_model_len)
         rows.append(PrecisionRow(name, p, max_batch_size(spec, gpu, context_len=ctx, **_fields(config)),
-                                 max_context_len(spec, gpu, batch_size=batch_size, **_fields(config))))
+                                 max_context_len(spec, gpu, batch_size=batch_size, **_fields(config)), ctx, batch_size))
     return rows
 
 

@@ -182,11 +182,13 @@ def headline(snapshots: Sequence[ColumnSnapshot], mode: str, quality_by_column: 
     return "\n".join(lines) + f" · {how}."
 
 
-def stopped_headline(snapshots: Sequence[ColumnSnapshot], mode: str) -> str:
-    """After Stop: the ratio only if every engine had finished; a partial run's ratio is not a result."""
+def stopped_headline(snapshots: Sequence[ColumnSnapshot], mode: str, backend: str = "vllm") -> str:
+    """After Stop: the ratio only if every engine had finished; a partial run's ratio is not a result. On the CPU
+    the recorded GPU figures stay (the notes under the columns point to them)."""
     if snapshots and all(s.finished for s in snapshots):
-        return headline(snapshots, mode)
-    return "_Stopped before every engine finished: no speed ratio from a partial run. Run again to compare._"
+        return headline_for(backend)(snapshots, mode)
+    stopped = "_Stopped before every engine finished: no speed ratio from a partial run. Run again to compare._"
+    return stopped + "\n\n" + cpu_headline_intro() if backend == "cpu" else stopped
 
 
 def stopped_metrics(snapshot: ColumnSnapshot) -> str:
@@ -225,7 +227,9 @@ def quality_text(quality_by_column: Sequence, labels: Sequence[str] = ("16-bit",
     return (f"**Did FP8 change the answer?** Each column teacher-forced on {reference}'s answer: agreement = its top "
             f"token equals {reference}'s token; same top = both rank the same token first; KL over the top-20 tokens "
             f"(rest pooled), its mean and 99th percentile; Δp = the change in the probability of {reference}'s token "
-            "(as llama.cpp's --kl-divergence reports them).\n\n" + "\n".join(lines))
+            "(as llama.cpp's --kl-divergence reports them). Scored this way, one differing token does not count "
+            "against every token after it: two answers that part at their first word can still agree on most "
+            "tokens, since after the split each answer follows its own words.\n\n" + "\n".join(lines))
 
 
 def precision_table(rows) -> str:
@@ -241,8 +245,10 @@ def precision_table(rows) -> str:
         line("weights per GPU", lambda r: f"{r.plan.weights_bytes / GIB:.2f} GiB"),
         line("KV cache", lambda r: f"{max(r.plan.kv_cache_bytes, 0) / GIB:.2f} GiB"),
         line("KV tokens", lambda r: kv_tokens_text(r.plan) if r.plan.fits else "–"),
-        line("largest batch at the context", lambda r: f"{r.largest_batch:,}"),
-        line("longest context at the batch", lambda r: f"{r.longest_context:,}"),
+        line("largest batch", lambda r: f"{r.largest_batch:,} sequences of {r.context_len:,} tokens"
+             if r.context_len else f"{r.largest_batch:,}"),
+        line("longest context", lambda r: f"{r.longest_context:,} tokens for {r.batch_size:,} sequence"
+             f"{'' if r.batch_size == 1 else 's'}" if r.batch_size else f"{r.longest_context:,}"),
     ]
     return head + "\n" + "\n".join(body)
 
@@ -368,7 +374,8 @@ def cpu_headline(snapshots: Sequence[ColumnSnapshot], quality_by_column: Sequenc
         if scored:
             agreement = sum(d.token_agreement for d in scored) / len(scored)
             kl = sum(d.mean_kl for d in scored) / len(scored)
-            leads.append(f"### {b.label} kept {100 * agreement:.1f}% of {a.label}'s top tokens · KL "
+            leads.append(f"### {b.label} kept {100 * agreement:.1f}% of {a.label}'s top tokens (scored on "
+                         f"{a.label}'s answer) · KL "
                          f"{kl:.4f} nats/token" + (f" (mean of {len(scored)} prompts)" if len(scored) > 1 else ""))
     lead = "\n".join(leads) or "### The quality diff comes when both answers are complete (temperature 0)"
     speeds = []
@@ -383,7 +390,7 @@ def cpu_headline(snapshots: Sequence[ColumnSnapshot], quality_by_column: Sequenc
         provisional = "" if a.finished and b.finished else " (provisional: still streaming)"
         speeds.append(f"{b.label} {b.decode_tok_s:.1f} vs {a.label} {a.decode_tok_s:.1f} tok/s at decode "
                       f"({b.decode_tok_s / a.decode_tok_s:.2f}×){provisional}")
-    return (f"{lead}\nCPU speeds, not FP8's: " + " · ".join(speeds) + f".\n\n{CPU_WHAT_THE_SPEEDS_ARE}\n\n"
+    return (f"{lead}\nOn this CPU: " + " · ".join(speeds) + f".\n\n{CPU_WHAT_THE_SPEEDS_ARE}\n\n"
             + gpu_figures_text(records))
 
 

@@ -76,6 +76,8 @@ def build(playground: Playground) -> dict:
     gr.Markdown("Random token prompts of exact length (seeded), `ignore_eos`, warm-up excluded, each point the median "
                 "of the repeats. TTFT = time to first token; TPOT = time per output token after the first. The sweep "
                 "runs on the engines loaded above.")
+    if cpu:  # the same words as the Playground's headline: what a CPU sweep's FP8 speeds are
+        gr.Markdown(views.CPU_WHAT_THE_SPEEDS_ARE, elem_id="bench-cpu-note")
     with gr.Row():
         conc = gr.Textbox(value="1,4" if cpu else "1,8,64,256", label="Concurrency levels", elem_id="bench-concurrency",
                           info="requests in flight at once, comma-separated")

@@ -172,7 +172,7 @@ def build(playground: Playground, examples: list[str]) -> dict:
                                         "computed._", "_Stopped before the quality diff._")
         else:
             metrics = [views.stopped_metrics(s) for s in snapshots]
-            head, quality_note, note = (views.stopped_headline(snapshots, mode_value),
+            head, quality_note, note = (views.stopped_headline(snapshots, mode_value, playground.backend),
                                         "_Stopped: no quality diff for a partial answer._", "_Stopped._")
         return (head, *(v for pair in zip(texts, metrics) for v in pair), timeline_plot(snapshots, mode_value),
                 quality_note, note, (snapshots, mode_value))

@@ -164,7 +164,7 @@ def test_the_cpu_headline_leads_with_the_quality_diff_and_calls_its_speeds_cpu_s
     text = views.headline_for("cpu")([_snapshot("16-bit", 20.0), _snapshot("FP8", 19.0)], "fair", [diffs])
     first = text.splitlines()[0]
     assert "92.5%" in first and "KL 0.0300" in first  # the mean of the two prompts leads
-    assert "CPU speeds, not FP8's: FP8 19.0 vs 16-bit 20.0 tok/s" in text
+    assert "On this CPU: FP8 19.0 vs 16-bit 20.0 tok/s" in text and text.count("CPU speeds, not FP8's") == 1
     assert "to itself" not in text.split("**FP8 on a GPU")[0]  # only the recorded GPU runs had a GPU
     assert "slower" not in text and "faster" not in text
 
@@ -254,3 +254,25 @@ def test_a_baseline_with_no_goodput_is_said_so_instead_of_a_ratio():
 def test_no_goodput_sentence_for_one_precision_or_a_sweep_without_an_slo():
     assert views.goodput_text([_point("fp16", 1, 2.0), _point("fp16", 4, 3.0)], "fp16", "vllm") == ""
     assert views.goodput_text([_point("fp16", 1, None, ""), _point("fp8", 1, None, "")], "fp16", "vllm") == ""
+
+
+def test_the_precision_table_names_the_context_and_the_batch_its_fit_answers_are_for():
+    from planner import compare_precisions, gpu_preset
+
+    rows = compare_precisions("llama-3-8b", gpu_preset("h100-sxm"), context_len=4096, batch_size=32)
+    table = views.precision_table(rows)
+    fp16 = rows[0]
+    assert f"| largest batch | {fp16.largest_batch:,} sequences of 4,096 tokens |" in table
+    assert f"{fp16.longest_context:,} tokens for 32 sequences" in table
+
+
+def test_a_stopped_partial_run_on_the_cpu_keeps_the_recorded_gpu_figures_and_gives_no_ratio():
+    from playground.compare import ColumnSnapshot
+    from playground.metrics import RequestTiming
+
+    running = ColumnSnapshot("FP8", ("te",), ((1, 2),), (RequestTiming(0.0, (0.1, 0.2), 2, 5),), False, "streaming")
+    snapshots = [_snapshot("16-bit", 20.0), running]
+    cpu = views.stopped_headline(snapshots, "fair", "cpu")
+    assert "no speed ratio from a partial run" in cpu and views.gpu_figures_text(views.recorded_gpu_figures()) in cpu
+    gpu = views.stopped_headline(snapshots, "fair", "vllm")
+    assert "no speed ratio" in gpu and "GPU figures" not in gpu and "×" not in gpu
