@@ -210,7 +210,7 @@ PY
   sweep)  # 1,8,64,256 x 512 in / 256 out, three precisions, median of 3 (bench args after MODEL change it)
     begin || exit 3
     # Dummy weights need not route as trained ones do (their router logits are tiny and nearly equal): Qwen3-30B-A3B's
-    # FP8 batch-64 step took less than the HBM time of the experts uniform routing reads. vLLM's routing simulator
+    # FP8 batch-64 TPOT was the bare HBM time of a uniformly routed step's bytes (docs/speed.md). vLLM's routing simulator
     # draws each token's experts uniformly at random (fused_moe/router/routing_simulator_router.py); MOE_ROUTING=
     # (empty) keeps the model's own router.
     export VLLM_MOE_ROUTING_SIMULATION_STRATEGY=${MOE_ROUTING-uniform_random}

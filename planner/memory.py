@@ -390,16 +390,24 @@ def checkpoint_linear_bytes(model: ModelSpec, *, dtype_bytes: int, tp: int, cc: 
                                           cc=cc)
         else:
             total += count * out_rank * in_rank * dtype_bytes
-    if p.experts:
-        moe_layers = p.expert_layers or model.num_layers
-        width = model.intermediate_size // tp
-        if scheme.experts_only or scheme.quantizes("*.mlp.experts"):
-            total += moe_layers * expert_bytes(scheme, experts=model.num_experts, hidden=model.hidden_size, width=width,
-                                               bias_elements=p.expert_bias // max(1, moe_layers) // tp,
-                                               dtype_bytes=dtype_bytes, cc=cc)
-        else:
-            total += p.experts // tp * dtype_bytes
-    return total
+    return total + routed_expert_stack_bytes(model, dtype_bytes=dtype_bytes, quantization=None, tp=tp, cc=cc)
+
+
+def routed_expert_stack_bytes(model: ModelSpec, *, dtype_bytes: int, quantization: str | None, tp: int = 1,
+                              cc: tuple[int, int] = (9, 0)) -> int:
+    """Every MoE layer's routed-expert stacks on one rank as loaded: 16-bit, online FP8 (one byte a weight), or
+    a checkpoint's own scheme (its expert stacks as the method creates them on a GPU of ``cc``)."""
+    p, scheme = model.params, model.quant
+    if not p.experts:
+        return 0
+    if scheme is None:
+        return p.experts // tp * (1 if quantization == "fp8" else dtype_bytes)
+    if not (scheme.experts_only or scheme.quantizes("*.mlp.experts")):
+        return p.experts // tp * dtype_bytes
+    moe_layers = p.expert_layers or model.num_layers
+    return moe_layers * expert_bytes(scheme, experts=model.num_experts, hidden=model.hidden_size,
+                                     width=model.intermediate_size // tp,
+                                     bias_elements=p.expert_bias // max(1, moe_layers) // tp, dtype_bytes=dtype_bytes, cc=cc)
 
 
 def moe_workspace_bytes(model: ModelSpec, *, act_bytes: int, max_num_batched_tokens: int, tp: int = 1) -> int:

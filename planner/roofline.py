@@ -19,7 +19,9 @@ from dataclasses import dataclass
 
 from planner.engine_config import EngineConfig
 from planner.gpus import GpuSpec
-from planner.memory import KV_CACHE_BYTES, engine_config, kv_bytes_per_token, resolve_dtype, weights_bytes
+from planner.memory import (
+    KV_CACHE_BYTES, engine_config, kv_bytes_per_token, resolve_dtype, routed_expert_stack_bytes, weights_bytes,
+)
 from planner.models import DTYPE_BYTES, ModelSpec
 
 NVLINK_GB_S = 450.0  # H100 SXM NVLink 4, one direction: the all-reduce ceiling between GPUs
@@ -40,14 +42,17 @@ def experts_touched(num_experts: int, experts_per_token: int, batch: int) -> flo
 
 
 def routed_expert_bytes(model: ModelSpec, config: EngineConfig, *, batch: int) -> float:
-    """Of decode_step_bytes_parts' weights, the routed experts' share: what the fused-MoE kernels read."""
-    experts = model.params.experts
-    if not experts:
+    """Of decode_step_bytes_parts' weights, the routed experts' share: the stacks of the experts ``batch`` tokens
+    route to (16-bit, online FP8 or the checkpoint's own scheme), what the fused-MoE kernels read."""
+    if not model.params.experts:
         return 0.0
-    act_bytes = DTYPE_BYTES[resolve_dtype(model, config.dtype)]
-    weight_bytes = 1 if config.quantization == "fp8" else act_bytes
     touched = experts_touched(model.num_experts, model.experts_per_token, batch) / model.num_experts
-    return experts * touched * weight_bytes / config.tensor_parallel_size
+    return touched * _expert_stacks(model, config)
+
+
+def _expert_stacks(model: ModelSpec, config: EngineConfig) -> int:
+    return routed_expert_stack_bytes(model, dtype_bytes=DTYPE_BYTES[resolve_dtype(model, config.dtype)],
+                                     quantization=config.quantization, tp=config.tensor_parallel_size)
 
 
 def moe_layers(model: ModelSpec) -> int:
@@ -66,7 +71,6 @@ def decode_step_bytes_parts(model: ModelSpec, config: EngineConfig, *, batch: in
     act_bytes = DTYPE_BYTES[resolve_dtype(model, config.dtype)]
     kv_bytes = KV_CACHE_BYTES[config.kv_cache_dtype] or act_bytes
     tp = config.tensor_parallel_size
-    weight_bytes = 1 if config.quantization == "fp8" else act_bytes
     stored = weights_bytes(model, dtype_bytes=act_bytes, quantization=config.quantization, tp=tp)
     if not model.tie_word_embeddings:
         # The embedding is gathered (batch rows), not read whole; a tied matrix is read as the LM head.
@@ -75,7 +79,7 @@ def decode_step_bytes_parts(model: ModelSpec, config: EngineConfig, *, batch: in
     # RotaryEmbedding.cos_sin_cache is on the GPU for every position but a step reads only its rows.
     stored -= (model.max_position_embeddings - batch) * model.rotary_dim * act_bytes
     if model.params.experts:  # only the experts the batch routes to are read
-        stored -= model.params.experts * weight_bytes / tp - routed_expert_bytes(model, config, batch=batch)
+        stored -= _expert_stacks(model, config) - routed_expert_bytes(model, config, batch=batch)
     kv = batch * mean_context * kv_bytes_per_token(model, kv_bytes=kv_bytes, tp=tp)
     return stored, kv
 

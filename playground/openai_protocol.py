@@ -174,15 +174,15 @@ async def chat_prompt_ids(engine, messages: list[dict], runtime=None, tokenize=a
     return list(answer["tokens"])
 
 
-def check_length(engine, n_prompt: int | None, sampling: SamplingSettings, prompt_field: str) -> None:
+def check_length(engine, n_prompt: int | None, sampling: SamplingSettings, prompt_field: str,
+                 max_tokens_field: str = "max_tokens") -> None:
     limit = engine.info.max_model_len or None
     if n_prompt is None or not limit:
         return  # a remote server checks it itself
     if n_prompt + sampling.max_tokens > limit:
-        too_long = n_prompt >= limit
-        raise ApiError(400, f"{prompt_field if too_long else 'max_tokens'}: the prompt has {n_prompt:,} tokens; with "
-                            f"max_tokens={sampling.max_tokens:,} it exceeds {engine.info.label}'s "
-                            f"max_model_len={limit:,}", prompt_field if too_long else "max_tokens")
+        name = prompt_field if n_prompt >= limit else max_tokens_field
+        raise ApiError(400, f"{name}: the prompt has {n_prompt:,} tokens; with {max_tokens_field}="
+                            f"{sampling.max_tokens:,} it exceeds {engine.info.label}'s max_model_len={limit:,}", name)
 
 
 # ---- the whole request: what both servers check before anything runs
@@ -259,9 +259,19 @@ def sampling_for(request: OpenAiRequest, engine, n_prompt: int | None) -> Sampli
         sampling = sampling_of(request.body, max(limit - n_prompt, 1) if limit else 16, "max_completion_tokens")
     else:
         sampling = sampling_of(request.body, 16)
+    name = "max_completion_tokens" if request.chat and "max_completion_tokens" in request.body else "max_tokens"
     if limit and sampling.max_tokens >= limit:
-        name = "max_completion_tokens" if request.chat and "max_completion_tokens" in request.body else "max_tokens"
         raise ApiError(400, f"{name}: {sampling.max_tokens:,} is outside [1, {limit - 1:,}] "
                             f"(max_model_len is {limit:,})", name)
-    check_length(engine, n_prompt, sampling, request.prompt_field)
+    if isinstance(request.prompt, tuple):
+        check_token_ids(engine, request.prompt)
+    check_length(engine, n_prompt, sampling, request.prompt_field, name)
     return sampling
+
+
+def check_token_ids(engine, ids: tuple[int, ...]) -> None:
+    """A token-id prompt's ids within the engine's vocabulary (a remote server checks its own)."""
+    tokenizer = tokenizer_of(engine)
+    if tokenizer is not None and ids and max(ids) >= len(tokenizer):
+        raise ApiError(400, f"prompt: token id {max(ids):,} is outside [0, {len(tokenizer) - 1:,}] "
+                            f"({engine.info.label}'s vocabulary)", "prompt")

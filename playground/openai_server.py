@@ -30,7 +30,8 @@ from starlette.routing import Route
 
 from playground.engines.base import GenerationRequest, RequestError
 from playground.openai_protocol import (
-    ApiError, chat_prompt_ids, choose_model, field, from_request_error, parse_request, read_body, sampling_for,
+    MAX_LOGPROBS, ApiError, chat_messages, chat_prompt_ids, choose_model, field, from_request_error, parse_request,
+    read_body, sampling_for,
 )
 from playground.prom import CONTENT_TYPE
 from playground.service import MAX_IN_FLIGHT, check_room
@@ -86,14 +87,15 @@ def build_app(engine, model_name: str, api_key: str | None = None, *, drop_after
     async def tokenize(request: Request) -> Response:
         if not authorized(request):
             return unauthorized()
-        body = await request.json()
         from playground.engines.cpu_engine import prompt_ids
 
-        if "messages" in body:
-            text = "\n".join(m.get("content", "") for m in body["messages"])
-            ids = await asyncio.to_thread(prompt_ids, text, True)
-        else:
-            ids = await asyncio.to_thread(prompt_ids, str(body.get("prompt", "")), False)
+        try:
+            body = await read_body(request)
+            chat = "messages" in body
+            text = "\n".join(m["content"] for m in chat_messages(body)) if chat else str(body.get("prompt", ""))
+        except ApiError as e:
+            return e.response()
+        ids = await asyncio.to_thread(prompt_ids, text, chat)
         return JSONResponse({"count": len(ids), "max_model_len": engine.info.max_model_len, "tokens": ids})
 
     async def prepare(request: Request, chat: bool):
@@ -116,6 +118,8 @@ def build_app(engine, model_name: str, api_key: str | None = None, *, drop_after
         # vLLM's extras that `--backend openai` sends: each answer's token ids, the prompt's logprobs
         with_ids = not chat and field(body, "return_token_ids", "boolean", False)
         prompt_logprobs = None if chat else field(body, "prompt_logprobs", "integer", None)
+        if prompt_logprobs is not None and not 0 <= prompt_logprobs <= MAX_LOGPROBS:
+            raise ApiError(400, f"prompt_logprobs: {prompt_logprobs} is outside [0, {MAX_LOGPROBS}]", "prompt_logprobs")
         try:
             check_room(len(admitted), max_in_flight)
         except RequestError as e:

@@ -64,7 +64,7 @@ def test_a_model_too_big_for_the_gpu_says_by_how_much_and_suggests_configuration
 
 
 def test_a_change_that_fits_alone_is_suggested_without_a_lower_utilization_beside_it():
-    """Qwen3-32B on an RTX 4090 (the issue's pasted model): four GPUs at 0.9 fit with 61,744 KV tokens;
+    """Qwen3-32B on an RTX 4090 (the pasted model): four GPUs at 0.9 fit with 61,744 KV tokens;
     the same four at 0.85 would fit too, with 42,480, and only cost KV cache."""
     p = plan("qwen3-32b", gpu_preset("rtx-4090"), max_model_len=4096)
     four = [s for s in p.advice if s.config.tensor_parallel_size == 4]

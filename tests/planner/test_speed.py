@@ -240,3 +240,15 @@ def test_notes_only_some_precisions_carry_say_which_precision_they_belong_to():
     assert [n.split(":")[0] for n in unfit] == ["fp16", "fp8", "fp8-kv8"]  # each with its own shortfall
     assert "112.31 GiB" in unfit[0] and "48.56 GiB" in unfit[1]
     assert sum("efficiencies are assumed to carry over" in n for n in notes) == 1  # shared: said once, unlabelled
+
+
+def test_a_pre_quantized_moe_step_reads_its_experts_in_the_checkpoints_own_format():
+    from planner.memory import engine_config, routed_expert_stack_bytes
+
+    spec, config = engine_config("gpt-oss-20b", max_model_len=1024)  # MXFP4 experts: 32 per layer, 4 per token
+    stacks = routed_expert_stack_bytes(spec, dtype_bytes=2, quantization=None)
+    assert stacks < spec.params.experts  # under a byte a weight (4-bit values, a scale per 32), not 16-bit
+    assert routed_expert_bytes(spec, config, batch=1) == pytest.approx(stacks * 4 / 32)
+    weights, _ = decode_step_bytes_parts(spec, config, batch=1, mean_context=576)
+    assert 0 < weights - routed_expert_bytes(spec, config, batch=1) < 4e9  # attention, embeddings: ~1-2 B params
+    assert predict_speed("gpt-oss-20b", H200, max_model_len=1024).at(1).bound == "memory"

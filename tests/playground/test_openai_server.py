@@ -104,3 +104,23 @@ def test_metrics_are_prometheus_text_the_openai_backend_reads():
     metrics = parse_metrics(r.text)
     assert metrics["vllm:num_requests_running"] == [({"engine": "0", "model_name": NAME}, 0.0)]
     assert cache_facts(metrics) == {"kv_cache_dtype": _Idle.info.kv_cache_dtype}
+
+
+@pytest.mark.parametrize("fields, param, words", [
+    ({"prompt": [1, 2, 10**7]}, "prompt", "outside [0, "),  # past the vocabulary: not an IndexError in the engine
+    ({"prompt": [1, 2, 3], "prompt_logprobs": -1}, "prompt_logprobs", "outside [0, 20]"),
+    ({"prompt": [1, 2, 3], "prompt_logprobs": 10**6}, "prompt_logprobs", "outside [0, 20]"),
+])
+def test_a_token_id_prompt_out_of_range_is_a_400_not_a_500(sdk, fields, param, words):
+    with pytest.raises(openai.BadRequestError) as e:
+        sdk.completions.create(model=NAME, max_tokens=2, **{"prompt": fields.pop("prompt")}, extra_body=fields)
+    assert e.value.body["param"] == param and words in e.value.body["message"], e.value.body
+
+
+def test_tokenize_refuses_a_malformed_body_with_a_400():
+    with TestClient(build_app(CpuEngine("FP8", fp8=True), NAME)) as http:
+        assert http.post("/tokenize", content=b"{not json").status_code == 400
+        bad = http.post("/tokenize", json={"messages": [{"content": 3}]})
+        assert bad.status_code == 400 and "messages" in bad.json()["error"]["param"]
+        good = http.post("/tokenize", json={"prompt": "FP8 is"})
+        assert good.status_code == 200 and good.json()["count"] == 3
