@@ -151,8 +151,7 @@ def build_engines(args: argparse.Namespace) -> tuple[list[SupervisedEngine], Eng
         label = {"float16": "FP16", "bfloat16": "BF16"}.get(_checkpoint_dtype(args.model, args.dtype), "16-bit")
         columns[0] = replace(columns[0], label=label)
     try:
-        configs = [EngineConfig.from_args(args, model=c.folder, quantization=c.quantization,
-                                          kv_cache_dtype=c.kv_cache_dtype) for c in columns]
+        configs = [c.engine_config(args) for c in columns]
     except (PlannerError, ValueError) as e:
         raise SystemExit(f"error: {e}") from e
     if args.gpus:  # each column on its own GPU, the whole of it

@@ -37,9 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.speed_runs import SpeedRow, fitted_rows  # noqa: E402
 from planner.gpus import gpu_preset  # noqa: E402
-from planner.memory import plan  # noqa: E402
+from planner.memory import moe_layers, plan  # noqa: E402
 from planner.models import model_spec  # noqa: E402
-from planner.roofline import decode_step_bytes_parts, moe_layers, routed_expert_bytes  # noqa: E402
+from planner.roofline import decode_step_bytes_parts, routed_expert_bytes  # noqa: E402
 from planner.speed import (  # noqa: E402
     CACHED_PROMPT_TOKENS, SPEED_CALIBRATION, SpeedCalibration, WavePrediction, kernels_for, prefill_s, wave,
 )
@@ -171,8 +171,7 @@ def _moe_fit(rows: list[SpeedRow], calibration: SpeedCalibration) -> SpeedCalibr
 
 
 def fit(rows: list[SpeedRow]) -> SpeedCalibration:
-    moe = [r for r in rows if is_moe(r)]
-    rows = [r for r in rows if not is_moe(r)]
+    moe, rows = [r for r in rows if is_moe(r)], [r for r in rows if not is_moe(r)]
     decode = decode_rows(rows)
     calibration = START
     for _ in range(PASSES):

@@ -404,10 +404,15 @@ def routed_expert_stack_bytes(model: ModelSpec, *, dtype_bytes: int, quantizatio
         return p.experts // tp * (1 if quantization == "fp8" else dtype_bytes)
     if not (scheme.experts_only or scheme.quantizes("*.mlp.experts")):
         return p.experts // tp * dtype_bytes
-    moe_layers = p.expert_layers or model.num_layers
-    return moe_layers * expert_bytes(scheme, experts=model.num_experts, hidden=model.hidden_size,
-                                     width=model.intermediate_size // tp,
-                                     bias_elements=p.expert_bias // max(1, moe_layers) // tp, dtype_bytes=dtype_bytes, cc=cc)
+    layers = moe_layers(model)
+    return layers * expert_bytes(scheme, experts=model.num_experts, hidden=model.hidden_size,
+                                 width=model.intermediate_size // tp,
+                                 bias_elements=p.expert_bias // max(1, layers) // tp, dtype_bytes=dtype_bytes, cc=cc)
+
+
+def moe_layers(model: ModelSpec) -> int:
+    """Layers with routed experts (a model's first dense layers, as DeepSeek's, are not)."""
+    return (model.params.expert_layers or model.num_layers) if model.num_experts else 0
 
 
 def moe_workspace_bytes(model: ModelSpec, *, act_bytes: int, max_num_batched_tokens: int, tp: int = 1) -> int:

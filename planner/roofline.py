@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from planner.engine_config import EngineConfig
 from planner.gpus import GpuSpec
 from planner.memory import (
-    KV_CACHE_BYTES, engine_config, kv_bytes_per_token, resolve_dtype, routed_expert_stack_bytes, weights_bytes,
+    KV_CACHE_BYTES, engine_config, kv_bytes_per_token, moe_layers, resolve_dtype, routed_expert_stack_bytes,
+    weights_bytes,
 )
 from planner.models import DTYPE_BYTES, ModelSpec
 
@@ -53,11 +54,6 @@ def routed_expert_bytes(model: ModelSpec, config: EngineConfig, *, batch: int) -
 def _expert_stacks(model: ModelSpec, config: EngineConfig) -> int:
     return routed_expert_stack_bytes(model, dtype_bytes=DTYPE_BYTES[resolve_dtype(model, config.dtype)],
                                      quantization=config.quantization, tp=config.tensor_parallel_size)
-
-
-def moe_layers(model: ModelSpec) -> int:
-    """Layers with routed experts (a model's first dense layers, as DeepSeek's, are not)."""
-    return (model.params.expert_layers or model.num_layers) if model.num_experts else 0
 
 
 def decode_step_bytes(model: ModelSpec, config: EngineConfig, *, batch: int, mean_context: float) -> float:

@@ -30,9 +30,9 @@ from planner.engine_config import EngineConfig
 from planner.errors import PlannerError
 from planner.fit import PRECISIONS, max_batch_size
 from planner.gpus import GpuSpec
-from planner.memory import engine_config, plan, resolve_dtype
+from planner.memory import engine_config, moe_layers, plan, resolve_dtype
 from planner.models import DTYPE_BYTES, ModelSpec
-from planner.roofline import NVLINK_GB_S, decode_step_bytes_parts, moe_layers, routed_expert_bytes
+from planner.roofline import NVLINK_GB_S, decode_step_bytes_parts, routed_expert_bytes
 
 VLLM_VERSION = "0.25.1"  # the vLLM whose measured runs the coefficients are fitted to
 MEASURED_BATCH = 256  # the largest batch among the fitted runs

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from planner.engine_config import EngineConfig
 from playground.engines.base import RequestError
 
 MIN_COLUMNS, MAX_COLUMNS = 2, 4
@@ -58,6 +59,11 @@ class ColumnSpec:
                                              f"{', '.join(str(a) for a in allowed)}")
             values[name] = chosen
         return cls(label, folder, values.get("quantization"), values.get("kv-cache-dtype") or "auto")
+
+    def engine_config(self, args, **overrides) -> EngineConfig:
+        """This column's EngineConfig: the command line's engine arguments with its own folder and settings."""
+        return EngineConfig.from_args(args, model=self.folder, quantization=self.quantization,
+                                      kv_cache_dtype=self.kv_cache_dtype, **overrides)
 
     @property
     def embedded(self) -> bool:

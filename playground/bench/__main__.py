@@ -148,8 +148,7 @@ def _vllm_config(args: argparse.Namespace) -> tuple[BenchConfig, tuple[str, ...]
     configs = []
     for column in columns:
         check_column(column)  # a missing folder, or settings its checkpoint contradicts, before any engine starts
-        configs.append(EngineConfig.from_args(args, model=column.folder, quantization=column.quantization,
-                                              kv_cache_dtype=column.kv_cache_dtype, gpu_ids=args.gpu))
+        configs.append(column.engine_config(args, gpu_ids=args.gpu))
     labels = tuple(c.label for c in columns)
     return BenchConfig(backend="vllm", engine=configs[0], data_dir=args.data_dir,
                        columns=tuple(zip(labels, configs))), labels
