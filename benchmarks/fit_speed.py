@@ -5,19 +5,20 @@ when they differ from the frozen ones (tests/planner/test_speed.py runs that).
     python benchmarks/fit_speed.py           # print the fit and each fitted row's residual
     python benchmarks/fit_speed.py --check   # compare with planner.speed.SPEED_CALIBRATION
 
-- weight_factor_16bit / _fp8, kv_factor_16bit / _fp8, step_overhead_s, sequence_overhead_s: least squares of
-  the measured decode step (1 / decode tok/s) on the roofline's read times (weight bytes / bandwidth, one slope
-  per GEMM family; KV bytes / min(bandwidth, cap), one slope per KV dtype), a constant and the batch, each row
-  weighted by 1 / its step (relative errors);
+- weight_factor_16bit / _fp8, kv_factor_16bit / _fp8, step_overhead_s, layer_overhead_16bit_s / _fp8_s,
+  sequence_overhead_s: least squares of the measured decode step (1 / decode tok/s) on the roofline's read times
+  (weight bytes / bandwidth, one slope per GEMM family; KV bytes / min(bandwidth, cap), one slope per KV dtype), a
+  constant, the number of layers (one slope per GEMM family) and the batch, each row weighted by 1 / its step
+  (relative errors). The layer slopes need fitted models of different depths (32 and 48 layers);
 - kv_bandwidth_cap_gb_s: the highest cap (50 GB/s steps) whose least squares is as good as the best. Rows whose concurrency exceeds what the KV cache
   holds are left out: vLLM queues the rest, whose prefills then share the decode steps.
 - ttft_overhead_s: the median of (TTFT - one decode step) over the batch-1 rows whose prompts were cached;
 - compute_efficiency_16bit / _fp8: the prompt's FLOPs over the datasheet rate, divided by (TTFT - that fixed
   cost), over the batch-1 rows that prefilled their whole prompt (one repeat, unseen prompts).
 - the spreads: the largest relative residual of the fitted dense rows (batch 1, batch >= 8, TTFT), rounded up.
-- moe_weight_factor_16bit / _fp8, moe_expert_pick_s: with the dense coefficients fixed, least squares of what the
-  fitted MoE rows' steps take beyond the dense line (the routed experts' read time, one slope per GEMM family, and
-  MoE layers x experts per token), relative errors again. The MoE ± is not fitted: it is the held-out MoE rows'
+- moe_weight_factor_16bit / _fp8, moe_layer_overhead_16bit_s / _fp8_s: with the dense coefficients fixed, least
+  squares of what the fitted MoE rows' steps take beyond the dense line (the routed experts' read time and the
+  number of MoE layers, one slope each per GEMM family), relative errors again. The MoE ± is not fitted: it is the held-out MoE rows'
   largest error (planner.speed.MOE_MEASURED_SPREAD, printed by benchmarks/speed_accuracy.py).
 """
 
@@ -45,16 +46,18 @@ from planner.speed import (  # noqa: E402
 )
 
 FITTED = ("weight_factor_16bit", "weight_factor_fp8", "kv_factor_16bit", "kv_factor_fp8", "kv_bandwidth_cap_gb_s",
-          "step_overhead_s", "sequence_overhead_s", "compute_efficiency_16bit", "compute_efficiency_fp8",
+          "step_overhead_s", "layer_overhead_16bit_s", "layer_overhead_fp8_s", "sequence_overhead_s", "compute_efficiency_16bit", "compute_efficiency_fp8",
           "ttft_overhead_s", "decode_spread_batch1", "decode_spread_batched", "ttft_spread",
-          "moe_weight_factor_16bit", "moe_weight_factor_fp8", "moe_expert_pick_s")
+          "moe_weight_factor_16bit", "moe_weight_factor_fp8", "moe_layer_overhead_16bit_s", "moe_layer_overhead_fp8_s")
 # the MoE terms off: the dense line alone, which the MoE fit measures the experts' cost against
-NO_MOE = dict(moe_weight_factor_16bit=0.0, moe_weight_factor_fp8=0.0, moe_expert_pick_s=0.0)
+NO_MOE = dict(moe_weight_factor_16bit=0.0, moe_weight_factor_fp8=0.0, moe_layer_overhead_16bit_s=0.0,
+              moe_layer_overhead_fp8_s=0.0)
 # where the iteration starts: no prefill cost, so no interference (the fit converges from here in a few passes)
 START = replace(SPEED_CALIBRATION, compute_efficiency_16bit=1e9, compute_efficiency_fp8=1e9, ttft_overhead_s=0.0)
 # the prefill's FLOPs over the datasheet rate alone: no memory floor, no fixed cost
 FLOPS_ONLY = replace(SPEED_CALIBRATION, weight_factor_16bit=0.0, weight_factor_fp8=0.0, kv_factor_16bit=0.0,
-                     kv_factor_fp8=0.0, step_overhead_s=0.0, sequence_overhead_s=0.0,
+                     kv_factor_fp8=0.0, step_overhead_s=0.0, layer_overhead_16bit_s=0.0, layer_overhead_fp8_s=0.0,
+                     sequence_overhead_s=0.0, **NO_MOE,
                      compute_efficiency_16bit=1.0, compute_efficiency_fp8=1.0, ttft_overhead_s=0.0)
 PASSES = 4  # it converges in two
 
@@ -91,12 +94,14 @@ def mean_context(row: SpeedRow) -> float:
 
 
 def _decode_features(row: SpeedRow, cap_gb_s: float) -> np.ndarray:
-    """The decode line's regressors for one row: weight and KV read times by kernel family, 1, batch."""
+    """The decode line's regressors for one row: weight and KV read times by kernel family, 1, layers by kernel
+    family, batch."""
+    layers = _plan(row.model, row.gpu, json.dumps(row.engine, sort_keys=True))[0].num_layers
     weights, kv, bandwidth, fp8, kv8 = _bytes(row.model, row.gpu, json.dumps(row.engine, sort_keys=True),
                                               row.concurrency, mean_context(row))
     kv_s = kv / min(bandwidth, cap_gb_s * 1e9)
     return np.array([weights / bandwidth * (not fp8), weights / bandwidth * fp8, kv_s * (not kv8), kv_s * kv8,
-                     1.0, float(row.concurrency)])
+                     1.0, layers * (not fp8), layers * fp8, float(row.concurrency)])
 
 
 @lru_cache(maxsize=None)
@@ -106,10 +111,19 @@ def _bytes(model: str, gpu: str, engine_json: str, batch: int, context: float):
     return weights, kv, gpu_preset(gpu).bandwidth_gb_s * 1e9, kernels_for(spec, p.config) == "fp8", p.config.fp8_kv
 
 
+CONSTANT = 4  # the per-step constant's column in _decode_features
+
+
 def _decode_fit(rows: list[SpeedRow], steps: list[float], cap_gb_s: float) -> tuple[np.ndarray, float]:
-    """Least squares at one KV bandwidth cap, each row weighted by 1 / its step (relative residuals)."""
+    """Least squares at one KV bandwidth cap, each row weighted by 1 / its step (relative residuals). A cost is
+    never negative: when the per-step constant comes out below zero (the per-layer costs hold all of it), it is
+    0 and the rest is fitted again."""
     a = np.array([_decode_features(r, cap_gb_s) / step for r, step in zip(rows, steps)])
     x, *_ = np.linalg.lstsq(a, np.ones(len(rows)), rcond=None)
+    if x[CONSTANT] < 0:
+        keep = [i for i in range(a.shape[1]) if i != CONSTANT]
+        x = np.zeros(a.shape[1])
+        x[keep], *_ = np.linalg.lstsq(a[:, keep], np.ones(len(rows)), rcond=None)
     return x, float(np.sum((a @ x - 1) ** 2))
 
 
@@ -124,10 +138,11 @@ def _fit_pass(rows: list[SpeedRow], decode: list[SpeedRow], previous: SpeedCalib
     fits = {cap: _decode_fit(decode, steps, cap) for cap in range(1000, 6001, 50)}
     best = min(ss for _, ss in fits.values())
     cap = max(c for c, (_, ss) in fits.items() if ss <= best * 1.001)
-    f16, f8, kv16, kv8, overhead, per_sequence = fits[cap][0]
+    f16, f8, kv16, kv8, overhead, layer16, layer8, per_sequence = fits[cap][0]
     calibration = replace(previous, weight_factor_16bit=_sig(f16), weight_factor_fp8=_sig(f8),
                           kv_factor_16bit=_sig(kv16), kv_factor_fp8=_sig(kv8), kv_bandwidth_cap_gb_s=float(cap),
-                          step_overhead_s=_sig(overhead, 2), sequence_overhead_s=_sig(per_sequence, 2))
+                          step_overhead_s=_sig(overhead, 2), layer_overhead_16bit_s=_sig(layer16, 2),
+                          layer_overhead_fp8_s=_sig(layer8, 2), sequence_overhead_s=_sig(per_sequence, 2))
     # TTFT: a cached prompt costs the fixed cost and about one step; a full prefill its FLOPs over the rate.
     ttft = [r for r in rows if r.concurrency == 1 and r.ttft_s]
     fixed = []
@@ -162,11 +177,12 @@ def _moe_fit(rows: list[SpeedRow], calibration: SpeedCalibration) -> SpeedCalibr
             seconds = routed_expert_bytes(spec, p.config, batch=r.concurrency) / (gpu_preset(r.gpu).bandwidth_gb_s * 1e9)
             fp8 = kernels_for(spec, p.config) == "fp8"
             beyond = step - row_wave(r, dense_only).step_s
-            a.append(np.array([seconds * (not fp8), seconds * fp8, moe_layers(spec) * spec.experts_per_token]) / step)
+            layers = moe_layers(spec)
+            a.append(np.array([seconds * (not fp8), seconds * fp8, layers * (not fp8), layers * fp8]) / step)
             y.append(beyond / step)
-        (f16, f8, pick), *_ = np.linalg.lstsq(np.array(a), np.array(y), rcond=None)
+        (f16, f8, layer16, layer8), *_ = np.linalg.lstsq(np.array(a), np.array(y), rcond=None)
         current = replace(current, moe_weight_factor_16bit=_sig(f16), moe_weight_factor_fp8=_sig(f8),
-                          moe_expert_pick_s=_sig(pick, 2))
+                          moe_layer_overhead_16bit_s=_sig(layer16, 2), moe_layer_overhead_fp8_s=_sig(layer8, 2))
     return current
 
 

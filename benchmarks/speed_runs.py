@@ -7,7 +7,8 @@ its line below). Each source says whether it is fitted or held out; held-out row
 
 A row's decode speed is 1 / TPOT p50 (TPOT = (end-to-end - TTFT) / (output tokens - 1), as vllm bench serve
 defines it), so it is one decode step whatever prefix caching did to the prompt; the Playground's fair batch-1
-runs give decode tok/s directly.
+runs give decode tok/s directly. A sweep's row also keeps its ITL p50, the steady decode step: at batch >= 8 a
+request's TPOT also holds the prefills of the requests sent with it.
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ SOURCES = (
             "input_len": 512, "output_len": 128}, group="70b"),
     # `bash benchmarks/gpu.sh speed-rows` on an H200, recorded after the fit was frozen
     Source("docs/results/speed-rows/*.json", "sweep", "h200", "", True, group="speed-rows"),
+    # dense models of other depths, one H200, dummy weights (docs/speed.md, "Layers"): Qwen2.5-14B's 48 layers beside
+    # the Llamas' 32 fit the cost per layer; Qwen2.5-32B's 64 are held out
+    Source("docs/results/speed-rows/depth/h200-2026-12-02-qwen2.5-14b.json", "sweep", "h200", "", False, group="depth"),
+    Source("docs/results/speed-rows/depth/h200-2026-12-02-qwen2.5-32b.json", "sweep", "h200", "", True, group="depth"),
     # MoE, one H200, dummy weights under vLLM's uniform routing simulator (docs/speed.md): Qwen3-30B-A3B fits the MoE
     # terms; Mixtral-8x7B (8 large experts, top 2) and Qwen1.5-MoE-A2.7B (60 small ones, top 4, a shared expert) are
     # held out. The earlier Qwen3-30B-A3B run under the dummy weights' own router (moe/*-dummy-router.json) is kept
@@ -71,6 +76,9 @@ SOURCES = (
     Source("docs/results/speed-rows/moe/h200-2026-12-02-mixtral-8x7b.json", "sweep", "h200", "", True,
            note="MoE, uniform routing", group="moe"),
     Source("docs/results/speed-rows/moe/h200-2026-12-02-qwen1.5-moe-a2.7b.json", "sweep", "h200", "", True,
+           note="MoE, uniform routing", group="moe"),
+    # recorded after the per-layer costs' form was chosen, before it was fitted: OLMoE-1B-7B (16 layers, 64 experts, top 8)
+    Source("docs/results/speed-rows/moe/h200-2026-12-02-olmoe-1b-7b.json", "sweep", "h200", "", True,
            note="MoE, uniform routing", group="moe"),
 )
 
@@ -92,6 +100,7 @@ class SpeedRow:
     held_out: bool
     note: str = ""
     group: str = ""
+    itl_p50_s: float | None = None  # a sweep's median inter-token latency: the steady decode step, prefills aside
 
 
 PRECISION_ARGS = {"fp16": {"quantization": None, "kv_cache_dtype": "auto"},
@@ -136,8 +145,17 @@ def _sweep(src: Source, path: Path) -> list[SpeedRow]:
             precision = "checkpoint"  # no --quantization: vLLM ran the checkpoint's own scheme
         rows.append(SpeedRow(_relative(path), model, src.gpu, precision, p["concurrency"], p["prompt_tokens"] // prompts,
                              p["output_tokens"] // prompts, 1 / p["tpot_p50_s"], p["output_tok_s"], p["ttft_p50_s"],
-                             src.prompts_cached, engine, src.held_out, src.note, src.group or path.name))
+                             src.prompts_cached, engine, src.held_out, src.note, src.group or path.name,
+                             _per_token_itl(p)))
     return rows
+
+
+def _per_token_itl(point: dict) -> float | None:
+    """A point's ITL p50 where its stream carried about a token a chunk. The ITL is the gap between streamed chunks:
+    a client that falls behind gets several tokens a chunk, and a median gap well above the requests' TPOT (the
+    mean gap per token) is no decode step (OLMoE-1B-7B FP8 at 16: 434 ms gaps, 3.4 ms TPOT)."""
+    itl, tpot = point.get("itl_p50_s"), point["tpot_p50_s"]
+    return itl if itl and itl <= 1.5 * tpot else None
 
 
 def _fair(src: Source, path: Path) -> list[SpeedRow]:

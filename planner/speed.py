@@ -7,15 +7,17 @@ The measured steps sit above that ideal in a way one line describes in every run
     step_s = max(weight_factor[GEMMs] x weight bytes / bandwidth
                  + moe_weight_factor[GEMMs] x routed-expert bytes / bandwidth, GEMM FLOPs / (rate x compute_efficiency))
              + kv_factor[KV dtype] x KV bytes / min(bandwidth, kv_bandwidth_cap)
-             + step_overhead_s + sequence_overhead_s x B + tensor-parallel all-reduces
-             + moe_expert_pick_s x MoE layers x experts per token
+             + step_overhead_s + layer_overhead[GEMMs] x layers + sequence_overhead_s x B
+             + moe_layer_overhead[GEMMs] x MoE layers + tensor-parallel all-reduces
 
 (weight bytes here are those outside the routed experts; a dense model has no MoE terms.)
 
 The GEMMs (16-bit, or FP8 with its activation quantization) and the attention kernels get their own factors;
 the attention kernels do not reach an H200's 4.8 TB/s (the H100 and H200 have the same 132 SMs, so the same
-bytes in flight), hence the fitted cap on the bandwidth they read the KV cache at; the fixed costs are the scheduler, the sampler and the gaps between CUDA graphs,
-per step and per running sequence. TTFT is one prefill: the prompt's FLOPs over the datasheet rate times
+bytes in flight), hence the fitted cap on the bandwidth they read the KV cache at. The fixed costs: per step the
+scheduler, the sampler and the gaps between CUDA graphs; per layer the dozen kernels each layer launches, whatever
+they read (FP8 adds its activation-quantization kernels, an MoE layer its router, alignment and expert kernels);
+per running sequence its share of the step's bookkeeping. TTFT is one prefill: the prompt's FLOPs over the datasheet rate times
 compute_efficiency, plus a fixed cost per request. The coefficients are fitted by benchmarks/fit_speed.py
 on the fitted rows of benchmarks/speed_runs.py; the ± is the largest relative residual of those rows, by
 regime. Held-out runs (another shape, tensor parallelism, runs recorded later) are checked by
@@ -36,14 +38,13 @@ from planner.roofline import NVLINK_GB_S, decode_step_bytes_parts, routed_expert
 
 VLLM_VERSION = "0.25.1"  # the vLLM whose measured runs the coefficients are fitted to
 MEASURED_BATCH = 256  # the largest batch among the fitted runs
-# MoE (docs/speed.md): the routed experts' GEMMs get their own factors and a fixed cost per layer per expert each
-# token picks (the fused-MoE kernels' routing, alignment and per-expert tiles), fitted to one model (Qwen3-30B-A3B,
-# one H200, dummy weights under vLLM's uniform routing simulator). Two MoE models held out (Mixtral-8x7B: 8 large
-# experts, top 2; Qwen1.5-MoE-A2.7B: 60 small ones, top 4, and a shared expert) were off by at most 22.2% at decode
-# (benchmarks/speed_accuracy.py), so that, not the fitted model's 9%, is an MoE prediction's ±.
-MOE_MEASURED_SPREAD = 0.23
+# MoE (docs/speed.md): the routed experts' GEMMs get their own factors and each MoE layer a fixed cost (the router,
+# top-k, alignment and fused-MoE kernels), fitted to one model (Qwen3-30B-A3B, one H200, dummy weights under vLLM's
+# uniform routing simulator). Three MoE models are held out (benchmarks/speed_accuracy.py); their largest decode
+# error, not the fitted model's, is an MoE prediction's ±.
+MOE_MEASURED_SPREAD = 0.12
 MOE_NOTE = ("MoE: the expert terms are fitted to one MoE model (Qwen3-30B-A3B on an H200, experts drawn uniformly "
-            "at random); two others held out were within 23%, the ± here. A trained router is less even: at "
+            "at random); three others held out were within 12%, the ± here. A trained router is less even: at "
             "batch > 1 it may read fewer experts a step, so real decode can be faster than this")
 
 
@@ -51,27 +52,30 @@ MOE_NOTE = ("MoE: the expert terms are fitted to one MoE model (Qwen3-30B-A3B on
 class SpeedCalibration:
     """The fitted coefficients of the decode-step and TTFT lines (benchmarks/fit_speed.py)."""
 
-    weight_factor_16bit: float = 1.12  # GEMM time / (weight bytes / bandwidth), 16-bit kernels
+    weight_factor_16bit: float = 1.11  # GEMM time / (weight bytes / bandwidth), 16-bit kernels
     weight_factor_fp8: float = 1.18  # the same for FP8 GEMMs (activation quantization included)
-    kv_factor_16bit: float = 1.03  # attention time / (KV bytes / min(bandwidth, cap)), 16-bit KV cache
+    kv_factor_16bit: float = 1.04  # attention time / (KV bytes / min(bandwidth, cap)), 16-bit KV cache
     kv_factor_fp8: float = 1.44  # the same with an FP8 KV cache
-    kv_bandwidth_cap_gb_s: float = 4050.0
-    step_overhead_s: float = 0.0014
-    sequence_overhead_s: float = 4.6e-06  # per running sequence per step
+    kv_bandwidth_cap_gb_s: float = 3900.0
+    step_overhead_s: float = 0.0
+    layer_overhead_16bit_s: float = 4.5e-05  # per layer per step: its kernels' fixed latency, 16-bit GEMMs
+    layer_overhead_fp8_s: float = 4.5e-05  # the same with FP8 GEMMs (their activation quantization kernels)
+    sequence_overhead_s: float = 4.4e-06  # per running sequence per step
     compute_efficiency_16bit: float = 1.0  # prefill: FLOPs / (datasheet rate x time)
-    compute_efficiency_fp8: float = 0.45
+    compute_efficiency_fp8: float = 0.55
     ttft_overhead_s: float = 0.012
     # vLLM's custom all-reduce on NVLink for a decode step's few KiB: one-shot, latency-bound. Not fitted (no
     # tensor-parallel run is in the fitted rows); 10 us a call is the order NCCL and vLLM report for small messages.
     allreduce_latency_s: float = 10e-6
-    # MoE: the routed experts' GEMMs (fused-MoE Triton kernels) over their bytes read, and the fixed cost of each
-    # expert a token picks in each MoE layer (benchmarks/fit_speed.py, from the MoE fitted rows alone)
-    moe_weight_factor_16bit: float = 1.03
-    moe_weight_factor_fp8: float = 1.23
-    moe_expert_pick_s: float = 4.6e-06
+    # MoE: the routed experts' GEMMs (fused-MoE kernels) over their bytes read, and the fixed cost an MoE layer adds
+    # beyond a dense one (benchmarks/fit_speed.py, from the MoE fitted rows alone)
+    moe_weight_factor_16bit: float = 1.1
+    moe_weight_factor_fp8: float = 1.13
+    moe_layer_overhead_16bit_s: float = 1.2e-05
+    moe_layer_overhead_fp8_s: float = 3e-05
     # the largest relative residual of the fitted rows: batch 1, batch >= 8, TTFT
-    decode_spread_batch1: float = 0.05
-    decode_spread_batched: float = 0.12
+    decode_spread_batch1: float = 0.06
+    decode_spread_batched: float = 0.06
     ttft_spread: float = 0.25
     source: str = f"fitted to this project's H100 and H200 runs (vLLM {VLLM_VERSION})"
 
@@ -80,6 +84,12 @@ class SpeedCalibration:
 
     def moe_weight_factor(self, kernels: str) -> float:
         return self.moe_weight_factor_fp8 if kernels == "fp8" else self.moe_weight_factor_16bit
+
+    def layer_overhead_s(self, kernels: str) -> float:
+        return self.layer_overhead_fp8_s if kernels == "fp8" else self.layer_overhead_16bit_s
+
+    def moe_layer_overhead_s(self, kernels: str) -> float:
+        return self.moe_layer_overhead_fp8_s if kernels == "fp8" else self.moe_layer_overhead_16bit_s
 
     def kv_factor(self, fp8_kv: bool) -> float:
         return self.kv_factor_fp8 if fp8_kv else self.kv_factor_16bit
@@ -166,13 +176,18 @@ def decode_step_s(model: ModelSpec, config: EngineConfig, gpu: GpuSpec, *, batch
     compute_s = batch * (2 * model.active_params_per_token + attention_flops) / tp / (
         _rate(gpu, kernels) * calibration.compute_efficiency(kernels))
     kv_s = calibration.kv_factor(config.fp8_kv) * kv_bytes / min(bandwidth, calibration.kv_bandwidth_cap_gb_s * 1e9)
-    step = max(gemm_s, compute_s) + kv_s + calibration.step_overhead_s + calibration.sequence_overhead_s * batch
-    step += calibration.moe_expert_pick_s * moe_layers(model) * model.experts_per_token
+    step = max(gemm_s, compute_s) + kv_s + fixed_step_s(model, kernels, batch=batch, calibration=calibration)
     if tp > 1:  # two all-reduces of the hidden states per layer (attention and MLP outputs)
         act_bytes = DTYPE_BYTES[resolve_dtype(model, config.dtype)]
         reduce_bytes = batch * model.hidden_size * act_bytes * 2 * (tp - 1) / tp
         step += 2 * model.num_layers * (calibration.allreduce_latency_s + reduce_bytes / (NVLINK_GB_S * 1e9))
     return step, "memory" if gemm_s >= compute_s else "compute"
+
+
+def fixed_step_s(model: ModelSpec, kernels: str, *, batch: int, calibration: SpeedCalibration = SPEED_CALIBRATION) -> float:
+    """What a decode step costs whatever it reads: per step, per layer (and MoE layer) and per running sequence."""
+    return (calibration.step_overhead_s + calibration.layer_overhead_s(kernels) * model.num_layers
+            + calibration.moe_layer_overhead_s(kernels) * moe_layers(model) + calibration.sequence_overhead_s * batch)
 
 
 def ttft_s(model: ModelSpec, config: EngineConfig, gpu: GpuSpec, *, prompt_len: int,
@@ -209,7 +224,7 @@ def prefill_s(model: ModelSpec, config: EngineConfig, gpu: GpuSpec, *, prompt_le
     flops = prompt_len * (2 * model.active_params_per_token + attention) / config.tensor_parallel_size
     compute = flops / (_rate(gpu, kernels) * calibration.compute_efficiency(kernels))
     step, _ = decode_step_s(model, config, gpu, batch=1, mean_context=prompt_len, calibration=calibration)
-    return max(compute, step - calibration.step_overhead_s - calibration.sequence_overhead_s)
+    return max(compute, step - fixed_step_s(model, kernels, batch=1, calibration=calibration))
 
 
 def wave(model: ModelSpec, config: EngineConfig, gpu: GpuSpec, *, concurrency: int, input_len: int, output_len: int,
