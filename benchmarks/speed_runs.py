@@ -67,6 +67,8 @@ SOURCES = (
     # the Llamas' 32 fit the cost per layer; Qwen2.5-32B's 64 are held out
     Source("docs/results/speed-rows/depth/h200-2026-12-02-qwen2.5-14b.json", "sweep", "h200", "", False, group="depth"),
     Source("docs/results/speed-rows/depth/h200-2026-12-02-qwen2.5-32b.json", "sweep", "h200", "", True, group="depth"),
+    # recorded after that fit was frozen (40b4af2): Gemma-2-9B's 42 layers, held out
+    Source("docs/results/speed-rows/depth/h200-2026-12-02-gemma-2-9b.json", "sweep", "h200", "", True, group="depth"),
     # MoE, one H200, dummy weights under vLLM's uniform routing simulator (docs/speed.md): Qwen3-30B-A3B fits the MoE
     # terms; Mixtral-8x7B (8 large experts, top 2) and Qwen1.5-MoE-A2.7B (60 small ones, top 4, a shared expert) are
     # held out. The earlier Qwen3-30B-A3B run under the dummy weights' own router (moe/*-dummy-router.json) is kept
@@ -79,6 +81,9 @@ SOURCES = (
            note="MoE, uniform routing", group="moe"),
     # recorded after the per-layer costs' form was chosen, before it was fitted: OLMoE-1B-7B (16 layers, 64 experts, top 8)
     Source("docs/results/speed-rows/moe/h200-2026-12-02-olmoe-1b-7b.json", "sweep", "h200", "", True,
+           note="MoE, uniform routing", group="moe"),
+    # recorded after that fit was frozen (40b4af2): DeepSeek-V2-Lite (MLA, 26 MoE layers of 64 experts, top 6, 2 shared)
+    Source("docs/results/speed-rows/moe/h200-2026-12-02-deepseek-v2-lite.json", "sweep", "h200", "", True,
            note="MoE, uniform routing", group="moe"),
 )
 

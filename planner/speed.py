@@ -40,12 +40,13 @@ VLLM_VERSION = "0.25.1"  # the vLLM whose measured runs the coefficients are fit
 MEASURED_BATCH = 256  # the largest batch among the fitted runs
 # MoE (docs/speed.md): the routed experts' GEMMs get their own factors and each MoE layer a fixed cost (the router,
 # top-k, alignment and fused-MoE kernels), fitted to one model (Qwen3-30B-A3B, one H200, dummy weights under vLLM's
-# uniform routing simulator). Three MoE models are held out (benchmarks/speed_accuracy.py); their largest decode
+# uniform routing simulator). Four MoE models are held out (benchmarks/speed_accuracy.py); their largest decode
 # error, not the fitted model's, is an MoE prediction's ±.
-MOE_MEASURED_SPREAD = 0.12
+MOE_MEASURED_SPREAD = 0.19
 MOE_NOTE = ("MoE: the expert terms are fitted to one MoE model (Qwen3-30B-A3B on an H200, experts drawn uniformly "
-            "at random); three others held out were within 12%, the ± here. A trained router is less even: at "
-            "batch > 1 it may read fewer experts a step, so real decode can be faster than this")
+            "at random); four others held out were within 19% (the farthest, DeepSeek-V2-Lite with its MLA "
+            "attention, slower than predicted at batch 1), the ± here. A trained router is less even: at batch > 1 "
+            "it may read fewer experts a step, so real decode can be faster than this")
 
 
 @dataclass(frozen=True)
@@ -280,8 +281,9 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
     kernels = kernels_for(spec, config)
     compute_bound = [pt.batch for pt in points if pt.bound == "compute"]
     if compute_bound:
-        notes.append(f"from batch {compute_bound[0]:,} the GEMMs are compute-bound: their efficiency comes from one "
-                     "uncached prefill per precision, so these points are less sure than the memory-bound ones")
+        notes.append(f"from batch {compute_bound[0]:,} the GEMMs are compute-bound: their efficiency comes from the "
+                     "fitted runs' uncached 512-token prefills (two models), so these points are less sure than the "
+                     "memory-bound ones")
     if spec.num_experts:
         notes.append(MOE_NOTE)
     if any(pt.batch > MEASURED_BATCH for pt in points):

@@ -60,6 +60,21 @@ class _EngineGauges:
         yield from (cache, running)
 
 
+class _ReleasingStream(StreamingResponse):
+    """A stream that gives its request's slot back however it ends: a client that hangs up before the first byte
+    never starts the body's generator, so that generator's own clean-up would never run."""
+
+    def __init__(self, content, release, **kwargs):
+        super().__init__(content, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._release()
+
+
 def build_app(engine, model_name: str, api_key: str | None = None, *, drop_after_tokens: int | None = None,
               max_in_flight: int = MAX_IN_FLIGHT) -> Starlette:
     """``engine`` is started by the app's lifespan. Requests are checked as the app's /v1 checks them
@@ -147,8 +162,14 @@ def build_app(engine, model_name: str, api_key: str | None = None, *, drop_after
                 except RequestError as e:
                     return from_request_error(e).response()
                 streaming = True
-                return StreamingResponse(_sse(req, stream, first, with_ids, bool(parsed.usage), chat),
-                                         media_type="text/event-stream")
+
+                async def release():
+                    running.discard(req.request_id)
+                    admitted.discard(req.request_id)
+                    await stream.aclose()
+
+                return _ReleasingStream(_sse(req, stream, first, with_ids, bool(parsed.usage), chat), release,
+                                        media_type="text/event-stream")
             finally:
                 if not streaming:
                     admitted.discard(req.request_id)

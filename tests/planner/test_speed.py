@@ -54,7 +54,11 @@ def test_held_out_runs_meet_the_bar_but_one_ratio():
     # chunk, FP8's between them and the others (docs/speed.md); the steady decode step of both is within 8%
     assert ratio_failures == 1 and "| qwen2.5-32b | h200 | 1 / 1 | 64 |" in next(l for l in table.splitlines() if "FAIL" in l)
     moe = [r for r in held_out_rows() if accuracy.is_moe(r)]
-    assert accuracy.decode_table(moe)[1] == 0 and accuracy.ratio_table(moe)[1] == 0
+    table, decode_failures = accuracy.decode_table(moe)
+    # DeepSeek-V2-Lite (MLA attention, recorded after the fit was frozen) at batch 1, both precisions: 18% slower
+    failed = [l for l in table.splitlines() if "FAIL" in l]
+    assert decode_failures == 2 and all(l.startswith("| deepseek-v2-lite |") and "| 1 | 512 / 128 |" in l for l in failed)
+    assert accuracy.ratio_table(moe)[1] == 0
 
 
 def test_the_steady_decode_step_meets_the_bar_against_each_held_out_sweeps_itl_median():
@@ -75,7 +79,7 @@ def test_an_moe_predictions_spread_covers_the_held_out_moe_runs_and_says_where_i
 
     assert {r.model for r in fitted_rows() if accuracy.is_moe(r)} == {"qwen3-30b-a3b"}
     moe_rows = [r for r in held_out_rows() if accuracy.is_moe(r)]
-    assert {r.model for r in moe_rows} >= {"mixtral-8x7b", "qwen1.5-moe-a2.7b", "olmoe-1b-7b"}
+    assert {r.model for r in moe_rows} >= {"mixtral-8x7b", "qwen1.5-moe-a2.7b", "olmoe-1b-7b", "deepseek-v2-lite"}
     worst = max(abs(predicted_decode_tok_s(r) / r.decode_tok_s - 1) for r in moe_rows)
     assert worst <= MOE_MEASURED_SPREAD < worst + 0.01  # the largest held-out error, rounded up
     for row in moe_rows[:3]:

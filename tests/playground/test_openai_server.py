@@ -124,3 +124,54 @@ def test_tokenize_refuses_a_malformed_body_with_a_400():
         assert bad.status_code == 400 and "messages" in bad.json()["error"]["param"]
         good = http.post("/tokenize", json={"prompt": "FP8 is"})
         assert good.status_code == 200 and good.json()["count"] == 3
+
+
+class _OneChunkAtATime(_Idle):
+    """An engine whose every answer streams forever until closed; it records the requests it was told to abort."""
+
+    def __init__(self):
+        self.closed = []
+
+    def stream(self, req):
+        from types import SimpleNamespace
+
+        async def chunks():
+            try:
+                while True:
+                    yield SimpleNamespace(text="x", token_ids=(1,), num_output_tokens=1, num_prompt_tokens=2,
+                                          finished=False, finish_reason=None)
+            finally:
+                self.closed.append(req.request_id)
+
+        return chunks()
+
+
+def test_a_client_that_hangs_up_before_its_stream_starts_gives_its_slot_back():
+    """One slot: a streamed request whose client is gone before the first byte (the send fails) must leave the
+    slot free and abort the engine's request, or every later caller gets a 429."""
+    import asyncio
+    import json
+
+    engine = _OneChunkAtATime()
+    app = build_app(engine, NAME, max_in_flight=1)
+    body = json.dumps({"model": NAME, "prompt": "FP8 is", "max_tokens": 4, "stream": True}).encode()
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        raise OSError("the client went away")
+
+    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/v1/completions", "raw_path": b"/v1/completions",
+             "query_string": b"", "root_path": "", "headers": [(b"content-type", b"application/json")],
+             "server": ("testserver", 80), "client": ("client", 1)}
+    with pytest.raises(Exception):
+        asyncio.run(app(scope, receive, send))
+    assert len(engine.closed) == 1  # the engine's request was aborted
+    with TestClient(app) as http:  # and the one slot is free again: a stream, not a 429
+        with http.stream("POST", "/v1/completions", json={"model": NAME, "prompt": "FP8 is", "max_tokens": 4,
+                                                           "stream": True}) as r:
+            assert r.status_code == 200
+            assert next(r.iter_lines()).startswith("data: ")
