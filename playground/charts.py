@@ -203,8 +203,9 @@ def _timeline_traces(snapshots) -> list[dict]:
 
 @lru_cache(maxsize=2)
 def _timeline_layout_json(mode: str) -> str:
-    note = "each engine timed alone" if mode == "fair" else "both engines at once, sharing the hardware"
-    empty = _layout(go.Figure(), f"Tokens over time ({note})", "seconds since the request started", "output tokens")
+    # one line on a phone (TITLE_CHARS): "fair" times each engine with the hardware to itself
+    title = "Tokens over time, each engine alone" if mode == "fair" else "Tokens over time, both engines at once"
+    empty = _layout(go.Figure(), title, "seconds since the request started", "output tokens")
     return json.dumps(empty.to_plotly_json()["layout"])
 
 
@@ -279,5 +280,8 @@ def speed_vs_batch(predictions, measured: Sequence[tuple[str, int, float]] = ())
                         name=f"{precision} measured", showlegend=False,
                         hovertemplate=f"{precision} measured: %{{y:,.0f}} output tok/s at batch %{{x:,}} (batch / TPOT)<extra></extra>")
     fig.update_xaxes(type="log")
+    ticks = _log_ticks([x for trace in fig.data for x in trace.x])
+    if ticks:  # whole batches, not plotly's bare "2 5" between the powers of ten
+        fig.update_xaxes(tickvals=ticks, ticktext=[_tick_text(t) for t in ticks])
     return _layout(fig, "Predicted decode throughput vs batch (x: measured runs)", "batch (requests decoding at once, log scale)",
                    "output tok/s")

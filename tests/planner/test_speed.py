@@ -245,6 +245,8 @@ def test_the_planner_tab_shows_a_table_per_precision_and_the_measured_runs():
     assert ("fp16", 64, pytest.approx(64 / 0.0133623, rel=1e-3)) in measured  # the H100 sweep's TPOT at 64
     figure = charts.speed_vs_batch(predictions, measured)
     assert len(figure.data) == 3 + len(measured)
+    # the batch axis is labelled in whole batches: 1, 10, 100, 1,000 (its points run from 1 to the largest batch)
+    assert list(figure.layout.xaxis.ticktext[:4]) == ["1", "10", "100", "1,000"]
 
 
 def test_the_benchmark_table_puts_measured_over_predicted_beside_each_point():

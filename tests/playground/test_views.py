@@ -276,3 +276,11 @@ def test_a_stopped_partial_run_on_the_cpu_keeps_the_recorded_gpu_figures_and_giv
     assert "no speed ratio from a partial run" in cpu and views.gpu_figures_text(views.recorded_gpu_figures()) in cpu
     gpu = views.stopped_headline(snapshots, "fair", "vllm")
     assert "no speed ratio" in gpu and views.gpu_figures_text(views.recorded_gpu_figures()) not in gpu and "×" not in gpu
+
+
+def test_the_tokens_over_time_title_fits_one_phone_line_and_names_the_timing():
+    from playground.charts import TITLE_CHARS, timeline
+
+    fair, race = timeline([], "fair").layout.title.text, timeline([], "race").layout.title.text
+    assert "<br>" not in fair + race and max(len(fair), len(race)) <= TITLE_CHARS
+    assert "each engine alone" in fair and "both engines at once" in race
