@@ -108,6 +108,11 @@ def test_the_planner_tab_plans_a_model_in_the_page(page):
     table.get_by_role("cell", name="KV tokens").first.wait_for(timeout=60_000)
     assert table.get_by_role("cell", name="KV tokens").count() == 3
     assert "Fits" in table.inner_text()
+    # the predicted-speed chart draws with its batch axis in whole batches (1, 10, 100, ...), not plotly's 2 and 5
+    chart = page.locator("#plan-speed-chart")
+    chart.locator(".scatterlayer .point").first.wait_for(timeout=60_000)
+    labels = chart.locator(".xaxislayer-above .xtick text").evaluate_all("ts => ts.map(t => t.textContent)")
+    assert labels[:3] == ["1", "10", "100"] and "2" not in labels, labels
     page.screenshot(path=str(SHOTS / "planner.png"), full_page=True)
 
 
