@@ -18,8 +18,8 @@ when they differ from the frozen ones (tests/planner/test_speed.py runs that).
 - the spreads: the largest relative residual of the fitted dense rows (batch 1, batch >= 8, TTFT), rounded up.
 - moe_weight_factor_16bit / _fp8, moe_layer_overhead_16bit_s / _fp8_s: with the dense coefficients fixed, least
   squares of what the fitted MoE rows' steps take beyond the dense line (the routed experts' read time and the
-  number of MoE layers, one slope each per GEMM family), relative errors again. The MoE ± is not fitted: it is the held-out MoE rows'
-  largest error (planner.speed.MOE_MEASURED_SPREAD, printed by benchmarks/speed_accuracy.py).
+  number of MoE layers, one slope each per GEMM family), relative errors again. The MoE ± is not fitted: it is the
+  held-out MoE rows' largest error (planner.speed.MOE_MEASURED_SPREAD, printed by benchmarks/speed_accuracy.py).
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ from planner.speed import (  # noqa: E402
 )
 
 FITTED = ("weight_factor_16bit", "weight_factor_fp8", "kv_factor_16bit", "kv_factor_fp8", "kv_bandwidth_cap_gb_s",
-          "step_overhead_s", "layer_overhead_16bit_s", "layer_overhead_fp8_s", "sequence_overhead_s", "compute_efficiency_16bit", "compute_efficiency_fp8",
+          "step_overhead_s", "layer_overhead_16bit_s", "layer_overhead_fp8_s", "sequence_overhead_s",
+          "compute_efficiency_16bit", "compute_efficiency_fp8",
           "ttft_overhead_s", "decode_spread_batch1", "decode_spread_batched", "ttft_spread",
           "moe_weight_factor_16bit", "moe_weight_factor_fp8", "moe_layer_overhead_16bit_s", "moe_layer_overhead_fp8_s")
 # the MoE terms off: the dense line alone, which the MoE fit measures the experts' cost against

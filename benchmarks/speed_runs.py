@@ -63,8 +63,8 @@ SOURCES = (
             "input_len": 512, "output_len": 128}, group="70b"),
     # `bash benchmarks/gpu.sh speed-rows` on an H200, recorded after the fit was frozen
     Source("docs/results/speed-rows/*.json", "sweep", "h200", "", True, group="speed-rows"),
-    # dense models of other depths, one H200, dummy weights (docs/speed.md, "Layers"): Qwen2.5-14B's 48 layers beside
-    # the Llamas' 32 fit the cost per layer; Qwen2.5-32B's 64 are held out
+    # dense models of other depths, one H200, dummy weights (docs/speed.md, "the fixed cost is per layer"):
+    # Qwen2.5-14B's 48 layers beside the Llamas' 32 fit the cost per layer; Qwen2.5-32B's 64 are held out
     Source("docs/results/speed-rows/depth/h200-2026-12-02-qwen2.5-14b.json", "sweep", "h200", "", False, group="depth"),
     Source("docs/results/speed-rows/depth/h200-2026-12-02-qwen2.5-32b.json", "sweep", "h200", "", True, group="depth"),
     # recorded after that fit was frozen (40b4af2): Gemma-2-9B's 42 layers, held out
@@ -79,7 +79,8 @@ SOURCES = (
            note="MoE, uniform routing", group="moe"),
     Source("docs/results/speed-rows/moe/h200-2026-12-02-qwen1.5-moe-a2.7b.json", "sweep", "h200", "", True,
            note="MoE, uniform routing", group="moe"),
-    # recorded after the per-layer costs' form was chosen, before it was fitted: OLMoE-1B-7B (16 layers, 64 experts, top 8)
+    # recorded after the per-layer costs' form was chosen, before it was fitted: OLMoE-1B-7B (16 layers, 64 experts,
+    # top 8)
     Source("docs/results/speed-rows/moe/h200-2026-12-02-olmoe-1b-7b.json", "sweep", "h200", "", True,
            note="MoE, uniform routing", group="moe"),
     # recorded after that fit was frozen (40b4af2): DeepSeek-V2-Lite (MLA, 26 MoE layers of 64 experts, top 6, 2 shared)
