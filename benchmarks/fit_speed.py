@@ -97,9 +97,9 @@ def mean_context(row: SpeedRow) -> float:
 def _decode_features(row: SpeedRow, cap_gb_s: float) -> np.ndarray:
     """The decode line's regressors for one row: weight and KV read times by kernel family, 1, layers by kernel
     family, batch."""
-    layers = _plan(row.model, row.gpu, json.dumps(row.engine, sort_keys=True))[0].num_layers
-    weights, kv, bandwidth, fp8, kv8 = _bytes(row.model, row.gpu, json.dumps(row.engine, sort_keys=True),
-                                              row.concurrency, mean_context(row))
+    engine_json = json.dumps(row.engine, sort_keys=True)
+    layers = _plan(row.model, row.gpu, engine_json)[0].num_layers
+    weights, kv, bandwidth, fp8, kv8 = _bytes(row.model, row.gpu, engine_json, row.concurrency, mean_context(row))
     kv_s = kv / min(bandwidth, cap_gb_s * 1e9)
     return np.array([weights / bandwidth * (not fp8), weights / bandwidth * fp8, kv_s * (not kv8), kv_s * kv8,
                      1.0, layers * (not fp8), layers * fp8, float(row.concurrency)])

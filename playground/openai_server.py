@@ -163,10 +163,10 @@ def build_app(engine, model_name: str, api_key: str | None = None, *, drop_after
                     return from_request_error(e).response()
                 streaming = True
 
-                async def release():
+                async def release():  # however the stream ends: done, dropped, or a client that went away
                     running.discard(req.request_id)
                     admitted.discard(req.request_id)
-                    await stream.aclose()
+                    await stream.aclose()  # a client that went away: the engine's request is aborted here
 
                 return _ReleasingStream(_sse(req, stream, first, with_ids, bool(parsed.usage), chat), release,
                                         media_type="text/event-stream")
@@ -184,32 +184,27 @@ def build_app(engine, model_name: str, api_key: str | None = None, *, drop_after
         def event(choices, **extra) -> str:
             return f"data: {json.dumps({'id': req.request_id, 'object': kind, 'created': int(time.time()), 'model': model_name, 'choices': choices, **extra})}\n\n"
 
-        try:
-            if chat:  # OpenAI's first chunk carries the role
-                yield event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
-            chunk = first
-            while True:
-                sent, n_prompt = chunk.num_output_tokens, chunk.num_prompt_tokens
-                reason = chunk.finish_reason if chunk.finished else None
-                if chat:
-                    choice = {"index": 0, "delta": {"content": chunk.text} if chunk.text else {}, "finish_reason": reason}
-                else:
-                    choice = {"index": 0, "text": chunk.text, "finish_reason": reason}
-                if with_ids:
-                    choice["token_ids"] = list(chunk.token_ids)
-                yield event([choice])
-                if chunk.finished:
-                    break
-                if drop_after_tokens is not None and sent >= drop_after_tokens:
-                    return  # the connection ends without [DONE] or a finish_reason
-                chunk = await anext(stream)
-            if include_usage:
-                yield event([], usage=_usage(n_prompt, sent))
-            yield "data: [DONE]\n\n"
-        finally:
-            running.discard(req.request_id)
-            admitted.discard(req.request_id)
-            await stream.aclose()  # a client that went away: the engine's request is aborted here
+        if chat:  # OpenAI's first chunk carries the role
+            yield event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+        chunk = first
+        while True:
+            sent, n_prompt = chunk.num_output_tokens, chunk.num_prompt_tokens
+            reason = chunk.finish_reason if chunk.finished else None
+            if chat:
+                choice = {"index": 0, "delta": {"content": chunk.text} if chunk.text else {}, "finish_reason": reason}
+            else:
+                choice = {"index": 0, "text": chunk.text, "finish_reason": reason}
+            if with_ids:
+                choice["token_ids"] = list(chunk.token_ids)
+            yield event([choice])
+            if chunk.finished:
+                break
+            if drop_after_tokens is not None and sent >= drop_after_tokens:
+                return  # the connection ends without [DONE] or a finish_reason
+            chunk = await anext(stream)
+        if include_usage:
+            yield event([], usage=_usage(n_prompt, sent))
+        yield "data: [DONE]\n\n"
 
     async def _whole(req, chat: bool = False) -> Response:
         text, ids, reason, n_prompt = "", [], None, 0
