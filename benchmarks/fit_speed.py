@@ -20,6 +20,9 @@ when they differ from the frozen ones (tests/planner/test_speed.py runs that).
   squares of what the fitted MoE rows' steps take beyond the dense line (the routed experts' read time and the
   number of MoE layers, one slope each per GEMM family), relative errors again. The MoE ± is not fitted: it is the
   held-out MoE rows' largest error (planner.speed.MOE_MEASURED_SPREAD, printed by benchmarks/speed_accuracy.py).
+  MoE models with latent attention (MLA) are not among these rows: their attention costs more per layer.
+- mla_layer_overhead_s: with every other term fixed (the MoE ones included), least squares of what the fitted MLA
+  rows' steps take beyond that line over their number of MLA layers, one slope for both GEMM families.
 """
 
 from __future__ import annotations
@@ -42,23 +45,25 @@ from planner.memory import moe_layers, plan  # noqa: E402
 from planner.models import model_spec  # noqa: E402
 from planner.roofline import decode_step_bytes_parts, routed_expert_bytes  # noqa: E402
 from planner.speed import (  # noqa: E402
-    CACHED_PROMPT_TOKENS, SPEED_CALIBRATION, SpeedCalibration, WavePrediction, kernels_for, prefill_s, wave,
+    CACHED_PROMPT_TOKENS, SPEED_CALIBRATION, SpeedCalibration, WavePrediction, kernels_for, mla_layers, prefill_s, wave,
 )
 
 FITTED = ("weight_factor_16bit", "weight_factor_fp8", "kv_factor_16bit", "kv_factor_fp8", "kv_bandwidth_cap_gb_s",
           "step_overhead_s", "layer_overhead_16bit_s", "layer_overhead_fp8_s", "sequence_overhead_s",
           "compute_efficiency_16bit", "compute_efficiency_fp8",
           "ttft_overhead_s", "decode_spread_batch1", "decode_spread_batched", "ttft_spread",
-          "moe_weight_factor_16bit", "moe_weight_factor_fp8", "moe_layer_overhead_16bit_s", "moe_layer_overhead_fp8_s")
+          "moe_weight_factor_16bit", "moe_weight_factor_fp8", "moe_layer_overhead_16bit_s", "moe_layer_overhead_fp8_s",
+          "mla_layer_overhead_s")
 # the MoE terms off: the dense line alone, which the MoE fit measures the experts' cost against
 NO_MOE = dict(moe_weight_factor_16bit=0.0, moe_weight_factor_fp8=0.0, moe_layer_overhead_16bit_s=0.0,
               moe_layer_overhead_fp8_s=0.0)
 # where the iteration starts: no prefill cost, so no interference (the fit converges from here in a few passes)
-START = replace(SPEED_CALIBRATION, compute_efficiency_16bit=1e9, compute_efficiency_fp8=1e9, ttft_overhead_s=0.0)
+START = replace(SPEED_CALIBRATION, compute_efficiency_16bit=1e9, compute_efficiency_fp8=1e9, ttft_overhead_s=0.0,
+                mla_layer_overhead_s=0.0)
 # the prefill's FLOPs over the datasheet rate alone: no memory floor, no fixed cost
 FLOPS_ONLY = replace(SPEED_CALIBRATION, weight_factor_16bit=0.0, weight_factor_fp8=0.0, kv_factor_16bit=0.0,
                      kv_factor_fp8=0.0, step_overhead_s=0.0, layer_overhead_16bit_s=0.0, layer_overhead_fp8_s=0.0,
-                     sequence_overhead_s=0.0, **NO_MOE,
+                     sequence_overhead_s=0.0, mla_layer_overhead_s=0.0, **NO_MOE,
                      compute_efficiency_16bit=1.0, compute_efficiency_fp8=1.0, ttft_overhead_s=0.0)
 PASSES = 4  # it converges in two
 
@@ -187,7 +192,29 @@ def _moe_fit(rows: list[SpeedRow], calibration: SpeedCalibration) -> SpeedCalibr
     return current
 
 
+def is_mla(row: SpeedRow) -> bool:
+    return bool(mla_layers(_plan(row.model, row.gpu, json.dumps(row.engine, sort_keys=True))[0]))
+
+
+def _mla_fit(rows: list[SpeedRow], calibration: SpeedCalibration) -> SpeedCalibration:
+    """The MLA layer cost from the MLA rows, every other term fixed (passes settle the prefill interference)."""
+    current = calibration
+    for _ in range(PASSES):
+        no_mla = replace(current, mla_layer_overhead_s=0.0)
+        a, y = [], []
+        for r in rows:
+            w = row_wave(r, current)
+            step = 1 / r.decode_tok_s - (w.tpot_s - w.step_s)
+            a.append(mla_layers(row_plan(r)[0]) / step)
+            y.append((step - row_wave(r, no_mla).step_s) / step)
+        (per_layer,), *_ = np.linalg.lstsq(np.array(a)[:, None], np.array(y), rcond=None)
+        current = replace(current, mla_layer_overhead_s=_sig(per_layer, 2))
+    return current
+
+
 def fit(rows: list[SpeedRow]) -> SpeedCalibration:
+    mla = [r for r in rows if is_mla(r)]
+    rows = [r for r in rows if not is_mla(r)]
     moe, rows = [r for r in rows if is_moe(r)], [r for r in rows if not is_moe(r)]
     decode = decode_rows(rows)
     calibration = START
@@ -198,7 +225,8 @@ def fit(rows: list[SpeedRow]) -> SpeedCalibration:
     tt = [abs(e) for r, e in ttft_residuals(rows, calibration)]
     up = lambda x: math.ceil(max(x) * 100) / 100  # noqa: E731
     calibration = replace(calibration, decode_spread_batch1=up(b1), decode_spread_batched=up(bn), ttft_spread=up(tt))
-    return _moe_fit(decode_rows(moe), calibration) if moe else calibration
+    calibration = _moe_fit(decode_rows(moe), calibration) if moe else calibration
+    return _mla_fit(decode_rows(mla), calibration) if mla else calibration
 
 
 def predicted_decode_tok_s(row: SpeedRow, calibration: SpeedCalibration = SPEED_CALIBRATION) -> float:

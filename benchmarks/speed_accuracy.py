@@ -1,6 +1,7 @@
 """The speed prediction against every measured run (benchmarks/speed_runs.py), as markdown: the rows the
 coefficients were fitted to, and the held-out rows (never fitted) apart, with the bar on the held-out ones; MoE
-rows in a table of their own: one MoE model is fitted, the others' largest error is the ± an MoE plan prints.
+rows in a table of their own: one MoE model is fitted (and one with latent attention, for the cost of an MLA layer),
+the others' largest error is the ± an MoE plan prints.
 
     python benchmarks/speed_accuracy.py
 
@@ -108,7 +109,7 @@ def main() -> int:
     failed = False
     for title, group in ((f"Held-out rows, dense models ({len(held)}): never used to fit", held),
                          (f"Held-out rows, MoE ({len(moe)}): never used to fit; the MoE terms are fitted to "
-                          "Qwen3-30B-A3B alone", moe)):
+                          "Qwen3-30B-A3B alone, the MLA layer's cost to DeepSeek-V2-Lite", moe)):
         if not group:
             continue
         print(f"## {title}\n")

@@ -8,9 +8,10 @@ The measured steps sit above that ideal in a way one line describes in every run
                  + moe_weight_factor[GEMMs] x routed-expert bytes / bandwidth, GEMM FLOPs / (rate x compute_efficiency))
              + kv_factor[KV dtype] x KV bytes / min(bandwidth, kv_bandwidth_cap)
              + step_overhead_s + layer_overhead[GEMMs] x layers + sequence_overhead_s x B
-             + moe_layer_overhead[GEMMs] x MoE layers + tensor-parallel all-reduces
+             + moe_layer_overhead[GEMMs] x MoE layers + mla_layer_overhead x MLA layers
+             + tensor-parallel all-reduces
 
-(weight bytes here are those outside the routed experts; a dense model has no MoE terms.)
+(weight bytes here are those outside the routed experts; a dense model has no MoE terms, a GQA model no MLA one.)
 
 The GEMMs (16-bit, or FP8 with its activation quantization) and the attention kernels get their own factors;
 the attention kernels do not reach an H200's 4.8 TB/s (the H100 and H200 have the same 132 SMs, so the same
@@ -40,13 +41,14 @@ VLLM_VERSION = "0.25.1"  # the vLLM whose measured runs the coefficients are fit
 MEASURED_BATCH = 256  # the largest batch among the fitted runs
 # MoE (docs/speed.md): the routed experts' GEMMs get their own factors and each MoE layer a fixed cost (the router,
 # top-k, alignment and fused-MoE kernels), fitted to one model (Qwen3-30B-A3B, one H200, dummy weights under vLLM's
-# uniform routing simulator). Four MoE models are held out (benchmarks/speed_accuracy.py); their largest decode
-# error, not the fitted model's, is an MoE prediction's ±.
-MOE_MEASURED_SPREAD = 0.19
+# uniform routing simulator); the cost of a latent-attention (MLA) layer is fitted to DeepSeek-V2-Lite. The other
+# MoE models are held out (benchmarks/speed_accuracy.py); their largest decode error, not the fitted models', is an
+# MoE prediction's ±.
+MOE_MEASURED_SPREAD = 0.12
 MOE_NOTE = ("MoE: the expert terms are fitted to one MoE model (Qwen3-30B-A3B on an H200, experts drawn uniformly "
-            "at random); four others held out were within 19% (the farthest, DeepSeek-V2-Lite with its MLA "
-            "attention, slower than predicted at batch 1), the ± here. A trained router is less even: at batch > 1 "
-            "it may read fewer experts a step, so real decode can be faster than this")
+            "at random) and the latent-attention (MLA) layer's cost to DeepSeek-V2-Lite; three others held out were "
+            "within 12% (the farthest, Mixtral-8x7B in FP8 at batch 1), the ± here. A trained router is less even: "
+            "at batch > 1 it may read fewer experts a step, so real decode can be faster than this")
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,10 @@ class SpeedCalibration:
     moe_weight_factor_fp8: float = 1.13
     moe_layer_overhead_16bit_s: float = 1.2e-05
     moe_layer_overhead_fp8_s: float = 3e-05
+    # MLA (DeepSeek's latent attention): the fixed cost a latent-attention layer adds beyond a GQA one, both GEMM
+    # families (the latent's norm and the absorbed up-projections, batched GEMMs before and after the MLA kernel),
+    # fitted to the MLA rows alone with every other term fixed
+    mla_layer_overhead_s: float = 2e-05
     # the largest relative residual of the fitted rows: batch 1, batch >= 8, TTFT
     decode_spread_batch1: float = 0.06
     decode_spread_batched: float = 0.06
@@ -188,7 +194,13 @@ def decode_step_s(model: ModelSpec, config: EngineConfig, gpu: GpuSpec, *, batch
 def fixed_step_s(model: ModelSpec, kernels: str, *, batch: int, calibration: SpeedCalibration = SPEED_CALIBRATION) -> float:
     """What a decode step costs whatever it reads: per step, per layer (and MoE layer) and per running sequence."""
     return (calibration.step_overhead_s + calibration.layer_overhead_s(kernels) * model.num_layers
-            + calibration.moe_layer_overhead_s(kernels) * moe_layers(model) + calibration.sequence_overhead_s * batch)
+            + calibration.moe_layer_overhead_s(kernels) * moe_layers(model)
+            + calibration.mla_layer_overhead_s * mla_layers(model) + calibration.sequence_overhead_s * batch)
+
+
+def mla_layers(model: ModelSpec) -> int:
+    """Layers whose attention is DeepSeek's multi-head latent attention (one cached latent per token)."""
+    return sum(layer.kind == "mla" for layer in model.layers)
 
 
 def ttft_s(model: ModelSpec, config: EngineConfig, gpu: GpuSpec, *, prompt_len: int,
