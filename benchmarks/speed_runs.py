@@ -69,6 +69,12 @@ SOURCES = (
     Source("docs/results/speed-rows/depth/h200-2026-12-02-qwen2.5-32b.json", "sweep", "h200", "", True, group="depth"),
     # recorded after that fit was frozen (40b4af2): Gemma-2-9B's 42 layers, held out
     Source("docs/results/speed-rows/depth/h200-2026-12-02-gemma-2-9b.json", "sweep", "h200", "", True, group="depth"),
+    # recorded after the MLA fit was frozen (e819046), all held out: Qwen2.5-32B's batch 8 and 64 again (its first
+    # run's batch-64 ratio missed: is the TPOT median's split repeatable?), and two dense shapes not measured before:
+    # Phi-3-mini (multi-head attention: 32 KV heads, so KV reads weigh most) and Mistral-Nemo-12B (40 layers)
+    Source("docs/results/speed-rows/depth/h200-2026-12-02-qwen2.5-32b-again.json", "sweep", "h200", "", True, group="depth"),
+    Source("docs/results/speed-rows/dense/h200-2026-12-02-phi-3-mini.json", "sweep", "h200", "", True, group="dense"),
+    Source("docs/results/speed-rows/dense/h200-2026-12-02-mistral-nemo-12b.json", "sweep", "h200", "", True, group="dense"),
     # MoE, one H200, dummy weights under vLLM's uniform routing simulator (docs/speed.md): Qwen3-30B-A3B fits the MoE
     # terms; Mixtral-8x7B (8 large experts, top 2) and Qwen1.5-MoE-A2.7B (60 small ones, top 4, a shared expert) are
     # held out. The earlier Qwen3-30B-A3B run under the dummy weights' own router (moe/*-dummy-router.json) is kept
@@ -87,6 +93,10 @@ SOURCES = (
     # 64 experts, top 6, 2 shared) was 18% fast at batch 1. Fitted since: the only MLA rows, they give the cost an MLA
     # layer adds (docs/speed.md, "latent attention"); the MoE terms still come from Qwen3-30B-A3B alone
     Source("docs/results/speed-rows/moe/h200-2026-12-02-deepseek-v2-lite.json", "sweep", "h200", "", False,
+           note="MoE, uniform routing", group="moe"),
+    # recorded after that MLA fit was frozen (e819046), held out: GLM-4.7-Flash (MLA with a query LoRA, 47 layers, 46
+    # MoE layers of 64 experts, top 4, one shared)
+    Source("docs/results/speed-rows/moe/h200-2026-12-02-glm-4.7-flash.json", "sweep", "h200", "", True,
            note="MoE, uniform routing", group="moe"),
 )
 

@@ -46,9 +46,18 @@ MEASURED_BATCH = 256  # the largest batch among the fitted runs
 # MoE prediction's ±.
 MOE_MEASURED_SPREAD = 0.12
 MOE_NOTE = ("MoE: the expert terms are fitted to one MoE model (Qwen3-30B-A3B on an H200, experts drawn uniformly "
-            "at random) and the latent-attention (MLA) layer's cost to DeepSeek-V2-Lite; three others held out were "
-            "within 12% (the farthest, Mixtral-8x7B in FP8 at batch 1), the ± here. A trained router is less even: "
+            "at random) and the latent-attention (MLA) layer's cost to DeepSeek-V2-Lite; four others held out (GLM-4.7-Flash "
+            "with MLA among them) were within 12% (the farthest, Mixtral-8x7B in FP8 at batch 1), the ± here. A trained router is less even: "
             "at batch > 1 it may read fewer experts a step, so real decode can be faster than this")
+
+# Attention head sizes: the fitted rows' attention heads are 128 wide (or MLA); held out, Gemma-2's 256 met the bar
+# and Phi-3-mini's 96 did not: its steps read the KV cache up to 46% slower than predicted (batch 64; 11% at batch 8,
+# 6% at batch 1), whatever the GEMMs. Other sizes are unmeasured: a batched point takes that run's error as its ±.
+MEASURED_HEAD_DIMS = (128, 256)
+HEAD_DIM_MEASURED_SPREAD = 0.47
+HEAD_DIM_NOTE = ("attention heads of {head_dim} dims: the fit's are 128 wide (Gemma-2's 256, held out, met its bar); "
+                 "Phi-3-mini's 96-wide heads, held out, read the KV cache up to 46% slower than predicted at batch 64, "
+                 "so batches above 1 carry that ± here")
 
 
 @dataclass(frozen=True)
@@ -285,11 +294,16 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
         notes.append(f"the engine does not fit ({p.reason}); speeds are for the GPU as if it did")
     sizes = sorted({b for b in batches if b >= 1 and (not largest or b <= largest)} | ({largest} if largest else {1}))
     mean_context = min(prompt_len + output_len / 2, p.max_model_len)
+    unmeasured_heads = bool(spec.layers) and not mla_layers(spec) and spec.head_dim not in MEASURED_HEAD_DIMS
     points = []
     for b in sizes:
         step, bound = decode_step_s(spec, config, gpu, batch=b, mean_context=mean_context, calibration=calibration)
         spread = calibration.decode_spread_batch1 if b == 1 else calibration.decode_spread_batched
-        points.append(SpeedPoint(b, step, bound, max(spread, MOE_MEASURED_SPREAD) if spec.num_experts else spread))
+        if spec.num_experts:
+            spread = max(spread, MOE_MEASURED_SPREAD)
+        if unmeasured_heads and b > 1:
+            spread = max(spread, HEAD_DIM_MEASURED_SPREAD)
+        points.append(SpeedPoint(b, step, bound, spread))
     kernels = kernels_for(spec, config)
     compute_bound = [pt.batch for pt in points if pt.bound == "compute"]
     if compute_bound:
@@ -298,6 +312,8 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
                      "memory-bound ones")
     if spec.num_experts:
         notes.append(MOE_NOTE)
+    if unmeasured_heads:
+        notes.append(HEAD_DIM_NOTE.format(head_dim=spec.head_dim))
     if any(pt.batch > MEASURED_BATCH for pt in points):
         notes.append(f"batches above {MEASURED_BATCH} were never measured here: an extrapolation of the fit")
     if kernels == "fp8" and not gpu.supports_fp8_tensor_cores:
