@@ -52,7 +52,8 @@ MOE_NOTE = ("MoE: the expert terms are fitted to one MoE model (Qwen3-30B-A3B on
 
 # Attention head sizes: the fitted rows' attention heads are 128 wide (or MLA); held out, Gemma-2's 256 met the bar
 # and Phi-3-mini's 96 did not: its steps read the KV cache up to 46% slower than predicted (batch 64; 11% at batch 8,
-# 6% at batch 1), whatever the GEMMs. Other sizes are unmeasured: a batched point takes that run's error as its ±.
+# 6% at batch 1), whatever the GEMMs, and not for its sliding window (removed, it ran within 2%: docs/speed.md).
+# Other sizes are unmeasured: a batched point takes that run's error as its ±.
 MEASURED_HEAD_DIMS = (128, 256)
 HEAD_DIM_MEASURED_SPREAD = 0.47
 HEAD_DIM_NOTE = ("attention heads of {head_dim} dims: the fit's are 128 wide (Gemma-2's 256, held out, met its bar); "
