@@ -13,7 +13,8 @@ Each coefficient is the term vLLM measures at start-up and its source gives no f
 - moe_workspace_copies: the MoE row whose TritonExperts caches outweigh its dummy sampler run's tensors (OLMoE);
   the sampler run itself (planner.memory.v1_dummy_sampler_bytes + moe_workspace_bytes) is derived from vLLM's
   source, not fitted: it is Qwen3-30B-A3B's peak;
-- v1_runner_cudagraph_estimate_bytes: the logged 'Estimated CUDA graph memory' of the V1-runner rows;
+- v1_runner_cudagraph_estimate_bytes: the logged 'Estimated CUDA graph memory' of the V1-runner rows (the median;
+  hybrid and latent-attention models apart: hybrid_cudagraph_estimate_bytes, mla_cudagraph_estimate_bytes);
 - kv_tokens_relative_spread(_fp8): the largest relative KV-token error of the fitted 16-bit (FP8) rows.
 """
 
@@ -32,7 +33,8 @@ import numpy as np
 from planner import gpu_preset, model_spec
 from planner.measured import plan_measured_row
 from planner.gpus import GIB
-from planner.memory import CALIBRATION, Calibration, default_batch_limits, runs_on_v1_model_runner, v1_dummy_sampler_bytes
+from planner.memory import (CALIBRATION, Calibration, default_batch_limits, mla_layers, runs_on_v1_model_runner,
+                            v1_dummy_sampler_bytes)
 
 DATA = Path(__file__).resolve().parent.parent / "tests/data/vllm_kv_measurements.json"
 H100 = gpu_preset("h100-sxm")
@@ -86,7 +88,10 @@ def fit(rows: list[dict]) -> Calibration:
 
     estimates = [(model_spec(r["model"]), r["vllm_cudagraph_estimate_gib"]) for r in logged("vllm_cudagraph_estimate_gib")
                  if r.get("tensor_parallel_size", 1) == 1]
-    graph_estimates = [g for spec, g in estimates if runs_on_v1_model_runner(spec) and not spec.is_hybrid]
+    graph_estimates = [g for spec, g in estimates if runs_on_v1_model_runner(spec) and not spec.is_hybrid
+                       and not mla_layers(spec)]
+    mla_estimates = [g for spec, g in estimates if runs_on_v1_model_runner(spec) and mla_layers(spec)]
+    mla_graph = _round(statistics.median(mla_estimates), 2) if mla_estimates else None
     graph = _round(statistics.median(graph_estimates), 2) if graph_estimates else 0.0
     hybrid_estimates = [g for spec, g in estimates if spec.is_hybrid]
     hybrid_graph = _round(statistics.median(hybrid_estimates), 2) if hybrid_estimates else None
@@ -96,7 +101,9 @@ def fit(rows: list[dict]) -> Calibration:
                           moe_workspace_copies=moe_copies if moe_copies is not None else CALIBRATION.moe_workspace_copies,
                           v1_runner_cudagraph_estimate_bytes=int(graph * GIB),
                           hybrid_cudagraph_estimate_bytes=int(hybrid_graph * GIB) if hybrid_graph is not None
-                          else CALIBRATION.hybrid_cudagraph_estimate_bytes)
+                          else CALIBRATION.hybrid_cudagraph_estimate_bytes,
+                          mla_cudagraph_estimate_bytes=int(mla_graph * GIB) if mla_graph is not None
+                          else CALIBRATION.mla_cudagraph_estimate_bytes)
 
     def worst(selected):
         errors = []
@@ -111,7 +118,7 @@ def fit(rows: list[dict]) -> Calibration:
 
 FITTED = ("hidden_copies_per_token", "fixed_peak_bytes", "non_torch_bytes", "non_torch_bytes_per_extra_gpu",
           "moe_workspace_copies", "v1_runner_cudagraph_estimate_bytes",
-          "hybrid_cudagraph_estimate_bytes",
+          "hybrid_cudagraph_estimate_bytes", "mla_cudagraph_estimate_bytes",
           "kv_tokens_relative_spread", "kv_tokens_relative_spread_fp8")
 
 

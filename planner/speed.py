@@ -33,7 +33,7 @@ from planner.engine_config import EngineConfig
 from planner.errors import PlannerError
 from planner.fit import PRECISIONS, max_batch_size
 from planner.gpus import GpuSpec
-from planner.memory import engine_config, moe_layers, plan, resolve_dtype
+from planner.memory import engine_config, mla_layers, moe_layers, plan, resolve_dtype
 from planner.models import DTYPE_BYTES, ModelSpec
 from planner.roofline import NVLINK_GB_S, decode_step_bytes_parts, routed_expert_bytes
 
@@ -207,10 +207,6 @@ def fixed_step_s(model: ModelSpec, kernels: str, *, batch: int, calibration: Spe
             + calibration.moe_layer_overhead_s(kernels) * moe_layers(model)
             + calibration.mla_layer_overhead_s * mla_layers(model) + calibration.sequence_overhead_s * batch)
 
-
-def mla_layers(model: ModelSpec) -> int:
-    """Layers whose attention is DeepSeek's multi-head latent attention (one cached latent per token)."""
-    return sum(layer.kind == "mla" for layer in model.layers)
 
 
 def ttft_s(model: ModelSpec, config: EngineConfig, gpu: GpuSpec, *, prompt_len: int,
