@@ -41,11 +41,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.speed_runs import SpeedRow, fitted_rows  # noqa: E402
 from planner.gpus import gpu_preset  # noqa: E402
-from planner.memory import moe_layers, plan  # noqa: E402
+from planner.memory import mla_layers, moe_layers, plan  # noqa: E402
 from planner.models import model_spec  # noqa: E402
 from planner.roofline import decode_step_bytes_parts, routed_expert_bytes  # noqa: E402
 from planner.speed import (  # noqa: E402
-    CACHED_PROMPT_TOKENS, SPEED_CALIBRATION, SpeedCalibration, WavePrediction, kernels_for, mla_layers, prefill_s, wave,
+    CACHED_PROMPT_TOKENS, SPEED_CALIBRATION, SpeedCalibration, WavePrediction, kernels_for, prefill_s, wave,
 )
 
 FITTED = ("weight_factor_16bit", "weight_factor_fp8", "kv_factor_16bit", "kv_factor_fp8", "kv_bandwidth_cap_gb_s",

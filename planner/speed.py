@@ -46,9 +46,10 @@ MEASURED_BATCH = 256  # the largest batch among the fitted runs
 # MoE prediction's ±.
 MOE_MEASURED_SPREAD = 0.12
 MOE_NOTE = ("MoE: the expert terms are fitted to one MoE model (Qwen3-30B-A3B on an H200, experts drawn uniformly "
-            "at random) and the latent-attention (MLA) layer's cost to DeepSeek-V2-Lite; four others held out (GLM-4.7-Flash "
-            "with MLA among them) were within 12% (the farthest, Mixtral-8x7B in FP8 at batch 1), the ± here. A trained router is less even: "
-            "at batch > 1 it may read fewer experts a step, so real decode can be faster than this")
+            "at random) and the latent-attention (MLA) layer's cost to DeepSeek-V2-Lite; four others held out "
+            "(GLM-4.7-Flash with MLA among them) were within 12% (the farthest, Mixtral-8x7B in FP8 at batch 1), the "
+            "± here. A trained router is less even: at batch > 1 it may read fewer experts a step, so real decode can "
+            "be faster than this")
 
 # Attention head sizes: the fitted rows' attention heads are 128 wide (or MLA); held out, Gemma-2's 256 met the bar
 # and Phi-3-mini's 96 did not: its steps read the KV cache up to 46% slower than predicted (batch 64; 11% at batch 8,
@@ -206,7 +207,6 @@ def fixed_step_s(model: ModelSpec, kernels: str, *, batch: int, calibration: Spe
     return (calibration.step_overhead_s + calibration.layer_overhead_s(kernels) * model.num_layers
             + calibration.moe_layer_overhead_s(kernels) * moe_layers(model)
             + calibration.mla_layer_overhead_s * mla_layers(model) + calibration.sequence_overhead_s * batch)
-
 
 
 def ttft_s(model: ModelSpec, config: EngineConfig, gpu: GpuSpec, *, prompt_len: int,

@@ -138,7 +138,8 @@ def test_an_moe_step_reads_its_routed_experts_at_their_own_factor_and_pays_for_e
 
 def test_a_latent_attention_layer_pays_its_own_fixed_cost_and_a_gqa_layer_does_not():
     """DeepSeek-V2-Lite's 27 MLA layers each add mla_layer_overhead_s to a step; Qwen3-30B-A3B (GQA) adds nothing."""
-    from planner.speed import fixed_step_s, mla_layers
+    from planner.memory import mla_layers
+    from planner.speed import fixed_step_s
 
     without = replace(SPEED_CALIBRATION, mla_layer_overhead_s=0.0)
     for name, expected in (("deepseek-v2-lite", 27), ("qwen3-30b-a3b", 0), ("llama-3-8b", 0)):
