@@ -90,6 +90,12 @@ def row_wave(row: SpeedRow, calibration: SpeedCalibration = SPEED_CALIBRATION) -
                 calibration=calibration)
 
 
+def measured_step(row: SpeedRow, calibration: SpeedCalibration) -> float:
+    """A row's decode step: its TPOT less the prefills of the wave that ``calibration`` predicts."""
+    w = row_wave(row, calibration)
+    return 1 / row.decode_tok_s - (w.tpot_s - w.step_s)
+
+
 def decode_rows(rows: list[SpeedRow]) -> list[SpeedRow]:
     """Rows whose every request decodes at once (vLLM queued none for want of KV cache)."""
     return [r for r in rows if row_wave(r).running == r.concurrency]
@@ -135,10 +141,7 @@ def _decode_fit(rows: list[SpeedRow], steps: list[float], cap_gb_s: float) -> tu
 
 def _fit_pass(rows: list[SpeedRow], decode: list[SpeedRow], previous: SpeedCalibration) -> SpeedCalibration:
     # the measured step: TPOT less the prefills of the wave that the previous pass predicts
-    steps = []
-    for r in decode:
-        w = row_wave(r, previous)
-        steps.append(1 / r.decode_tok_s - (w.tpot_s - w.step_s))
+    steps = [measured_step(r, previous) for r in decode]
     # the cap: the highest one whose fit is as good as the best (below every fitted GPU's bandwidth the cap only
     # rescales kv_factor, so the highest such cap is the one the rows can tell)
     fits = {cap: _decode_fit(decode, steps, cap) for cap in range(1000, 6001, 50)}
@@ -167,7 +170,7 @@ def _fit_pass(rows: list[SpeedRow], decode: list[SpeedRow], previous: SpeedCalib
 
 
 def is_moe(row: SpeedRow) -> bool:
-    return bool(_plan(row.model, row.gpu, json.dumps(row.engine, sort_keys=True))[0].num_experts)
+    return bool(row_plan(row)[0].num_experts)
 
 
 def _moe_fit(rows: list[SpeedRow], calibration: SpeedCalibration) -> SpeedCalibration:
@@ -178,8 +181,7 @@ def _moe_fit(rows: list[SpeedRow], calibration: SpeedCalibration) -> SpeedCalibr
         a, y = [], []
         for r in rows:
             spec, p = row_plan(r)
-            w = row_wave(r, current)
-            step = 1 / r.decode_tok_s - (w.tpot_s - w.step_s)
+            step = measured_step(r, current)
             seconds = routed_expert_bytes(spec, p.config, batch=r.concurrency) / (gpu_preset(r.gpu).bandwidth_gb_s * 1e9)
             fp8 = kernels_for(spec, p.config) == "fp8"
             beyond = step - row_wave(r, dense_only).step_s
@@ -193,7 +195,7 @@ def _moe_fit(rows: list[SpeedRow], calibration: SpeedCalibration) -> SpeedCalibr
 
 
 def is_mla(row: SpeedRow) -> bool:
-    return bool(mla_layers(_plan(row.model, row.gpu, json.dumps(row.engine, sort_keys=True))[0]))
+    return bool(mla_layers(row_plan(row)[0]))
 
 
 def _mla_fit(rows: list[SpeedRow], calibration: SpeedCalibration) -> SpeedCalibration:
@@ -203,8 +205,7 @@ def _mla_fit(rows: list[SpeedRow], calibration: SpeedCalibration) -> SpeedCalibr
         no_mla = replace(current, mla_layer_overhead_s=0.0)
         a, y = [], []
         for r in rows:
-            w = row_wave(r, current)
-            step = 1 / r.decode_tok_s - (w.tpot_s - w.step_s)
+            step = measured_step(r, current)
             a.append(mla_layers(row_plan(r)[0]) / step)
             y.append((step - row_wave(r, no_mla).step_s) / step)
         (per_layer,), *_ = np.linalg.lstsq(np.array(a)[:, None], np.array(y), rcond=None)
@@ -213,9 +214,10 @@ def _mla_fit(rows: list[SpeedRow], calibration: SpeedCalibration) -> SpeedCalibr
 
 
 def fit(rows: list[SpeedRow]) -> SpeedCalibration:
-    mla = [r for r in rows if is_mla(r)]
-    rows = [r for r in rows if not is_mla(r)]
-    moe, rows = [r for r in rows if is_moe(r)], [r for r in rows if not is_moe(r)]
+    mla, moe, dense = [], [], []  # each family fits its own terms, the dense line first
+    for r in rows:
+        (mla if is_mla(r) else moe if is_moe(r) else dense).append(r)
+    rows = dense
     decode = decode_rows(rows)
     calibration = START
     for _ in range(PASSES):

@@ -37,6 +37,14 @@ class Source:
     group: str = ""  # runs of one question recorded apart (the 70B's 16-bit and FP8 engines): paired for the ratio
 
 
+def _h200_sweep(path: str, held_out: bool) -> Source:
+    """One of the 2026-12-02 sweeps in docs/results/speed-rows/<folder>/ (one H200, dummy weights; those in moe/
+    under vLLM's uniform routing simulator), grouped by its folder."""
+    folder = path.split("/")[0]
+    return Source(f"docs/results/speed-rows/{path}", "sweep", "h200", "", held_out,
+                  note="MoE, uniform routing" if folder == "moe" else "", group=folder)
+
+
 SOURCES = (
     # H100 sweeps, 512 in / 256 out, 1/8/64/256, three precisions (docs/results/throughput.md): the fit
     Source("docs/results/throughput/h100-2026-11-24-llama-2-7b.json", "sweep", "h100-sxm", "llama-2-7b", False, prompts_cached=True),
@@ -65,39 +73,33 @@ SOURCES = (
     Source("docs/results/speed-rows/*.json", "sweep", "h200", "", True, group="speed-rows"),
     # dense models of other depths, one H200, dummy weights (docs/speed.md, "the fixed cost is per layer"):
     # Qwen2.5-14B's 48 layers beside the Llamas' 32 fit the cost per layer; Qwen2.5-32B's 64 are held out
-    Source("docs/results/speed-rows/depth/h200-2026-12-02-qwen2.5-14b.json", "sweep", "h200", "", False, group="depth"),
-    Source("docs/results/speed-rows/depth/h200-2026-12-02-qwen2.5-32b.json", "sweep", "h200", "", True, group="depth"),
+    _h200_sweep("depth/h200-2026-12-02-qwen2.5-14b.json", False),
+    _h200_sweep("depth/h200-2026-12-02-qwen2.5-32b.json", True),
     # recorded after that fit was frozen (40b4af2): Gemma-2-9B's 42 layers, held out
-    Source("docs/results/speed-rows/depth/h200-2026-12-02-gemma-2-9b.json", "sweep", "h200", "", True, group="depth"),
+    _h200_sweep("depth/h200-2026-12-02-gemma-2-9b.json", True),
     # recorded after the MLA fit was frozen (e819046), all held out: Qwen2.5-32B's batch 8 and 64 again (its first
     # run's batch-64 ratio missed: is the TPOT median's split repeatable?), and two dense shapes not measured before:
     # Phi-3-mini (multi-head attention: 32 KV heads, so KV reads weigh most) and Mistral-Nemo-12B (40 layers)
-    Source("docs/results/speed-rows/depth/h200-2026-12-02-qwen2.5-32b-again.json", "sweep", "h200", "", True, group="depth"),
-    Source("docs/results/speed-rows/dense/h200-2026-12-02-phi-3-mini.json", "sweep", "h200", "", True, group="dense"),
-    Source("docs/results/speed-rows/dense/h200-2026-12-02-mistral-nemo-12b.json", "sweep", "h200", "", True, group="dense"),
+    _h200_sweep("depth/h200-2026-12-02-qwen2.5-32b-again.json", True),
+    _h200_sweep("dense/h200-2026-12-02-phi-3-mini.json", True),
+    _h200_sweep("dense/h200-2026-12-02-mistral-nemo-12b.json", True),
     # MoE, one H200, dummy weights under vLLM's uniform routing simulator (docs/speed.md): Qwen3-30B-A3B fits the MoE
     # terms; Mixtral-8x7B (8 large experts, top 2) and Qwen1.5-MoE-A2.7B (60 small ones, top 4, a shared expert) are
     # held out. The earlier Qwen3-30B-A3B run under the dummy weights' own router (moe/*-dummy-router.json) is kept
     # as a record only: those weights route unlike trained ones.
-    Source("docs/results/speed-rows/moe/h200-2026-12-02-qwen3-30b-a3b-uniform-routing.json", "sweep", "h200", "", False,
-           note="MoE, uniform routing", group="moe"),
-    Source("docs/results/speed-rows/moe/h200-2026-12-02-mixtral-8x7b.json", "sweep", "h200", "", True,
-           note="MoE, uniform routing", group="moe"),
-    Source("docs/results/speed-rows/moe/h200-2026-12-02-qwen1.5-moe-a2.7b.json", "sweep", "h200", "", True,
-           note="MoE, uniform routing", group="moe"),
+    _h200_sweep("moe/h200-2026-12-02-qwen3-30b-a3b-uniform-routing.json", False),
+    _h200_sweep("moe/h200-2026-12-02-mixtral-8x7b.json", True),
+    _h200_sweep("moe/h200-2026-12-02-qwen1.5-moe-a2.7b.json", True),
     # recorded after the per-layer costs' form was chosen, before it was fitted: OLMoE-1B-7B (16 layers, 64 experts,
     # top 8)
-    Source("docs/results/speed-rows/moe/h200-2026-12-02-olmoe-1b-7b.json", "sweep", "h200", "", True,
-           note="MoE, uniform routing", group="moe"),
+    _h200_sweep("moe/h200-2026-12-02-olmoe-1b-7b.json", True),
     # recorded after that fit was frozen (40b4af2) and held out against it: DeepSeek-V2-Lite (MLA, 26 MoE layers of
     # 64 experts, top 6, 2 shared) was 18% fast at batch 1. Fitted since: the only MLA rows, they give the cost an MLA
     # layer adds (docs/speed.md, "latent attention"); the MoE terms still come from Qwen3-30B-A3B alone
-    Source("docs/results/speed-rows/moe/h200-2026-12-02-deepseek-v2-lite.json", "sweep", "h200", "", False,
-           note="MoE, uniform routing", group="moe"),
+    _h200_sweep("moe/h200-2026-12-02-deepseek-v2-lite.json", False),
     # recorded after that MLA fit was frozen (e819046), held out: GLM-4.7-Flash (MLA with a query LoRA, 47 layers, 46
     # MoE layers of 64 experts, top 4, one shared)
-    Source("docs/results/speed-rows/moe/h200-2026-12-02-glm-4.7-flash.json", "sweep", "h200", "", True,
-           note="MoE, uniform routing", group="moe"),
+    _h200_sweep("moe/h200-2026-12-02-glm-4.7-flash.json", True),
 )
 
 
