@@ -10,6 +10,7 @@ from planner.gpus import GIB
 from planner.measured import plan_measured_row
 
 H100 = gpu_preset("h100-sxm")
+H200 = gpu_preset("h200")
 DATA = json.loads((Path(__file__).resolve().parents[1] / "data" / "vllm_kv_measurements.json").read_text())
 ROWS = DATA["rows"]
 
@@ -95,6 +96,21 @@ def test_too_little_free_memory_is_refused_like_vllm_does():
     p = plan("llama-2-7b", busy, max_model_len=2048)
     assert not p.fits and "refuses to start" in p.reason
     assert any(s.config.gpu_memory_utilization < 0.25 for s in p.advice)
+
+
+def test_latent_attention_on_vllms_v1_runner_sets_aside_its_own_cuda_graph_estimate():
+    """GLM-4.7-Flash (MLA + MoE, V1 runner): vLLM logged 1.84 GiB of graph estimate, not the GQA MoE models' 0.51;
+    DeepSeek-V2-Lite's MLA runs on the V2 runner and gets none; eager engines get none."""
+    from planner.memory import CALIBRATION
+
+    glm = plan("glm-4.7-flash", H200, max_model_len=1024)
+    assert glm.cudagraph_estimate_bytes == CALIBRATION.mla_cudagraph_estimate_bytes
+    assert CALIBRATION.mla_cudagraph_estimate_bytes > 3 * CALIBRATION.v1_runner_cudagraph_estimate_bytes
+    assert plan("qwen3-30b-a3b", H200, max_model_len=1024).cudagraph_estimate_bytes == \
+        CALIBRATION.v1_runner_cudagraph_estimate_bytes
+    assert plan("deepseek-v2-lite", H200, max_model_len=1024).cudagraph_estimate_bytes == 0
+    assert plan("glm-4.7-flash", H200, max_model_len=1024, enforce_eager=True).cudagraph_estimate_bytes == 0
+    assert abs(glm.kv_tokens / 1_288_768 - 1) < 0.005  # what vLLM logged (docs/results/speed-rows/moe/)
 
 
 def test_a_recurrent_family_the_planner_has_no_state_rule_for_is_refused_rather_than_guessed():
