@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -101,7 +102,11 @@ class Playground:
         times = self._start_times() | {self._start_key(engine): round(engine.ready_after_s or 0.0, 1)}
         try:
             self.bench.data_dir.mkdir(parents=True, exist_ok=True)
-            (self.bench.data_dir / "start_times.json").write_text(json.dumps(times, indent=1))
+            # written whole and then renamed: a reader (the next start, the other engine) never sees it half-written
+            path = self.bench.data_dir / "start_times.json"
+            partial = path.with_suffix(".json.partial")
+            partial.write_text(json.dumps(times, indent=1))
+            os.replace(partial, path)
         except OSError:  # a read-only data folder: no estimate next time, nothing worse
             pass
 
