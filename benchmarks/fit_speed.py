@@ -23,6 +23,11 @@ when they differ from the frozen ones (tests/planner/test_speed.py runs that).
   MoE models with latent attention (MLA) are not among these rows: their attention costs more per layer.
 - mla_layer_overhead_s: with every other term fixed (the MoE ones included), least squares of what the fitted MLA
   rows' steps take beyond that line over their number of MLA layers, one slope for both GEMM families.
+- kv_head_dim_factors (and kv_head_dim_models, the models they come from): for each attention-head width among
+  the fitted dense rows other than the dense line's 128 (and 256, met held out at 128's factors), with every other
+  term fixed, least squares of what those rows' steps take beyond the line over their KV read time: the factor on
+  that width's KV reads, one for both GEMM families and KV dtypes; head_dim_spread: those rows' largest relative
+  residual, rounded up (the ± of such a model's every point).
 """
 
 from __future__ import annotations
@@ -39,13 +44,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.speed_runs import SpeedRow, fitted_rows  # noqa: E402
+from benchmarks.speed_runs import SpeedRow, fitted_rows, row_model_spec  # noqa: E402
 from planner.gpus import gpu_preset  # noqa: E402
 from planner.memory import mla_layers, moe_layers, plan  # noqa: E402
-from planner.models import model_spec  # noqa: E402
 from planner.roofline import decode_step_bytes_parts, routed_expert_bytes  # noqa: E402
 from planner.speed import (  # noqa: E402
-    CACHED_PROMPT_TOKENS, SPEED_CALIBRATION, SpeedCalibration, WavePrediction, kernels_for, prefill_s, wave,
+    CACHED_PROMPT_TOKENS, MEASURED_HEAD_DIMS, SPEED_CALIBRATION, SpeedCalibration, WavePrediction, kernels_for, prefill_s, wave,
 )
 
 FITTED = ("weight_factor_16bit", "weight_factor_fp8", "kv_factor_16bit", "kv_factor_fp8", "kv_bandwidth_cap_gb_s",
@@ -53,13 +57,14 @@ FITTED = ("weight_factor_16bit", "weight_factor_fp8", "kv_factor_16bit", "kv_fac
           "compute_efficiency_16bit", "compute_efficiency_fp8",
           "ttft_overhead_s", "decode_spread_batch1", "decode_spread_batched", "ttft_spread",
           "moe_weight_factor_16bit", "moe_weight_factor_fp8", "moe_layer_overhead_16bit_s", "moe_layer_overhead_fp8_s",
-          "mla_layer_overhead_s")
+          "mla_layer_overhead_s", "kv_head_dim_factors", "kv_head_dim_models",
+          "head_dim_spread")
 # the MoE terms off: the dense line alone, which the MoE fit measures the experts' cost against
 NO_MOE = dict(moe_weight_factor_16bit=0.0, moe_weight_factor_fp8=0.0, moe_layer_overhead_16bit_s=0.0,
               moe_layer_overhead_fp8_s=0.0)
 # where the iteration starts: no prefill cost, so no interference (the fit converges from here in a few passes)
 START = replace(SPEED_CALIBRATION, compute_efficiency_16bit=1e9, compute_efficiency_fp8=1e9, ttft_overhead_s=0.0,
-                mla_layer_overhead_s=0.0)
+                mla_layer_overhead_s=0.0, kv_head_dim_factors=(), kv_head_dim_models=())
 # the prefill's FLOPs over the datasheet rate alone: no memory floor, no fixed cost
 FLOPS_ONLY = replace(SPEED_CALIBRATION, weight_factor_16bit=0.0, weight_factor_fp8=0.0, kv_factor_16bit=0.0,
                      kv_factor_fp8=0.0, step_overhead_s=0.0, layer_overhead_16bit_s=0.0, layer_overhead_fp8_s=0.0,
@@ -79,7 +84,7 @@ def row_plan(row: SpeedRow):
 
 @lru_cache(maxsize=None)
 def _plan(model: str, gpu: str, engine_json: str):
-    spec = model_spec(model)
+    spec = row_model_spec(model)
     return spec, plan(spec, gpu_preset(gpu), advise=False, **json.loads(engine_json))
 
 
@@ -213,10 +218,42 @@ def _mla_fit(rows: list[SpeedRow], calibration: SpeedCalibration) -> SpeedCalibr
     return current
 
 
+def head_width(row: SpeedRow) -> int | None:
+    """The attention-head width of a dense row whose heads get a KV factor of their own (not 128 or 256 wide)."""
+    spec = row_plan(row)[0]
+    gqa = spec.layers and not mla_layers(spec) and not spec.num_experts
+    return spec.head_dim if gqa and spec.head_dim not in MEASURED_HEAD_DIMS else None
+
+
+def _with_head_factor(calibration: SpeedCalibration, width: int, factor: float) -> SpeedCalibration:
+    factors = dict(calibration.kv_head_dim_factors) | {width: factor}
+    return replace(calibration, kv_head_dim_factors=tuple(sorted(factors.items())))
+
+
+def _head_dim_fit(rows: list[SpeedRow], calibration: SpeedCalibration) -> SpeedCalibration:
+    """Each width's KV-read factor from its rows alone, every other term fixed (passes settle the interference)."""
+    current = calibration
+    for width in sorted({head_width(r) for r in rows}):
+        mine = [r for r in rows if head_width(r) == width]
+        for _ in range(PASSES):
+            plain, doubled = _with_head_factor(current, width, 1.0), _with_head_factor(current, width, 2.0)
+            a, y = [], []
+            for r in mine:
+                step, base = measured_step(r, current), row_wave(r, plain).step_s
+                a.append((row_wave(r, doubled).step_s - base) / step)  # the KV read time at factor 1
+                y.append((step - base) / step)
+            (beyond,), *_ = np.linalg.lstsq(np.array(a)[:, None], np.array(y), rcond=None)
+            current = _with_head_factor(current, width, _sig(1 + beyond, 2))
+        models = dict(current.kv_head_dim_models) | {width: ", ".join(sorted({r.model for r in mine}))}
+        current = replace(current, kv_head_dim_models=tuple(sorted(models.items())))
+    worst = max(abs(e) for _, e in residuals(rows, current))
+    return replace(current, head_dim_spread=math.ceil(worst * 100) / 100)
+
+
 def fit(rows: list[SpeedRow]) -> SpeedCalibration:
-    mla, moe, dense = [], [], []  # each family fits its own terms, the dense line first
+    mla, moe, heads, dense = [], [], [], []  # each family fits its own terms, the dense line first
     for r in rows:
-        (mla if is_mla(r) else moe if is_moe(r) else dense).append(r)
+        (mla if is_mla(r) else moe if is_moe(r) else heads if head_width(r) else dense).append(r)
     rows = dense
     decode = decode_rows(rows)
     calibration = START
@@ -228,7 +265,8 @@ def fit(rows: list[SpeedRow]) -> SpeedCalibration:
     up = lambda x: math.ceil(max(x) * 100) / 100  # noqa: E731
     calibration = replace(calibration, decode_spread_batch1=up(b1), decode_spread_batched=up(bn), ttft_spread=up(tt))
     calibration = _moe_fit(decode_rows(moe), calibration) if moe else calibration
-    return _mla_fit(decode_rows(mla), calibration) if mla else calibration
+    calibration = _mla_fit(decode_rows(mla), calibration) if mla else calibration
+    return _head_dim_fit(decode_rows(heads), calibration) if heads else calibration
 
 
 def predicted_decode_tok_s(row: SpeedRow, calibration: SpeedCalibration = SPEED_CALIBRATION) -> float:
@@ -256,7 +294,10 @@ def main() -> int:
     calibration = fit(rows)
     for name in FITTED:
         frozen = getattr(SPEED_CALIBRATION, name)
-        print(f"{name:<26} {getattr(calibration, name):<10g} (frozen {frozen:g})")
+        value = getattr(calibration, name)
+        shown = (f"{value:<10g} (frozen {frozen:g})" if isinstance(value, float)
+                 else f"{value} (frozen {frozen})")
+        print(f"{name:<26} {shown}")
     print(f"\n{len(rows)} fitted rows:")
     for r, e in residuals(decode_rows(rows), calibration):
         print(f"  {r.model:<11} {r.gpu:<8} {r.precision:<8} batch {r.concurrency:>3}  measured {r.decode_tok_s:7.1f} "

@@ -104,7 +104,9 @@ install() {  # whatever parts travelled with this call, then vLLM and the wheels
   python3 -m planner --list-gpus 2>&1 | tee "$L/nvml.txt"
 }
 ngpus() { nvidia-smi -L | wc -l; }
-model_dir() { [ -d "/tmp/models/$1" ] || python3 -m playground.model_dirs "$1" "/tmp/models/$1" >/dev/null; echo "/tmp/models/$1"; }
+model_dir() {  # a catalog name or a folder with a config.json (docs/results/speed-rows/shapes/NAME): /tmp/models/NAME
+  local to; to=/tmp/models/$(basename "$1")
+  [ -d "$to" ] || python3 -m playground.model_dirs "$1" "$to" >/dev/null; echo "$to"; }
 measure() {  # name timeout_s args...: one engine start in a fresh process session (killed whole after), its JSON and log lines
   local name=$1 limit=$2; shift 2
   VLLM_LOGGING_LEVEL=DEBUG setsid timeout "$limit" python3 benchmarks/measure_kv.py "$@" > "$L/m-$name.log" 2>&1 &
@@ -216,7 +218,7 @@ PY
     export VLLM_MOE_ROUTING_SIMULATION_STRATEGY=${MOE_ROUTING-uniform_random}
     echo "MoE routing: ${VLLM_MOE_ROUTING_SIMULATION_STRATEGY:-as the model routes} (VLLM_MOE_ROUTING_SIMULATION_STRATEGY)"
     m=${1:?usage: gpu.sh sweep MODEL [playground.bench args]}; shift
-    sweep "$m" --model "$(model_dir "$m")" --max-model-len 1024 "$@" ;;
+    sweep "$(basename "$m")" --model "$(model_dir "$m")" --max-model-len 1024 "$@" ;;
   overhead)  # the playground's harness against plain vllm.LLM.generate
     begin || exit 3
     timeout 540 python3 benchmarks/harness_overhead.py --model "$(model_dir "${1:-$M7}")" 2> "$L/overhead.log" | tee "$OUT/overhead.txt"

@@ -6,7 +6,7 @@ The measured steps sit above that ideal in a way one line describes in every run
 
     step_s = max(weight_factor[GEMMs] x weight bytes / bandwidth
                  + moe_weight_factor[GEMMs] x routed-expert bytes / bandwidth, GEMM FLOPs / (rate x compute_efficiency))
-             + kv_factor[KV dtype] x KV bytes / min(bandwidth, kv_bandwidth_cap)
+             + kv_factor[KV dtype] x head_width_factor[head dims] x KV bytes / min(bandwidth, kv_bandwidth_cap)
              + step_overhead_s + layer_overhead[GEMMs] x layers + sequence_overhead_s x B
              + moe_layer_overhead[GEMMs] x MoE layers + mla_layer_overhead x MLA layers
              + tensor-parallel all-reduces
@@ -51,15 +51,19 @@ MOE_NOTE = ("MoE: the expert terms are fitted to one MoE model (Qwen3-30B-A3B on
             "± here. A trained router is less even: at batch > 1 it may read fewer experts a step, so real decode can "
             "be faster than this")
 
-# Attention head sizes: the fitted rows' attention heads are 128 wide (or MLA); held out, Gemma-2's 256 met the bar
-# and Phi-3-mini's 96 did not: its steps read the KV cache up to 46% slower than predicted (batch 64; 11% at batch 8,
-# 6% at batch 1), whatever the GEMMs, and not for its sliding window (removed, it ran within 2%: docs/speed.md).
-# Other sizes are unmeasured: a batched point takes that run's error as its ±.
+# Attention head sizes: the dense fit's heads are 128 wide. FlashAttention-3's decode kernels are built per head size,
+# and 96-wide heads read the KV cache 1.7x slower a byte (Phi-3-mini, docs/speed.md: the same at every batch and in
+# both GEMM families, and not its sliding window): a width with its own KV factor is fitted to its rows alone
+# (SpeedCalibration.kv_head_dim_factors). Gemma-2's 256, held out at factor 1, met the bar. Other widths are
+# unmeasured: a batched point takes Phi-3-mini's error before it had its factor (47%) as its ±.
 MEASURED_HEAD_DIMS = (128, 256)
 HEAD_DIM_MEASURED_SPREAD = 0.47
-HEAD_DIM_NOTE = ("attention heads of {head_dim} dims: the fit's are 128 wide (Gemma-2's 256, held out, met its bar); "
-                 "Phi-3-mini's 96-wide heads, held out, read the KV cache up to 46% slower than predicted at batch 64, "
-                 "so batches above 1 carry that ± here")
+HEAD_DIM_NOTE = ("attention heads of {head_dim} dims: never measured here (the fit's are 128 wide, Gemma-2's 256 "
+                 "met its bar held out, and 96-wide ones, Phi-3-mini's, read the KV cache 1.7x slower a byte, a "
+                 "factor of their own); before it had that factor Phi-3-mini was 46% slow at batch 64, so batches "
+                 "above 1 carry that ± here")
+FITTED_HEAD_DIM_NOTE = ("attention heads of {head_dim} dims: the KV cache reads at {factor:g}x the time a byte of "
+                        "128-wide heads, a factor fitted to {models} alone (docs/speed.md)")
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,11 @@ class SpeedCalibration:
     # families (the latent's norm and the absorbed up-projections, batched GEMMs before and after the MLA kernel),
     # fitted to the MLA rows alone with every other term fixed
     mla_layer_overhead_s: float = 2e-05
+    # KV reads by attention-head width, beyond the 128-wide heads of the dense fit: (head dims, factor) pairs, each
+    # fitted to the rows of that width alone with every other term fixed; and the models those rows are of
+    kv_head_dim_factors: tuple[tuple[int, float], ...] = ((96, 1.7),)
+    kv_head_dim_models: tuple[tuple[int, str], ...] = ((96, "phi-3-mini"),)
+    head_dim_spread: float = 0.1  # the largest relative residual of those rows: the ± of a model of such a width
     # the largest relative residual of the fitted rows: batch 1, batch >= 8, TTFT
     decode_spread_batch1: float = 0.06
     decode_spread_batched: float = 0.06
@@ -111,6 +120,9 @@ class SpeedCalibration:
 
     def kv_factor(self, fp8_kv: bool) -> float:
         return self.kv_factor_fp8 if fp8_kv else self.kv_factor_16bit
+
+    def kv_head_dim_factor(self, head_dim: int) -> float:
+        return dict(self.kv_head_dim_factors).get(head_dim, 1.0)
 
     def compute_efficiency(self, kernels: str) -> float:
         return self.compute_efficiency_fp8 if kernels == "fp8" else self.compute_efficiency_16bit
@@ -193,7 +205,8 @@ def decode_step_s(model: ModelSpec, config: EngineConfig, gpu: GpuSpec, *, batch
     attention_flops = 4 * model.num_layers * model.num_heads * model.head_dim * mean_context
     compute_s = batch * (2 * model.active_params_per_token + attention_flops) / tp / (
         _rate(gpu, kernels) * calibration.compute_efficiency(kernels))
-    kv_s = calibration.kv_factor(config.fp8_kv) * kv_bytes / min(bandwidth, calibration.kv_bandwidth_cap_gb_s * 1e9)
+    kv_s = (calibration.kv_factor(config.fp8_kv) * calibration.kv_head_dim_factor(model.head_dim) * kv_bytes
+            / min(bandwidth, calibration.kv_bandwidth_cap_gb_s * 1e9))
     step = max(gemm_s, compute_s) + kv_s + fixed_step_s(model, kernels, batch=batch, calibration=calibration)
     if tp > 1:  # two all-reduces of the hidden states per layer (attention and MLP outputs)
         act_bytes = DTYPE_BYTES[resolve_dtype(model, config.dtype)]
@@ -291,13 +304,17 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
         notes.append(f"the engine does not fit ({p.reason}); speeds are for the GPU as if it did")
     sizes = sorted({b for b in batches if b >= 1 and (not largest or b <= largest)} | ({largest} if largest else {1}))
     mean_context = min(prompt_len + output_len / 2, p.max_model_len)
-    unmeasured_heads = bool(spec.layers) and not mla_layers(spec) and spec.head_dim not in MEASURED_HEAD_DIMS
+    gqa_heads = bool(spec.layers) and not mla_layers(spec)
+    fitted_heads = gqa_heads and spec.head_dim in dict(calibration.kv_head_dim_factors)
+    unmeasured_heads = gqa_heads and not fitted_heads and spec.head_dim not in MEASURED_HEAD_DIMS
     points = []
     for b in sizes:
         step, bound = decode_step_s(spec, config, gpu, batch=b, mean_context=mean_context, calibration=calibration)
         spread = calibration.decode_spread_batch1 if b == 1 else calibration.decode_spread_batched
         if spec.num_experts:
             spread = max(spread, MOE_MEASURED_SPREAD)
+        if fitted_heads:
+            spread = max(spread, calibration.head_dim_spread)
         if unmeasured_heads and b > 1:
             spread = max(spread, HEAD_DIM_MEASURED_SPREAD)
         points.append(SpeedPoint(b, step, bound, spread))
@@ -311,6 +328,10 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
         notes.append(MOE_NOTE)
     if unmeasured_heads:
         notes.append(HEAD_DIM_NOTE.format(head_dim=spec.head_dim))
+    if fitted_heads:
+        notes.append(FITTED_HEAD_DIM_NOTE.format(head_dim=spec.head_dim,
+                                                 factor=calibration.kv_head_dim_factor(spec.head_dim),
+                                                 models=dict(calibration.kv_head_dim_models)[spec.head_dim]))
     if any(pt.batch > MEASURED_BATCH for pt in points):
         notes.append(f"batches above {MEASURED_BATCH} were never measured here: an extrapolation of the fit")
     if kernels == "fp8" and not gpu.supports_fp8_tensor_cores:

