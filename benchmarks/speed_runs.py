@@ -87,6 +87,11 @@ SOURCES = (
     # Phi-3-mini fitted since (after its run was held out against the frozen fit): its 96-wide heads' KV factor
     _h200_sweep("dense/h200-2026-12-02-phi-3-mini.json", False),
     _h200_sweep("dense/h200-2026-12-02-mistral-nemo-12b.json", True),
+    # recorded after the 96-wide heads' KV factor was frozen (98ea955), held out: a Llama-3.2-3B shape with 96-wide
+    # heads (32 query, 8 KV: no published model has it, shapes/), 2048-token prompts so the KV reads weigh; and
+    # SmolLM2-1.7B, 64-wide heads (multi-head: 32 KV heads), a width the fit never saw
+    _h200_sweep("dense/h200-2026-12-03-llama-3.2-3b-96-wide-heads.json", True),
+    _h200_sweep("dense/h200-2026-12-03-smollm2-1.7b.json", True),
     # MoE, one H200, dummy weights under vLLM's uniform routing simulator (docs/speed.md): Qwen3-30B-A3B fits the MoE
     # terms; Mixtral-8x7B (8 large experts, top 2) and Qwen1.5-MoE-A2.7B (60 small ones, top 4, a shared expert) are
     # held out. The earlier Qwen3-30B-A3B run under the dummy weights' own router (moe/*-dummy-router.json) is kept
