@@ -53,15 +53,15 @@ MOE_NOTE = ("MoE: the expert terms are fitted to one MoE model (Qwen3-30B-A3B on
 
 # Attention head sizes: the dense fit's heads are 128 wide. FlashAttention-3's decode kernels are built per head size,
 # and 96-wide heads read the KV cache 1.7x slower a byte (Phi-3-mini, docs/speed.md: the same at every batch and in
-# both GEMM families, and not its sliding window): a width with its own KV factor is fitted to its rows alone
-# (SpeedCalibration.kv_head_dim_factors). Gemma-2's 256, held out at factor 1, met the bar. Other widths are
-# unmeasured: a batched point takes Phi-3-mini's error before it had its factor (47%) as its ±.
-MEASURED_HEAD_DIMS = (128, 256)
+# both GEMM families; Phi-3-mini reshaped to 24 heads of 128, the same KV bytes, ran as predicted): a width with its
+# own KV factor is fitted to its rows alone (SpeedCalibration.kv_head_dim_factors). Held out at 128's factors,
+# SmolLM2-1.7B's 64-wide heads and Gemma-2's 256 met the bar. Other widths are unmeasured: a batched point takes
+# Phi-3-mini's error before it had its factor (47%) as its ±.
+MEASURED_HEAD_DIMS = (64, 128, 256)
 HEAD_DIM_MEASURED_SPREAD = 0.47
-HEAD_DIM_NOTE = ("attention heads of {head_dim} dims: never measured here (the fit's are 128 wide, Gemma-2's 256 "
-                 "met its bar held out, and 96-wide ones, Phi-3-mini's, read the KV cache 1.7x slower a byte, a "
-                 "factor of their own); before it had that factor Phi-3-mini was 46% slow at batch 64, so batches "
-                 "above 1 carry that ± here")
+HEAD_DIM_NOTE = ("attention heads of {head_dim} dims: never measured here (64, 128 and 256 read the KV cache alike; "
+                 "Phi-3-mini's 96-wide heads 1.7x slower a byte, a factor of their own, and 46% slow at batch 64 "
+                 "before it), so batches above 1 carry that ± here")
 FITTED_HEAD_DIM_NOTE = ("attention heads of {head_dim} dims: the KV cache reads at {factor:g}x the time a byte of "
                         "128-wide heads, a factor fitted to {models} alone (docs/speed.md)")
 
