@@ -63,7 +63,8 @@ HEAD_DIM_NOTE = ("attention heads of {head_dim} dims: never measured here (64, 1
                  "Phi-3-mini's 96-wide heads 1.7x slower a byte, a factor of their own, and 46% slow at batch 64 "
                  "before it), so batches above 1 carry that ± here")
 FITTED_HEAD_DIM_NOTE = ("attention heads of {head_dim} dims: the KV cache reads at {factor:g}x the time a byte of "
-                        "128-wide heads, a factor fitted to {models} alone (docs/speed.md)")
+                        "128-wide heads, a factor fitted to {models} alone with a 16-bit KV cache (an FP8 one "
+                        "was not measured at this width; docs/speed.md)")
 
 
 @dataclass(frozen=True)
