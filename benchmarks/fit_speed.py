@@ -24,8 +24,8 @@ when they differ from the frozen ones (tests/planner/test_speed.py runs that).
 - mla_layer_overhead_s: with every other term fixed (the MoE ones included), least squares of what the fitted MLA
   rows' steps take beyond that line over their number of MLA layers, one slope for both GEMM families.
 - kv_head_dim_factors (and kv_head_dim_models, the models they come from): for each attention-head width among
-  the fitted dense rows other than the dense line's 128 (and 256, met held out at 128's factors), with every other
-  term fixed, least squares of what those rows' steps take beyond the line over their KV read time: the factor on
+  the fitted dense rows other than the dense line's 128 (and 64 and 256, met held out at 128's factors), with every
+  other term fixed, least squares of what those rows' steps take beyond the line over their KV read time: the factor on
   that width's KV reads, one for both GEMM families and KV dtypes; head_dim_spread: those rows' largest relative
   residual, rounded up (the ± of such a model's every point).
 """
@@ -49,7 +49,8 @@ from planner.gpus import gpu_preset  # noqa: E402
 from planner.memory import mla_layers, moe_layers, plan  # noqa: E402
 from planner.roofline import decode_step_bytes_parts, routed_expert_bytes  # noqa: E402
 from planner.speed import (  # noqa: E402
-    CACHED_PROMPT_TOKENS, MEASURED_HEAD_DIMS, SPEED_CALIBRATION, SpeedCalibration, WavePrediction, kernels_for, prefill_s, wave,
+    CACHED_PROMPT_TOKENS, MEASURED_HEAD_DIMS, SPEED_CALIBRATION, SpeedCalibration, WavePrediction, kernels_for,
+    prefill_s, wave,
 )
 
 FITTED = ("weight_factor_16bit", "weight_factor_fp8", "kv_factor_16bit", "kv_factor_fp8", "kv_bandwidth_cap_gb_s",
@@ -219,7 +220,7 @@ def _mla_fit(rows: list[SpeedRow], calibration: SpeedCalibration) -> SpeedCalibr
 
 
 def head_width(row: SpeedRow) -> int | None:
-    """The attention-head width of a dense row whose heads get a KV factor of their own (not 128 or 256 wide)."""
+    """The attention-head width of a dense row whose heads get a KV factor of their own (not 64, 128 or 256 wide)."""
     spec = row_plan(row)[0]
     gqa = spec.layers and not mla_layers(spec) and not spec.num_experts
     return spec.head_dim if gqa and spec.head_dim not in MEASURED_HEAD_DIMS else None
