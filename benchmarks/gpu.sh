@@ -104,7 +104,7 @@ install() {  # whatever parts travelled with this call, then vLLM and the wheels
   python3 -m planner --list-gpus 2>&1 | tee "$L/nvml.txt"
 }
 ngpus() { nvidia-smi -L | wc -l; }
-model_dir() {  # a catalog name or a folder with a config.json (docs/results/speed-rows/shapes/NAME): /tmp/models/NAME
+model_dir() {  # a catalog name or a folder with a config.json (one of docs/results/speed-rows/shapes): /tmp/models/ and its name
   local to; to=/tmp/models/$(basename "$1")
   [ -d "$to" ] || python3 -m playground.model_dirs "$1" "$to" >/dev/null; echo "$to"; }
 measure() {  # name timeout_s args...: one engine start in a fresh process session (killed whole after), its JSON and log lines

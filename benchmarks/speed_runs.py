@@ -92,6 +92,10 @@ SOURCES = (
     # SmolLM2-1.7B, 64-wide heads (multi-head: 32 KV heads), a width the fit never saw
     _h200_sweep("dense/h200-2026-12-03-llama-3.2-3b-96-wide-heads.json", True),
     _h200_sweep("dense/h200-2026-12-03-smollm2-1.7b.json", True),
+    # recorded later the same day, the fit unchanged, held out: Llama-3.2-1B (16 layers, 8 KV heads of 64 dims) and
+    # SmolLM2-1.7B's FP8 engine again at 1 to 16 (its first batch-8 point ran slower than its 16-bit one)
+    _h200_sweep("dense/h200-2026-12-03-llama-3.2-1b.json", True),
+    _h200_sweep("dense/h200-2026-12-03-smollm2-1.7b-fp8-again.json", True),
     # MoE, one H200, dummy weights under vLLM's uniform routing simulator (docs/speed.md): Qwen3-30B-A3B fits the MoE
     # terms; Mixtral-8x7B (8 large experts, top 2) and Qwen1.5-MoE-A2.7B (60 small ones, top 4, a shared expert) are
     # held out. The earlier Qwen3-30B-A3B run under the dummy weights' own router (moe/*-dummy-router.json) is kept
