@@ -67,6 +67,22 @@ FITTED_HEAD_DIM_NOTE = ("attention heads of {head_dim} dims: the KV cache reads 
                         "was not measured at this width; docs/speed.md)")
 
 
+# The shortest decode step any run here measured: OLMoE-1B-7B's at batch 1, 1.59 ms (16-bit, one H200, 2026-12-02).
+# Models whose predicted steps are shorter (Llama-3.2-1B at 1.1-1.4 ms, SmolLM2-1.7B in FP8: recorded 2026-12-03,
+# the floor added after they missed) ran 1.7-3.6 ms a step whatever their bytes or precision (docs/speed.md): there
+# the GPU waits on vLLM's own work per step (scheduling, sampling, streaming the tokens out), which the line does not
+# model. A predicted step is never shorter than this one (a point it sets is "host"-bound), and every point of an
+# engine whose batch-1 step is under it carries the largest error of such engines' held-out points (Llama-3.2-1B in
+# 16-bit at batch 64: 79%; its steps grew with the batch faster than its bytes).
+MEASURED_MIN_STEP_S = 1.59e-3
+HOST_BOUND_SPREAD = 0.79
+HOST_BOUND_NOTE = ("from the GPU's side a step here would take under 1.59 ms, the shortest measured in this project "
+                   "(OLMoE-1B-7B at batch 1): models that small ran 1.7-3.6 ms a step whatever their precision, "
+                   "waiting on vLLM's own work per step, so FP8 gains little or nothing there; the points this floor "
+                   "sets (bound: host) are the fastest to expect, and every point carries the largest error such "
+                   "models had (79%, Llama-3.2-1B at batch 64)")
+
+
 @dataclass(frozen=True)
 class SpeedCalibration:
     """The fitted coefficients of the decode-step and TTFT lines (benchmarks/fit_speed.py)."""
@@ -138,7 +154,7 @@ class SpeedPoint:
 
     batch: int
     step_s: float
-    bound: str  # "memory" or "compute": which term sets the step
+    bound: str  # "memory", "compute" or "host" (MEASURED_MIN_STEP_S): which term sets the step
     spread: float  # relative ± (from the fit's residuals)
 
     @property
@@ -269,6 +285,7 @@ def wave(model: ModelSpec, config: EngineConfig, gpu: GpuSpec, *, concurrency: i
         running = max(1, min(concurrency, kv_tokens // (input_len + output_len)))
     step, _ = decode_step_s(model, config, gpu, batch=running, mean_context=input_len + output_len / 2,
                             calibration=calibration)
+    step = max(step, MEASURED_MIN_STEP_S)
     one = prefill_s(model, config, gpu, prompt_len=CACHED_PROMPT_TOKENS if prompts_cached else max(input_len, 1),
                     calibration=calibration)
     prefills = running * one
@@ -308,10 +325,16 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
     gqa_heads = bool(spec.layers) and not mla_layers(spec)
     fitted_heads = gqa_heads and spec.head_dim in dict(calibration.kv_head_dim_factors)
     unmeasured_heads = gqa_heads and not fitted_heads and spec.head_dim not in MEASURED_HEAD_DIMS
+    one, _ = decode_step_s(spec, config, gpu, batch=1, mean_context=mean_context, calibration=calibration)
+    host_bound = one < MEASURED_MIN_STEP_S
     points = []
     for b in sizes:
         step, bound = decode_step_s(spec, config, gpu, batch=b, mean_context=mean_context, calibration=calibration)
         spread = calibration.decode_spread_batch1 if b == 1 else calibration.decode_spread_batched
+        if step < MEASURED_MIN_STEP_S:
+            step, bound = MEASURED_MIN_STEP_S, "host"
+        if host_bound:
+            spread = HOST_BOUND_SPREAD
         if spec.num_experts:
             spread = max(spread, MOE_MEASURED_SPREAD)
         if fitted_heads:
@@ -325,6 +348,8 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
         notes.append(f"from batch {compute_bound[0]:,} the GEMMs are compute-bound: their efficiency comes from the "
                      "fitted runs' uncached 512-token prefills (two models), so these points are less sure than the "
                      "memory-bound ones")
+    if host_bound:
+        notes.append(HOST_BOUND_NOTE)
     if spec.num_experts:
         notes.append(MOE_NOTE)
     if unmeasured_heads:
