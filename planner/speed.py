@@ -69,7 +69,7 @@ FITTED_HEAD_DIM_NOTE = ("attention heads of {head_dim} dims: the KV cache reads 
 
 # The shortest decode step any run here measured: OLMoE-1B-7B's at batch 1, 1.59 ms (16-bit, one H200, 2026-12-02).
 # Models whose predicted steps are shorter (Llama-3.2-1B at 1.1-1.4 ms, SmolLM2-1.7B in FP8: recorded 2026-12-03,
-# the floor added after they missed) ran 1.7-3.6 ms a step whatever their bytes or precision (docs/speed.md): there
+# the floor added after they missed) ran 1.7-4.0 ms a step whatever their bytes or precision (docs/speed.md): there
 # the GPU waits on vLLM's own work per step (scheduling, sampling, streaming the tokens out), which the line does not
 # model. A predicted step is never shorter than this one (a point it sets is "host"-bound), and every point of a
 # dense engine whose batch-1 step is under it carries the largest error of such engines' held-out points (Llama-3.2-1B in
@@ -77,10 +77,10 @@ FITTED_HEAD_DIM_NOTE = ("attention heads of {head_dim} dims: the KV cache reads 
 MEASURED_MIN_STEP_S = 1.59e-3
 HOST_BOUND_SPREAD = 0.79
 HOST_BOUND_NOTE = ("from the GPU's side a step here would take under 1.59 ms, the shortest measured in this project "
-                   "(OLMoE-1B-7B at batch 1): models that small ran 1.7-3.6 ms a step whatever their precision, "
-                   "waiting on vLLM's own work per step, so FP8 gains little or nothing there; the points this floor "
-                   "sets (bound: host) are the fastest to expect, and every point carries the largest error such "
-                   "models had (79%, Llama-3.2-1B at batch 64)")
+                   "(OLMoE-1B-7B at batch 1): models that small ran 1.7-4.0 ms a step whatever their precision, "
+                   "waiting on vLLM's own work per step, so FP8 gains little or nothing there; where that floor sets "
+                   "the step (the same tok/s per request at several batches) it is the fastest to expect, and every "
+                   "point carries ±79%, the largest error such models had (Llama-3.2-1B at batch 64)")
 
 
 @dataclass(frozen=True)
