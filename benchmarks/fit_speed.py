@@ -49,8 +49,8 @@ from planner.gpus import gpu_preset  # noqa: E402
 from planner.memory import mla_layers, moe_layers, plan  # noqa: E402
 from planner.roofline import decode_step_bytes_parts, routed_expert_bytes  # noqa: E402
 from planner.speed import (  # noqa: E402
-    CACHED_PROMPT_TOKENS, MEASURED_HEAD_DIMS, SPEED_CALIBRATION, SpeedCalibration, WavePrediction, kernels_for,
-    prefill_s, wave,
+    CACHED_PROMPT_TOKENS, SPEED_CALIBRATION, SpeedCalibration, WavePrediction, kernels_for, own_kv_width, prefill_s,
+    wave,
 )
 
 FITTED = ("weight_factor_16bit", "weight_factor_fp8", "kv_factor_16bit", "kv_factor_fp8", "kv_bandwidth_cap_gb_s",
@@ -222,8 +222,7 @@ def _mla_fit(rows: list[SpeedRow], calibration: SpeedCalibration) -> SpeedCalibr
 def head_width(row: SpeedRow) -> int | None:
     """The attention-head width of a dense row whose heads get a KV factor of their own (not 64, 128 or 256 wide)."""
     spec = row_plan(row)[0]
-    gqa = spec.layers and not mla_layers(spec) and not spec.num_experts
-    return spec.head_dim if gqa and spec.head_dim not in MEASURED_HEAD_DIMS else None
+    return None if spec.num_experts else own_kv_width(spec)
 
 
 def _with_head_factor(calibration: SpeedCalibration, width: int, factor: float) -> SpeedCalibration:

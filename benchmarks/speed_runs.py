@@ -41,8 +41,8 @@ class Source:
 
 
 def _h200_sweep(path: str, held_out: bool) -> Source:
-    """One of the 2026-12-02 sweeps in docs/results/speed-rows/<folder>/ (one H200, dummy weights; those in moe/
-    under vLLM's uniform routing simulator), grouped by its folder."""
+    """One of the gpu.sh sweeps in docs/results/speed-rows/<folder>/ (one H200, dummy weights; those in moe/ under
+    vLLM's uniform routing simulator), grouped by its folder."""
     folder = path.split("/")[0]
     return Source(f"docs/results/speed-rows/{path}", "sweep", "h200", "", held_out,
                   note="MoE, uniform routing" if folder == "moe" else "", group=folder)

@@ -232,6 +232,20 @@ def decode_step_s(model: ModelSpec, config: EngineConfig, gpu: GpuSpec, *, batch
     return step, "memory" if gemm_s >= compute_s else "compute"
 
 
+def steady_step_s(model: ModelSpec, config: EngineConfig, gpu: GpuSpec, *, batch: int, mean_context: float,
+                  calibration: SpeedCalibration = SPEED_CALIBRATION) -> tuple[float, str]:
+    """(seconds, bound) of a decode step as a run sees it: the GPU's step, never under MEASURED_MIN_STEP_S."""
+    step, bound = decode_step_s(model, config, gpu, batch=batch, mean_context=mean_context, calibration=calibration)
+    return (MEASURED_MIN_STEP_S, "host") if step < MEASURED_MIN_STEP_S else (step, bound)
+
+
+def own_kv_width(model: ModelSpec) -> int | None:
+    """The head width of a model whose (non-latent) attention heads do not read the KV cache as 128-wide ones do
+    (MEASURED_HEAD_DIMS): a width with a factor of its own, or one never measured."""
+    attention = bool(model.layers) and not mla_layers(model)
+    return model.head_dim if attention and model.head_dim not in MEASURED_HEAD_DIMS else None
+
+
 def fixed_step_s(model: ModelSpec, kernels: str, *, batch: int, calibration: SpeedCalibration = SPEED_CALIBRATION) -> float:
     """What a decode step costs whatever it reads: per step, per layer (and MoE layer) and per running sequence."""
     return (calibration.step_overhead_s + calibration.layer_overhead_s(kernels) * model.num_layers
@@ -283,9 +297,8 @@ def wave(model: ModelSpec, config: EngineConfig, gpu: GpuSpec, *, concurrency: i
     running = concurrency
     if kv_tokens is not None and input_len:
         running = max(1, min(concurrency, kv_tokens // (input_len + output_len)))
-    step, _ = decode_step_s(model, config, gpu, batch=running, mean_context=input_len + output_len / 2,
+    step, _ = steady_step_s(model, config, gpu, batch=running, mean_context=input_len + output_len / 2,
                             calibration=calibration)
-    step = max(step, MEASURED_MIN_STEP_S)
     one = prefill_s(model, config, gpu, prompt_len=CACHED_PROMPT_TOKENS if prompts_cached else max(input_len, 1),
                     calibration=calibration)
     prefills = running * one
@@ -322,19 +335,17 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
         notes.append(f"the engine does not fit ({p.reason}); speeds are for the GPU as if it did")
     sizes = sorted({b for b in batches if b >= 1 and (not largest or b <= largest)} | ({largest} if largest else {1}))
     mean_context = min(prompt_len + output_len / 2, p.max_model_len)
-    gqa_heads = bool(spec.layers) and not mla_layers(spec)
-    fitted_heads = gqa_heads and spec.head_dim in dict(calibration.kv_head_dim_factors)
-    unmeasured_heads = gqa_heads and not fitted_heads and spec.head_dim not in MEASURED_HEAD_DIMS
+    width = own_kv_width(spec)
+    fitted_heads = width is not None and width in dict(calibration.kv_head_dim_factors)
+    unmeasured_heads = width is not None and not fitted_heads
     one, _ = decode_step_s(spec, config, gpu, batch=1, mean_context=mean_context, calibration=calibration)
     # the evidence is two dense models; OLMoE-1B-7B (MoE), predicted a little under the floor, ran at it, within
     # its MoE ±
     host_bound = one < MEASURED_MIN_STEP_S and not spec.num_experts
     points = []
     for b in sizes:
-        step, bound = decode_step_s(spec, config, gpu, batch=b, mean_context=mean_context, calibration=calibration)
+        step, bound = steady_step_s(spec, config, gpu, batch=b, mean_context=mean_context, calibration=calibration)
         spread = calibration.decode_spread_batch1 if b == 1 else calibration.decode_spread_batched
-        if step < MEASURED_MIN_STEP_S:
-            step, bound = MEASURED_MIN_STEP_S, "host"
         if host_bound:
             spread = HOST_BOUND_SPREAD
         if spec.num_experts:
