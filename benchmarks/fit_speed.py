@@ -23,6 +23,10 @@ when they differ from the frozen ones (tests/planner/test_speed.py runs that).
   MoE models with latent attention (MLA) are not among these rows: their attention costs more per layer.
 - mla_layer_overhead_s: with every other term fixed (the MoE ones included), least squares of what the fitted MLA
   rows' steps take beyond that line over their number of MLA layers, one slope for both GEMM families.
+- host_step_s, host_sequence_s (and host_models, host_spread): with every GPU term fixed, least squares of the
+  measured steps of the rows of engines too small for their GPU (a source marked host_bound: their batch-1 step,
+  from the GPU's side, is under the line) on (1, batch), relative errors: the line of vLLM's own work per step that
+  no step is predicted under; host_spread those rows' largest relative residual, rounded up.
 - kv_head_dim_factors (and kv_head_dim_models, the models they come from): for each attention-head width among
   the fitted dense rows other than the dense line's 128 (and 64 and 256, met held out at 128's factors), with every
   other term fixed, least squares of what those rows' steps take beyond the line over their KV read time: the factor on
@@ -59,13 +63,15 @@ FITTED = ("weight_factor_16bit", "weight_factor_fp8", "kv_factor_16bit", "kv_fac
           "ttft_overhead_s", "decode_spread_batch1", "decode_spread_batched", "ttft_spread",
           "moe_weight_factor_16bit", "moe_weight_factor_fp8", "moe_layer_overhead_16bit_s", "moe_layer_overhead_fp8_s",
           "mla_layer_overhead_s", "kv_head_dim_factors", "kv_head_dim_models",
-          "head_dim_spread")
+          "head_dim_spread", "host_step_s", "host_sequence_s", "host_models", "host_spread")
 # the MoE terms off: the dense line alone, which the MoE fit measures the experts' cost against
 NO_MOE = dict(moe_weight_factor_16bit=0.0, moe_weight_factor_fp8=0.0, moe_layer_overhead_16bit_s=0.0,
               moe_layer_overhead_fp8_s=0.0)
+# no floor from vLLM's own work per step: the GPU's line alone
+NO_HOST = dict(host_step_s=0.0, host_sequence_s=0.0)
 # where the iteration starts: no prefill cost, so no interference (the fit converges from here in a few passes)
 START = replace(SPEED_CALIBRATION, compute_efficiency_16bit=1e9, compute_efficiency_fp8=1e9, ttft_overhead_s=0.0,
-                mla_layer_overhead_s=0.0, kv_head_dim_factors=(), kv_head_dim_models=())
+                mla_layer_overhead_s=0.0, kv_head_dim_factors=(), kv_head_dim_models=(), **NO_HOST)
 # the prefill's FLOPs over the datasheet rate alone: no memory floor, no fixed cost
 FLOPS_ONLY = replace(SPEED_CALIBRATION, weight_factor_16bit=0.0, weight_factor_fp8=0.0, kv_factor_16bit=0.0,
                      kv_factor_fp8=0.0, step_overhead_s=0.0, layer_overhead_16bit_s=0.0, layer_overhead_fp8_s=0.0,
@@ -250,10 +256,25 @@ def _head_dim_fit(rows: list[SpeedRow], calibration: SpeedCalibration) -> SpeedC
     return replace(current, head_dim_spread=math.ceil(worst * 100) / 100)
 
 
+def _host_fit(rows: list[SpeedRow], calibration: SpeedCalibration) -> SpeedCalibration:
+    """vLLM's own work per step from the rows of engines too small for their GPU, every GPU term fixed: least
+    squares of their measured steps on (1, batch), relative errors (passes settle the prefill interference)."""
+    current = calibration
+    for _ in range(PASSES):
+        steps = [measured_step(r, current) for r in rows]
+        a = np.array([[1.0, r.concurrency] for r in rows]) / np.array(steps)[:, None]
+        (base, per_sequence), *_ = np.linalg.lstsq(a, np.ones(len(rows)), rcond=None)
+        current = replace(current, host_step_s=_sig(base, 3), host_sequence_s=_sig(per_sequence, 2))
+    worst = max(abs(e) for _, e in residuals(rows, current))
+    return replace(current, host_models=", ".join(sorted({r.model for r in rows})),
+                   host_spread=math.ceil(worst * 100) / 100)
+
+
 def fit(rows: list[SpeedRow]) -> SpeedCalibration:
-    mla, moe, heads, dense = [], [], [], []  # each family fits its own terms, the dense line first
+    host, mla, moe, heads, dense = [], [], [], [], []  # each family fits its own terms, the dense line first
     for r in rows:
-        (mla if is_mla(r) else moe if is_moe(r) else heads if head_width(r) else dense).append(r)
+        (host if r.host_bound else mla if is_mla(r) else moe if is_moe(r) else heads if head_width(r)
+         else dense).append(r)
     rows = dense
     decode = decode_rows(rows)
     calibration = START
@@ -266,7 +287,10 @@ def fit(rows: list[SpeedRow]) -> SpeedCalibration:
     calibration = replace(calibration, decode_spread_batch1=up(b1), decode_spread_batched=up(bn), ttft_spread=up(tt))
     calibration = _moe_fit(decode_rows(moe), calibration) if moe else calibration
     calibration = _mla_fit(decode_rows(mla), calibration) if mla else calibration
-    return _head_dim_fit(decode_rows(heads), calibration) if heads else calibration
+    calibration = _head_dim_fit(decode_rows(heads), calibration) if heads else calibration
+    # the GPU's terms were fitted without the floor (START has none): where a fitted row's step is the floor, the
+    # prefill interference its measured step is taken less of changes nothing else
+    return _host_fit(decode_rows(host), calibration) if host else calibration
 
 
 def predicted_decode_tok_s(row: SpeedRow, calibration: SpeedCalibration = SPEED_CALIBRATION) -> float:

@@ -67,20 +67,18 @@ FITTED_HEAD_DIM_NOTE = ("attention heads of {head_dim} dims: the KV cache reads 
                         "was not measured at this width; docs/speed.md)")
 
 
-# The shortest decode step any run here measured: OLMoE-1B-7B's at batch 1, 1.59 ms (16-bit, one H200, 2026-12-02).
-# Models whose predicted steps are shorter (Llama-3.2-1B at 1.1-1.4 ms, SmolLM2-1.7B in FP8: recorded 2026-12-03,
-# the floor added after they missed) ran 1.7-4.0 ms a step whatever their bytes or precision (docs/speed.md): there
-# the GPU waits on vLLM's own work per step (scheduling, sampling, streaming the tokens out), which the line does not
-# model. A predicted step is never shorter than this one (a point it sets is "host"-bound), and every point of a
-# dense engine whose batch-1 step is under it carries the largest error of such engines' held-out points (Llama-3.2-1B in
-# 16-bit at batch 64: 79%; its steps grew with the batch faster than its bytes).
-MEASURED_MIN_STEP_S = 1.59e-3
-HOST_BOUND_SPREAD = 0.79
-HOST_BOUND_NOTE = ("from the GPU's side a step here would take under 1.59 ms, the shortest measured in this project "
-                   "(OLMoE-1B-7B at batch 1): models that small ran 1.7-4.0 ms a step whatever their precision, "
-                   "waiting on vLLM's own work per step, so FP8 gains little or nothing there; where that floor sets "
-                   "the step (the same tok/s per request at several batches) it is the fastest to expect, and every "
-                   "point carries ±79%, the largest error such models had (Llama-3.2-1B at batch 64)")
+# Engines too small for the GPU: Llama-3.2-1B's steps would take 1.1-1.9 ms from the GPU's side, and it ran 1.8 ms at
+# batch 1 and 2.0-4.0 ms at 32 and 64 in both precisions (one H200, 2026-12-03, docs/speed.md): there the GPU waits on
+# vLLM's own work per step (scheduling, sampling, the outputs of every running request), which grows with the batch
+# and not with the model's bytes. That work is a line, SpeedCalibration.host_step_s + host_sequence_s x batch, fitted
+# to Llama-3.2-1B's rows alone; no step is predicted shorter than it (a point it sets is "host"-bound), and an engine
+# whose batch-1 step from the GPU's side is under it says so and carries host_spread, those rows' largest residual.
+HOST_BOUND_NOTE = ("from the GPU's side a step here would take under {floor:.2f} ms, what vLLM's own work per step "
+                   "took for the smallest engine measured ({models}: {base:.2f} ms + {per_request:.1f} us per running "
+                   "request, a line fitted to its runs), so the step is that line wherever it is the longer one (the "
+                   "same tok/s per request at several batches) and FP8 gains little or nothing there; every point "
+                   "carries ±{spread:.0%}, the largest error of the rows it is fitted to (their steps at batch 32 and "
+                   "64 varied by half from one engine to the next)")
 
 
 @dataclass(frozen=True)
@@ -117,6 +115,13 @@ class SpeedCalibration:
     kv_head_dim_factors: tuple[tuple[int, float], ...] = ((96, 1.7),)
     kv_head_dim_models: tuple[tuple[int, str], ...] = ((96, "phi-3-mini"),)
     head_dim_spread: float = 0.1  # the largest relative residual of those rows: the ± of a model of such a width
+    # vLLM's own work per decode step (HOST_BOUND_NOTE): a step is never shorter than host_step_s + host_sequence_s
+    # x batch, fitted to the rows of engines too small for their GPU alone (host_models); host_spread their largest
+    # relative residual
+    host_step_s: float = 1.76e-3
+    host_sequence_s: float = 1.8e-05
+    host_models: str = "llama-3.2-1b"
+    host_spread: float = 0.24
     # the largest relative residual of the fitted rows: batch 1, batch >= 8, TTFT
     decode_spread_batch1: float = 0.06
     decode_spread_batched: float = 0.06
@@ -144,6 +149,10 @@ class SpeedCalibration:
     def compute_efficiency(self, kernels: str) -> float:
         return self.compute_efficiency_fp8 if kernels == "fp8" else self.compute_efficiency_16bit
 
+    def host_floor_s(self, batch: int) -> float:
+        """The shortest step vLLM's own per-step work allows at ``batch`` running requests."""
+        return self.host_step_s + self.host_sequence_s * batch
+
 
 SPEED_CALIBRATION = SpeedCalibration()
 
@@ -154,7 +163,7 @@ class SpeedPoint:
 
     batch: int
     step_s: float
-    bound: str  # "memory", "compute" or "host" (MEASURED_MIN_STEP_S): which term sets the step
+    bound: str  # "memory", "compute" or "host" (SpeedCalibration.host_floor_s): which term sets the step
     spread: float  # relative ± (from the fit's residuals)
 
     @property
@@ -234,9 +243,19 @@ def decode_step_s(model: ModelSpec, config: EngineConfig, gpu: GpuSpec, *, batch
 
 def steady_step_s(model: ModelSpec, config: EngineConfig, gpu: GpuSpec, *, batch: int, mean_context: float,
                   calibration: SpeedCalibration = SPEED_CALIBRATION) -> tuple[float, str]:
-    """(seconds, bound) of a decode step as a run sees it: the GPU's step, never under MEASURED_MIN_STEP_S."""
+    """(seconds, bound) of a decode step as a run sees it: the GPU's step, never under vLLM's own work per step."""
     step, bound = decode_step_s(model, config, gpu, batch=batch, mean_context=mean_context, calibration=calibration)
-    return (MEASURED_MIN_STEP_S, "host") if step < MEASURED_MIN_STEP_S else (step, bound)
+    floor = calibration.host_floor_s(batch)
+    return (floor, "host") if step < floor else (step, bound)
+
+
+def host_bound(model: ModelSpec, config: EngineConfig, gpu: GpuSpec, *, mean_context: float,
+               calibration: SpeedCalibration = SPEED_CALIBRATION) -> bool:
+    """Whether this engine is too small for the GPU: its batch-1 step, from the GPU's side, is shorter than vLLM's
+    own work per step (HOST_BOUND_NOTE). Not said of MoE engines: OLMoE-1B-7B, predicted under the line at batch 1,
+    ran its step in 1.59 ms, under the line too (within its MoE ±)."""
+    one, _ = decode_step_s(model, config, gpu, batch=1, mean_context=mean_context, calibration=calibration)
+    return one < calibration.host_floor_s(1) and not model.num_experts
 
 
 def own_kv_width(model: ModelSpec) -> int | None:
@@ -338,16 +357,13 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
     width = own_kv_width(spec)
     fitted_heads = width is not None and width in dict(calibration.kv_head_dim_factors)
     unmeasured_heads = width is not None and not fitted_heads
-    one, _ = decode_step_s(spec, config, gpu, batch=1, mean_context=mean_context, calibration=calibration)
-    # the evidence is two dense models; OLMoE-1B-7B (MoE), predicted a little under the floor, ran at it, within
-    # its MoE ±
-    host_bound = one < MEASURED_MIN_STEP_S and not spec.num_experts
+    small = host_bound(spec, config, gpu, mean_context=mean_context, calibration=calibration)
     points = []
     for b in sizes:
         step, bound = steady_step_s(spec, config, gpu, batch=b, mean_context=mean_context, calibration=calibration)
         spread = calibration.decode_spread_batch1 if b == 1 else calibration.decode_spread_batched
-        if host_bound:
-            spread = HOST_BOUND_SPREAD
+        if small:
+            spread = max(spread, calibration.host_spread)
         if spec.num_experts:
             spread = max(spread, MOE_MEASURED_SPREAD)
         if fitted_heads:
@@ -361,8 +377,10 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
         notes.append(f"from batch {compute_bound[0]:,} the GEMMs are compute-bound: their efficiency comes from the "
                      "fitted runs' uncached 512-token prefills (two models), so these points are less sure than the "
                      "memory-bound ones")
-    if host_bound:
-        notes.append(HOST_BOUND_NOTE)
+    if small:
+        notes.append(HOST_BOUND_NOTE.format(floor=1e3 * calibration.host_floor_s(1), models=calibration.host_models,
+                                            base=1e3 * calibration.host_step_s,
+                                            per_request=1e6 * calibration.host_sequence_s, spread=calibration.host_spread))
     if spec.num_experts:
         notes.append(MOE_NOTE)
     if unmeasured_heads:
