@@ -10,7 +10,7 @@
 #   fair [MODEL]                  fair-timing.md                 1 GPU                 4 min
 #   answers                       fp8-answers.md                 1 GPU, .aw, .gg0 .gg1 3 min
 #   sweep MODEL [bench args]      throughput.md                  1 GPU                 9 min
-#   overhead [MODEL]              throughput.md                  1 GPU                 4 min
+#   overhead [MODEL [args]]       throughput.md                  1 GPU                 4 min
 #   start-up                      start-up.md                    1 GPU, .aw            5 min
 #   web                           web-path.md                    1 GPU, .aw            9 min
 #   tests                         playground-on-gpu.md           1 GPU, .aw            5 min
@@ -221,7 +221,8 @@ PY
     sweep "$(basename "$m")" --model "$(model_dir "$m")" --max-model-len 1024 "$@" ;;
   overhead)  # the playground's harness against plain vllm.LLM.generate
     begin || exit 3
-    timeout 540 python3 benchmarks/harness_overhead.py --model "$(model_dir "${1:-$M7}")" 2> "$L/overhead.log" | tee "$OUT/overhead.txt"
+    m=${1:-$M7}; [ $# -gt 0 ] && shift
+    timeout 540 python3 benchmarks/harness_overhead.py --model "$(model_dir "$m")" "$@" 2> "$L/overhead.log" | tee "$OUT/overhead.txt"
     tail -5 "$L/overhead.log" ;;
   start-up)  # cold, then warm (vLLM's compile cache in the same --data-dir)
     begin || exit 3

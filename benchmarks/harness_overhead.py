@@ -18,17 +18,20 @@ import statistics
 import time
 
 
-def engine_args(model: str, max_model_len: int) -> dict:
+def engine_args(model: str, max_model_len: int, quantization: str | None = None) -> dict:
     return dict(model=model, load_format="dummy", dtype="bfloat16", max_model_len=max_model_len,
-                gpu_memory_utilization=0.9, max_num_seqs=1024, max_num_batched_tokens=16384, seed=0)
+                gpu_memory_utilization=0.9, max_num_seqs=1024, max_num_batched_tokens=16384, seed=0,
+                quantization=quantization)
 
 
 async def through_harness(args, prompts) -> list[float]:
     from playground.bench.sweep import run_point
-    from playground.engines.vllm_engine import VllmEngine, VllmEngineConfig
+    from planner.engine_config import EngineConfig
+    from playground.engines.vllm_engine import VllmEngine
     from playground.metrics import summarize
 
-    engine = VllmEngine(VllmEngineConfig(label="fp16", **engine_args(args.model, args.max_model_len)))
+    engine = VllmEngine(EngineConfig(**engine_args(args.model, args.max_model_len, args.quantization)),
+                        args.quantization or "fp16")
     await engine.start()
     try:
         await run_point(engine, prompts, args.output_len, len(prompts), "warmup")
@@ -45,7 +48,7 @@ def plain_generate(args, prompts) -> list[float]:
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
 
-    llm = LLM(**engine_args(args.model, args.max_model_len))
+    llm = LLM(**engine_args(args.model, args.max_model_len, args.quantization))
     params = SamplingParams(temperature=1.0, max_tokens=args.output_len, ignore_eos=True)
     batch = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts]
     llm.generate(batch, params, use_tqdm=False)  # warm-up
@@ -66,6 +69,7 @@ def main() -> None:
     p.add_argument("--output-len", type=int, default=256)
     p.add_argument("--max-model-len", type=int, default=1024)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--quantization", default=None, help="fp8: vLLM's online FP8 (default: 16-bit)")
     args = p.parse_args()
 
     from playground.bench.sweep import random_prompts
@@ -77,7 +81,8 @@ def main() -> None:
     plain = plain_generate(args, prompts)
     h, g = statistics.median(harness), statistics.median(plain)
     diff = (h - g) / g * 100
-    print(json.dumps({"point": f"{args.num_prompts} prompts at once, {args.input_len} in / {args.output_len} out, bf16",
+    print(json.dumps({"point": f"{args.num_prompts} prompts at once, {args.input_len} in / {args.output_len} out, bf16"
+                               + (f", {args.quantization}" if args.quantization else ""),
                       "harness_output_tok_s": harness, "llm_generate_output_tok_s": plain,
                       "harness_median": h, "llm_generate_median": g, "difference_percent": diff,
                       "within_3_percent": abs(diff) <= 3.0}, indent=2))

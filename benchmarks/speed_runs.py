@@ -101,6 +101,12 @@ SOURCES = (
     # host line (planner.speed.HOST_BOUND_NOTE), and SmolLM2-1.7B's FP8 engine held out against it
     _h200_sweep("dense/h200-2026-12-03-llama-3.2-1b.json", False, host_bound=True),
     _h200_sweep("dense/h200-2026-12-03-smollm2-1.7b-fp8-again.json", True),
+    # recorded after the host line was frozen (322f47c), held out: Qwen2.5-0.5B (24 layers of 896, 14 heads of 64: its
+    # GPU-side steps 1.2-1.7 ms, all under the line), Qwen2.5-1.5B (28 layers, 128-wide heads: around the line), and
+    # Llama-3.2-1B again, its rows fitted once, at 1 to 64 (how far one run of such an engine is from the next)
+    _h200_sweep("dense/h200-2026-12-03-qwen2.5-0.5b.json", True),
+    _h200_sweep("dense/h200-2026-12-03-qwen2.5-1.5b.json", True),
+    _h200_sweep("dense/h200-2026-12-03-llama-3.2-1b-again.json", True),
     # MoE, one H200, dummy weights under vLLM's uniform routing simulator (docs/speed.md): Qwen3-30B-A3B fits the MoE
     # terms; Mixtral-8x7B (8 large experts, top 2) and Qwen1.5-MoE-A2.7B (60 small ones, top 4, a shared expert) are
     # held out. The earlier Qwen3-30B-A3B run under the dummy weights' own router (moe/*-dummy-router.json) is kept
