@@ -10,20 +10,23 @@ the FP8 / 16-bit decode ratio within 10%. TTFT is shown beside, without a bar. A
 exceeds what its KV cache holds (vLLM queues the rest) is predicted at the concurrency that runs.
 
 A sweep's decode speed is 1 / TPOT p50, which at batch >= 8 also holds the prefills of the requests sent at once
-(the wave the prediction adds to the step). A last table puts the steady step the planner prints (its decode tok/s
-at that batch) beside each held-out sweep's ITL p50, under the batched bar.
+(the wave the prediction adds to the step). A table puts the steady step the planner prints (its decode tok/s
+at that batch) beside each held-out sweep's ITL p50, under the batched bar; a last one, without a bar, puts each
+dense sweep's TTFT p99 at batch 64 (about when the wave's last prompt finished its prefill) beside the prefill of
+every prompt the prediction adds up (docs/speed.md, Dense miss 2).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.fit_speed import is_moe, predicted_decode_tok_s, predicted_ttft_s, row_wave  # noqa: E402
-from benchmarks.speed_runs import SpeedRow, load_rows  # noqa: E402
+from benchmarks.fit_speed import is_moe, predicted_decode_tok_s, predicted_ttft_s, row_plan, row_wave  # noqa: E402
+from benchmarks.speed_runs import ROOT, SpeedRow, load_rows  # noqa: E402
 
 BAR_BATCH1, BAR_BATCHED, BAR_RATIO = 0.15, 0.20, 0.10
 
@@ -99,6 +102,31 @@ def step_table(rows: list[SpeedRow]) -> tuple[str, int]:
     return "\n".join(lines), failures
 
 
+def _ttft_p99(row: SpeedRow) -> float | None:
+    points = json.loads((ROOT / row.source).read_text())["points"]
+    precision = "fp16" if row.precision == "checkpoint" else row.precision
+    return next((p.get("ttft_p99_s") for p in points
+                 if p["concurrency"] == row.concurrency and p["precision"] == precision), None)
+
+
+def wave_prefill_table(rows: list[SpeedRow]) -> str:
+    """Each batch-64 dense sweep's TTFT p99 over the prefill of all its prompts as the prediction adds it up."""
+    from planner.gpus import gpu_preset
+    from planner.speed import prefill_s
+
+    lines = ["| model | precision | fitted | prompts x tokens | predicted prefill of all, ms | TTFT p99 ms | "
+             "measured / predicted | source |", "|" + "---|" * 8]
+    for r in rows:
+        spec, p = row_plan(r)
+        total = r.concurrency * prefill_s(spec, p.config, gpu_preset(r.gpu), prompt_len=r.input_len)
+        p99 = _ttft_p99(r)
+        if p99:
+            lines.append(f"| {r.model} | {r.precision} | {'no' if r.held_out else 'yes'} | {r.concurrency} x "
+                         f"{r.input_len} | {1000 * total:,.0f} | {1000 * p99:,.0f} | {p99 / total:.2f} | "
+                         f"{Path(r.source).name} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     rows = load_rows()
     fitted = [r for r in rows if not r.held_out]
@@ -126,6 +154,10 @@ def main() -> int:
     table, step_failures = step_table(batched)
     print(f"## The steady decode step against ITL p50, held-out sweeps at batch >= 8 ({len(batched)})\n\n{table}\n\n"
           f"Within {BAR_BATCHED:.0%}: {len(batched) - step_failures} of {len(batched)}.\n")
+    waves = [r for r in rows if r.concurrency == 64 and r.gpu == "h200" and r.itl_p50_s and not r.prompts_cached
+             and not is_moe(r)]
+    print(f"## The wave's prefill against TTFT p99, dense sweeps at batch 64 ({len(waves)}; no bar)\n\n"
+          f"{wave_prefill_table(waves)}\n")
     return 1 if failed or step_failures else 0
 
 
