@@ -27,6 +27,10 @@ when they differ from the frozen ones (tests/planner/test_speed.py runs that).
   measured steps of the rows of engines too small for their GPU (a source marked host_bound: their batch-1 step,
   from the GPU's side, is under the line) on (1, batch), relative errors: the line of vLLM's own work per step that
   no step is predicted under; host_spread those rows' largest relative residual, rounded up.
+- gemm_kernel_factors (and gemm_kernel_models, gemm_kernel_spread): for each GEMM kernel of a fitted checkpoint that
+  is not the 16-bit or FP8 line's (planner.speed.LINE_KERNELS), with every other term fixed, least squares of those
+  rows' steps on their GEMM read time: the factor replacing weight_factor for that kernel; the spread is those rows'
+  largest relative residual, rounded up.
 - kv_head_dim_factors (and kv_head_dim_models, the models they come from): for each attention-head width among
   the fitted dense rows other than the dense line's 128 (and 64 and 256, met held out at 128's factors), with every
   other term fixed, least squares of what those rows' steps take beyond the line over their KV read time: the factor on
@@ -53,8 +57,8 @@ from planner.gpus import gpu_preset  # noqa: E402
 from planner.memory import mla_layers, moe_layers, plan  # noqa: E402
 from planner.roofline import decode_step_bytes_parts, routed_expert_bytes  # noqa: E402
 from planner.speed import (  # noqa: E402
-    CACHED_PROMPT_TOKENS, SPEED_CALIBRATION, SpeedCalibration, WavePrediction, kernels_for, own_kv_width, prefill_s,
-    wave,
+    CACHED_PROMPT_TOKENS, SPEED_CALIBRATION, SpeedCalibration, WavePrediction, kernels_for, own_gemm_kernel,
+    own_kv_width, prefill_s, wave,
 )
 
 FITTED = ("weight_factor_16bit", "weight_factor_fp8", "kv_factor_16bit", "kv_factor_fp8", "kv_bandwidth_cap_gb_s",
@@ -63,7 +67,8 @@ FITTED = ("weight_factor_16bit", "weight_factor_fp8", "kv_factor_16bit", "kv_fac
           "ttft_overhead_s", "decode_spread_batch1", "decode_spread_batched", "ttft_spread",
           "moe_weight_factor_16bit", "moe_weight_factor_fp8", "moe_layer_overhead_16bit_s", "moe_layer_overhead_fp8_s",
           "mla_layer_overhead_s", "kv_head_dim_factors", "kv_head_dim_models",
-          "head_dim_spread", "host_step_s", "host_sequence_s", "host_models", "host_spread")
+          "head_dim_spread", "host_step_s", "host_sequence_s", "host_models", "host_spread",
+          "gemm_kernel_factors", "gemm_kernel_models", "gemm_kernel_spread")
 # the MoE terms off: the dense line alone, which the MoE fit measures the experts' cost against
 NO_MOE = dict(moe_weight_factor_16bit=0.0, moe_weight_factor_fp8=0.0, moe_layer_overhead_16bit_s=0.0,
               moe_layer_overhead_fp8_s=0.0)
@@ -71,7 +76,8 @@ NO_MOE = dict(moe_weight_factor_16bit=0.0, moe_weight_factor_fp8=0.0, moe_layer_
 NO_HOST = dict(host_step_s=0.0, host_sequence_s=0.0)
 # where the iteration starts: no prefill cost, so no interference (the fit converges from here in a few passes)
 START = replace(SPEED_CALIBRATION, compute_efficiency_16bit=1e9, compute_efficiency_fp8=1e9, ttft_overhead_s=0.0,
-                mla_layer_overhead_s=0.0, kv_head_dim_factors=(), kv_head_dim_models=(), **NO_HOST)
+                mla_layer_overhead_s=0.0, kv_head_dim_factors=(), kv_head_dim_models=(), gemm_kernel_factors=(),
+                gemm_kernel_models=(), **NO_HOST)
 # the prefill's FLOPs over the datasheet rate alone: no memory floor, no fixed cost
 FLOPS_ONLY = replace(SPEED_CALIBRATION, weight_factor_16bit=0.0, weight_factor_fp8=0.0, kv_factor_16bit=0.0,
                      kv_factor_fp8=0.0, step_overhead_s=0.0, layer_overhead_16bit_s=0.0, layer_overhead_fp8_s=0.0,
@@ -236,24 +242,48 @@ def _with_head_factor(calibration: SpeedCalibration, width: int, factor: float) 
     return replace(calibration, kv_head_dim_factors=tuple(sorted(factors.items())))
 
 
-def _head_dim_fit(rows: list[SpeedRow], calibration: SpeedCalibration) -> SpeedCalibration:
-    """Each width's KV-read factor from its rows alone, every other term fixed (passes settle the interference)."""
+def _own_factor_fit(rows: list[SpeedRow], calibration: SpeedCalibration, key_of, with_factor, models_field: str,
+                    spread_field: str) -> SpeedCalibration:
+    """For each key (a head width, a GEMM kernel) a factor on one term from its rows alone, every other term fixed:
+    least squares of what the steps take beyond the line at factor 1 over that term's time at factor 1 (the passes
+    settle the prefill interference); the rows' models and their largest relative residual beside."""
     current = calibration
-    for width in sorted({head_width(r) for r in rows}):
-        mine = [r for r in rows if head_width(r) == width]
+    for key in sorted({key_of(r) for r in rows}):
+        mine = [r for r in rows if key_of(r) == key]
         for _ in range(PASSES):
-            plain, doubled = _with_head_factor(current, width, 1.0), _with_head_factor(current, width, 2.0)
+            plain, doubled = with_factor(current, key, 1.0), with_factor(current, key, 2.0)
             a, y = [], []
             for r in mine:
                 step, base = measured_step(r, current), row_wave(r, plain).step_s
-                a.append((row_wave(r, doubled).step_s - base) / step)  # the KV read time at factor 1
+                a.append((row_wave(r, doubled).step_s - base) / step)  # the term's time at factor 1
                 y.append((step - base) / step)
             (beyond,), *_ = np.linalg.lstsq(np.array(a)[:, None], np.array(y), rcond=None)
-            current = _with_head_factor(current, width, _sig(1 + beyond, 2))
-        models = dict(current.kv_head_dim_models) | {width: ", ".join(sorted({r.model for r in mine}))}
-        current = replace(current, kv_head_dim_models=tuple(sorted(models.items())))
+            current = with_factor(current, key, _sig(1 + beyond, 2))
+        models = dict(getattr(current, models_field)) | {key: ", ".join(sorted({r.model for r in mine}))}
+        current = replace(current, **{models_field: tuple(sorted(models.items()))})
     worst = max(abs(e) for _, e in residuals(rows, current))
-    return replace(current, head_dim_spread=math.ceil(worst * 100) / 100)
+    return replace(current, **{spread_field: math.ceil(worst * 100) / 100})
+
+
+def _head_dim_fit(rows: list[SpeedRow], calibration: SpeedCalibration) -> SpeedCalibration:
+    """Each width's KV-read factor from its rows alone."""
+    return _own_factor_fit(rows, calibration, head_width, _with_head_factor, "kv_head_dim_models", "head_dim_spread")
+
+
+def gemm_kernel(row: SpeedRow) -> str | None:
+    """The GEMM kernel of a checkpoint row whose GEMMs get a factor of their own (planner.speed.own_gemm_kernel)."""
+    return own_gemm_kernel(row_plan(row)[0], gpu_preset(row.gpu))
+
+
+def _with_kernel_factor(calibration: SpeedCalibration, kernel: str, factor: float) -> SpeedCalibration:
+    factors = dict(calibration.gemm_kernel_factors) | {kernel: factor}
+    return replace(calibration, gemm_kernel_factors=tuple(sorted(factors.items())))
+
+
+def _kernel_fit(rows: list[SpeedRow], calibration: SpeedCalibration) -> SpeedCalibration:
+    """Each checkpoint kernel's GEMM factor from its rows alone (the factor on the GEMMs' read time)."""
+    return _own_factor_fit(rows, calibration, gemm_kernel, _with_kernel_factor, "gemm_kernel_models",
+                           "gemm_kernel_spread")
 
 
 def _host_fit(rows: list[SpeedRow], calibration: SpeedCalibration) -> SpeedCalibration:
@@ -271,10 +301,10 @@ def _host_fit(rows: list[SpeedRow], calibration: SpeedCalibration) -> SpeedCalib
 
 
 def fit(rows: list[SpeedRow]) -> SpeedCalibration:
-    host, mla, moe, heads, dense = [], [], [], [], []  # each family fits its own terms, the dense line first
+    host, kernels, mla, moe, heads, dense = [], [], [], [], [], []  # each family its own terms, the dense line first
     for r in rows:
-        (host if r.host_bound else mla if is_mla(r) else moe if is_moe(r) else heads if head_width(r)
-         else dense).append(r)
+        (host if r.host_bound else kernels if gemm_kernel(r) else mla if is_mla(r) else moe if is_moe(r)
+         else heads if head_width(r) else dense).append(r)
     rows = dense
     decode = decode_rows(rows)
     calibration = START
@@ -288,6 +318,7 @@ def fit(rows: list[SpeedRow]) -> SpeedCalibration:
     calibration = _moe_fit(decode_rows(moe), calibration) if moe else calibration
     calibration = _mla_fit(decode_rows(mla), calibration) if mla else calibration
     calibration = _head_dim_fit(decode_rows(heads), calibration) if heads else calibration
+    calibration = _kernel_fit(decode_rows(kernels), calibration) if kernels else calibration
     # the GPU's terms were fitted without the floor (START has none): where a fitted row's step is the floor, the
     # prefill interference its measured step is taken less of changes nothing else
     return _host_fit(decode_rows(host), calibration) if host else calibration

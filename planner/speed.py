@@ -122,6 +122,12 @@ class SpeedCalibration:
     host_sequence_s: float = 1.8e-05
     host_models: str = "llama-3.2-1b"
     host_spread: float = 0.24
+    # a pre-quantized checkpoint's GEMMs where vLLM runs them in a kernel of its own (planner.quantization.kernel):
+    # (kernel, factor) pairs replacing weight_factor for the non-expert weights, each fitted to that kernel's rows
+    # alone with every other term fixed; the checkpoints they come from; their rows' largest relative residual
+    gemm_kernel_factors: tuple[tuple[str, float], ...] = (("MacheteLinearKernel", 2.3),)
+    gemm_kernel_models: tuple[tuple[str, str], ...] = (("MacheteLinearKernel", "llama-3.1-8b-instruct-w4a16"),)
+    gemm_kernel_spread: float = 0.3
     # the largest relative residual of the fitted rows: batch 1, batch >= 8, TTFT
     decode_spread_batch1: float = 0.06
     decode_spread_batched: float = 0.06
@@ -145,6 +151,10 @@ class SpeedCalibration:
 
     def kv_head_dim_factor(self, head_dim: int) -> float:
         return dict(self.kv_head_dim_factors).get(head_dim, 1.0)
+
+    def gemm_factor(self, kernels: str, kernel: str | None) -> float:
+        """The GEMMs' time a weight byte: the checkpoint kernel's own factor where one is fitted, else the family's."""
+        return dict(self.gemm_kernel_factors).get(kernel or "", self.weight_factor(kernels))
 
     def compute_efficiency(self, kernels: str) -> float:
         return self.compute_efficiency_fp8 if kernels == "fp8" else self.compute_efficiency_16bit
@@ -215,6 +225,46 @@ def kernels_for(model: ModelSpec, config: EngineConfig) -> str:
     return "16bit"
 
 
+# A pre-quantized checkpoint's GEMM kernel. Held out at the FP8 line's factors (one H200, Llama-3.1-8B-Instruct's
+# shape): CUTLASS's per-tensor FP8 (FP8-dynamic) and INT8 W8A8 kernels within the bar, each kernel here with the
+# largest error beyond the line's own ± (0: none); DeepGEMM's block FP8 within 10.1% from batch 8 but 23% slow at
+# batch 1, a cost at one token the bytes do not show. W4A16 in Machete read its bytes at a pace of its own (1.3x
+# faster than 16-bit at batch 1 where they say 1.9x; held out, then fitted: SpeedCalibration.gemm_kernel_factors).
+# A kernel never measured carries Machete's miss before its factor.
+LINE_KERNELS = {"CutlassFP8ScaledMMLinearKernel": 0.0, "CutlassInt8ScaledMMLinearKernel": 0.0,
+                "DeepGemmFp8BlockScaledMMKernel": 0.23}
+HELD_OUT_KERNEL_NOTE = ("this checkpoint's GEMMs run in {kernel}, held out at the FP8 line's factors on one H200: "
+                        "within 10.1% from batch 8, 23% slow at batch 1 (the ± here)")
+UNMEASURED_KERNEL_SPREAD = 0.54
+UNMEASURED_KERNEL_NOTE = ("this checkpoint's GEMMs run in {kernel}, never measured here: its bytes are read at the "
+                          "{family} line's pace, and such kernels missed that by up to 54% before a factor of their own "
+                          "(Machete W4A16 at batch 64), the ± here")
+FITTED_KERNEL_NOTE = ("this checkpoint's GEMMs run in {kernel}: its weights are read at {factor:g}x the time a byte "
+                      "of the bytes / bandwidth line, a factor fitted to {models} alone (one H200; docs/speed.md), "
+                      "the ± its rows' largest residual")
+
+
+def checkpoint_kernel(model: ModelSpec, gpu: GpuSpec) -> str | None:
+    """The GEMM kernel vLLM picks for a pre-quantized checkpoint's Linear layers on ``gpu`` (None: not a checkpoint,
+    or one vLLM refuses there)."""
+    quant = getattr(model, "quant", None)
+    if quant is None:
+        return None
+    from planner.quantization import kernel
+
+    try:
+        return kernel(quant, gpu.compute_capability)
+    except PlannerError:
+        return None
+
+
+def own_gemm_kernel(model: ModelSpec, gpu: GpuSpec) -> str | None:
+    """The kernel of a checkpoint whose GEMMs are not the 16-bit or FP8 line's (LINE_KERNELS): one with a factor of
+    its own, or one never measured."""
+    kernel = checkpoint_kernel(model, gpu)
+    return kernel if kernel is not None and kernel not in LINE_KERNELS else None
+
+
 def decode_step_s(model: ModelSpec, config: EngineConfig, gpu: GpuSpec, *, batch: int, mean_context: float,
                   calibration: SpeedCalibration = SPEED_CALIBRATION, bandwidth_gb_s: float | None = None) -> tuple[float, str]:
     """(seconds, bound) of one decode step of ``batch`` sequences of ``mean_context`` tokens on average."""
@@ -226,7 +276,7 @@ def decode_step_s(model: ModelSpec, config: EngineConfig, gpu: GpuSpec, *, batch
     tp = config.tensor_parallel_size
     weight_bytes, kv_bytes = decode_step_bytes_parts(model, config, batch=batch, mean_context=mean_context)
     expert_bytes = routed_expert_bytes(model, config, batch=batch)
-    gemm_s = (calibration.weight_factor(kernels) * (weight_bytes - expert_bytes)
+    gemm_s = (calibration.gemm_factor(kernels, checkpoint_kernel(model, gpu)) * (weight_bytes - expert_bytes)
               + calibration.moe_weight_factor(kernels) * expert_bytes) / bandwidth
     attention_flops = 4 * model.num_layers * model.num_heads * model.head_dim * mean_context
     compute_s = batch * (2 * model.active_params_per_token + attention_flops) / tp / (
@@ -355,6 +405,8 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
     sizes = sorted({b for b in batches if b >= 1 and (not largest or b <= largest)} | ({largest} if largest else {1}))
     mean_context = min(prompt_len + output_len / 2, p.max_model_len)
     width = own_kv_width(spec)
+    gemm_kernel = own_gemm_kernel(spec, gpu)
+    fitted_kernel = gemm_kernel is not None and gemm_kernel in dict(calibration.gemm_kernel_factors)
     fitted_heads = width is not None and width in dict(calibration.kv_head_dim_factors)
     unmeasured_heads = width is not None and not fitted_heads
     small = host_bound(spec, config, gpu, mean_context=mean_context, calibration=calibration)
@@ -370,6 +422,9 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
             spread = max(spread, calibration.head_dim_spread)
         if unmeasured_heads and b > 1:
             spread = max(spread, HEAD_DIM_MEASURED_SPREAD)
+        if gemm_kernel is not None:
+            spread = max(spread, calibration.gemm_kernel_spread if fitted_kernel else UNMEASURED_KERNEL_SPREAD)
+        spread = max(spread, LINE_KERNELS.get(checkpoint_kernel(spec, gpu) or "", 0.0))
         points.append(SpeedPoint(b, step, bound, spread))
     kernels = kernels_for(spec, config)
     compute_bound = [pt.batch for pt in points if pt.bound == "compute"]
@@ -389,6 +444,13 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
         notes.append(FITTED_HEAD_DIM_NOTE.format(head_dim=spec.head_dim,
                                                  factor=calibration.kv_head_dim_factor(spec.head_dim),
                                                  models=dict(calibration.kv_head_dim_models)[spec.head_dim]))
+    if fitted_kernel:
+        notes.append(FITTED_KERNEL_NOTE.format(kernel=gemm_kernel, factor=dict(calibration.gemm_kernel_factors)[gemm_kernel],
+                                               models=dict(calibration.gemm_kernel_models)[gemm_kernel]))
+    elif gemm_kernel is not None:
+        notes.append(UNMEASURED_KERNEL_NOTE.format(kernel=gemm_kernel, family="FP8" if kernels == "fp8" else "16-bit"))
+    if LINE_KERNELS.get(checkpoint_kernel(spec, gpu) or ""):
+        notes.append(HELD_OUT_KERNEL_NOTE.format(kernel=checkpoint_kernel(spec, gpu)))
     if any(pt.batch > MEASURED_BATCH for pt in points):
         notes.append(f"batches above {MEASURED_BATCH} were never measured here: an extrapolation of the fit")
     if kernels == "fp8" and not gpu.supports_fp8_tensor_cores:

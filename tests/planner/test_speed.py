@@ -71,7 +71,9 @@ def test_held_out_runs_meet_the_bar_but_for_the_misses_docs_speed_md_names():
     assert small == {"smollm2-1.7b", "qwen2.5-0.5b", "qwen2.5-1.5b", "llama-3.2-1b"}
     table, decode_failures = accuracy.decode_table(rows)
     missed = {(f[0], f[3], int(f[4])) for f in _failed(table)}
-    assert decode_failures == 7 and {m for m, _, _ in missed} == small
+    # and the block-FP8 checkpoint at batch 1 (DeepGEMM, 23% slow there, within 10.1% from batch 8; its ± says so)
+    assert decode_failures == 8 and {m for m, _, _ in missed} == small | {"llama-3.1-8b-instruct-fp8-block"}
+    assert {(p, b) for m, p, b in missed if m == "llama-3.1-8b-instruct-fp8-block"} == {("checkpoint", 1)}
     # Qwen2.5-32B at batch 64, both runs: the FP8 / 16-bit TPOT ratio (the wave of 64 prefills in two chunks: which
     # side of the TPOT median the split falls differed from run to run); the steady decode steps are within 8%. The
     # other ratio misses are those small models' (the line gives FP8 and 16-bit the same step; measured, their
@@ -457,3 +459,44 @@ def test_a_pre_quantized_moe_step_reads_its_experts_in_the_checkpoints_own_forma
     weights, _ = decode_step_bytes_parts(spec, config, batch=1, mean_context=576)
     assert 0 < weights - routed_expert_bytes(spec, config, batch=1) < 4e9  # attention, embeddings: ~1-2 B params
     assert predict_speed("gpt-oss-20b", H200, max_model_len=1024).at(1).bound == "memory"
+
+
+def test_a_checkpoints_own_gemm_kernel_reads_at_its_fitted_factor_and_one_never_measured_says_so():
+    """W4A16 on Hopper runs vLLM's Machete kernel: held out at the 16-bit line on its 4-bit bytes it was up to 54% fast;
+    its factor, fitted to its rows alone, brings them within gemm_kernel_spread. Block FP8 (DeepGEMM) and INT8 W8A8
+    were held out at the FP8 line; a kernel never measured (Marlin, on an A100) prints a note and a wide ±."""
+    from benchmarks.fit_speed import residuals
+    from benchmarks.speed_runs import fitted_rows, held_out_rows
+    from planner.speed import LINE_KERNELS, UNMEASURED_KERNEL_SPREAD, checkpoint_kernel, own_gemm_kernel
+
+    cal = SPEED_CALIBRATION
+    w4a16 = [r for r in fitted_rows() if r.model == "llama-3.1-8b-instruct-w4a16"]
+    assert len(w4a16) == 4 and dict(cal.gemm_kernel_factors) == {"MacheteLinearKernel": 2.3}
+    worst = max(abs(e) for _, e in residuals(w4a16, cal))
+    assert worst <= cal.gemm_kernel_spread < worst + 0.01
+    assert max(abs(e) for _, e in residuals(w4a16, replace(cal, gemm_kernel_factors=()))) > 0.5
+    held = {r.model for r in held_out_rows()}
+    assert {"llama-3.1-8b-instruct-fp8-block", "llama-3.1-8b-instruct-w8a8"} <= held
+    spec = model_spec("llama-3.1-8b-instruct-w4a16")
+    assert checkpoint_kernel(spec, H200) == own_gemm_kernel(spec, H200) == "MacheteLinearKernel"
+    # the factor multiplies the checkpoint's GEMM bytes: its batch-1 step rises by (2.3 - 1.11) x bytes / bandwidth
+    config = EngineConfig(model=spec.name, max_model_len=1024)
+    step, _ = decode_step_s(spec, config, H200, batch=1, mean_context=576)
+    plain, _ = decode_step_s(spec, config, H200, batch=1, mean_context=576, calibration=replace(cal, gemm_kernel_factors=()))
+    weights, _ = decode_step_bytes_parts(spec, config, batch=1, mean_context=576)
+    assert step - plain == pytest.approx((2.3 - cal.weight_factor_16bit) * weights / (H200.bandwidth_gb_s * 1e9), rel=1e-6)
+    fitted = predict_speed(spec, H200, max_model_len=1024)
+    assert {pt.spread for pt in fitted.points} == {cal.gemm_kernel_spread}
+    assert any("MacheteLinearKernel" in n and "fitted to llama-3.1-8b-instruct-w4a16" in n for n in fitted.notes)
+    # on an A100 vLLM runs Marlin, never measured here
+    a100 = gpu_preset("a100-80gb")
+    assert own_gemm_kernel(spec, a100) == "MarlinLinearKernel"
+    marlin = predict_speed(spec, a100, max_model_len=1024)
+    assert all(pt.spread >= UNMEASURED_KERNEL_SPREAD for pt in marlin.points)
+    assert any(n.startswith("this checkpoint's GEMMs run in MarlinLinearKernel, never measured") for n in marlin.notes)
+    # block FP8: the FP8 line, with the batch-1 miss as its ±; per-tensor FP8: the line's own ±
+    block = predict_speed("llama-3.1-8b-instruct-fp8-block", H200, max_model_len=1024)
+    assert block.kernels == "fp8" and all(pt.spread >= LINE_KERNELS["DeepGemmFp8BlockScaledMMKernel"] for pt in block.points)
+    assert any("DeepGemmFp8BlockScaledMMKernel, held out" in n for n in block.notes)
+    dynamic = predict_speed("llama-3.1-8b-instruct-fp8-dynamic", H200, max_model_len=1024)
+    assert all(pt.spread < 0.1 for pt in dynamic.points) and not any("GEMMs run in" in n for n in dynamic.notes)
