@@ -74,7 +74,7 @@ FITTED_HEAD_DIM_NOTE = ("attention heads of {head_dim} dims: the KV cache reads 
 # to Llama-3.2-1B's rows alone; no step is predicted shorter than it (a point it sets is "host"-bound), and an engine
 # whose batch-1 step from the GPU's side is under it says so and carries host_spread, those rows' largest residual.
 HOST_BOUND_NOTE = ("from the GPU's side a step here would take under {floor:.2f} ms, what vLLM's own work per step "
-                   "took for the smallest engine measured ({models}: {base:.2f} ms + {per_request:.1f} us per running "
+                   "took for the smallest engine measured ({models}: {base:.2f} ms + {per_request:.0f} µs per running "
                    "request, a line fitted to its runs), so the step is that line wherever it is the longer one (the "
                    "same tok/s per request at several batches) and FP8 gains little or nothing there; every point "
                    "carries ±{spread:.0%}, the largest error of the rows it is fitted to (their steps at batch 32 and "
@@ -239,9 +239,9 @@ UNMEASURED_KERNEL_SPREAD = 0.54
 UNMEASURED_KERNEL_NOTE = ("this checkpoint's GEMMs run in {kernel}, never measured here: its bytes are read at the "
                           "{family} line's pace, and such kernels missed that by up to 54% before a factor of their own "
                           "(Machete W4A16 at batch 64), the ± here")
-FITTED_KERNEL_NOTE = ("this checkpoint's GEMMs run in {kernel}: its weights are read at {factor:g}x the time a byte "
-                      "of the bytes / bandwidth line, a factor fitted to {models} alone (one H200; docs/speed.md), "
-                      "the ± its rows' largest residual")
+FITTED_KERNEL_NOTE = ("this checkpoint's GEMMs run in {kernel}: reading its weights takes {factor:g}x their bytes / "
+                      "bandwidth ({line:g}x for 16-bit GEMMs), a factor fitted to {models} alone (one H200; "
+                      "docs/speed.md); the ± is those rows' largest error")
 
 
 def checkpoint_kernel(model: ModelSpec, gpu: GpuSpec) -> str | None:
@@ -446,6 +446,7 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
                                                  models=dict(calibration.kv_head_dim_models)[spec.head_dim]))
     if fitted_kernel:
         notes.append(FITTED_KERNEL_NOTE.format(kernel=gemm_kernel, factor=dict(calibration.gemm_kernel_factors)[gemm_kernel],
+                                               line=calibration.weight_factor_16bit,
                                                models=dict(calibration.gemm_kernel_models)[gemm_kernel]))
     elif gemm_kernel is not None:
         notes.append(UNMEASURED_KERNEL_NOTE.format(kernel=gemm_kernel, family="FP8" if kernels == "fp8" else "16-bit"))
