@@ -73,6 +73,9 @@ FITTED_HEAD_DIM_NOTE = ("attention heads of {head_dim} dims: the KV cache reads 
 # and not with the model's bytes. That work is a line, SpeedCalibration.host_step_s + host_sequence_s x batch, fitted
 # to Llama-3.2-1B's rows alone; no step is predicted shorter than it (a point it sets is "host"-bound), and an engine
 # whose batch-1 step from the GPU's side is under it says so and carries host_spread, those rows' largest residual.
+HOST_MEASURED_BATCH = 64  # the largest batch among the rows the line is fitted to
+HOST_EXTRAPOLATED_NOTE = ("from batch {batch:,} the step is vLLM's own work per step as the line extrapolates it: the "
+                          "rows it is fitted to went to batch 64 only")
 HOST_BOUND_NOTE = ("from the GPU's side a step here would take under {floor:.2f} ms, what vLLM's own work per step "
                    "took for the smallest engine measured ({models}: {base:.2f} ms + {per_request:.0f} µs per running "
                    "request, a line fitted to its runs), so the step is that line wherever it is the longer one (the "
@@ -432,6 +435,9 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
         notes.append(f"from batch {compute_bound[0]:,} the GEMMs are compute-bound: their efficiency comes from the "
                      "fitted runs' uncached 512-token prefills (two models), so these points are less sure than the "
                      "memory-bound ones")
+    beyond = [pt.batch for pt in points if pt.bound == "host" and pt.batch > HOST_MEASURED_BATCH]
+    if beyond:
+        notes.append(HOST_EXTRAPOLATED_NOTE.format(batch=beyond[0]))
     if small:
         notes.append(HOST_BOUND_NOTE.format(floor=1e3 * calibration.host_floor_s(1), models=calibration.host_models,
                                             base=1e3 * calibration.host_step_s,

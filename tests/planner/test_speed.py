@@ -129,6 +129,9 @@ def test_a_step_is_never_shorter_than_vllms_own_work_per_step_and_small_engines_
         assert {pt.spread for pt in prediction.points} == {cal.host_spread}
         assert any(n.startswith("from the GPU's side a step here would take under 1.78 ms") for n in prediction.notes)
     assert fp8.at(8).decode_tok_s == fp16.at(8).decode_tok_s  # FP8 gains nothing there, as measured (1.00x)
+    tiny = predict_speed("qwen2.5-0.5b", H200, max_model_len=2048, batches=(1, 64, 512))
+    assert tiny.at(512).bound == "host"
+    assert any(n.startswith("from batch 512 the step is vLLM's own work per step as the line extrapolates") for n in tiny.notes)
     big = predict_speed("llama-3-8b", H200)
     assert all(pt.bound != "host" and pt.spread < cal.host_spread for pt in big.points)
     assert not any("vLLM's own work" in n for n in big.notes)
