@@ -237,12 +237,13 @@ def head_width(row: SpeedRow) -> int | None:
     return None if spec.num_experts else own_kv_width(spec)
 
 
-def _with_head_factor(calibration: SpeedCalibration, width: int, factor: float) -> SpeedCalibration:
-    factors = dict(calibration.kv_head_dim_factors) | {width: factor}
-    return replace(calibration, kv_head_dim_factors=tuple(sorted(factors.items())))
+def _with_factor(calibration: SpeedCalibration, field: str, key, factor: float) -> SpeedCalibration:
+    """``calibration`` with ``key``'s factor in the (key, factor) pairs of ``field`` set to ``factor``."""
+    factors = dict(getattr(calibration, field)) | {key: factor}
+    return replace(calibration, **{field: tuple(sorted(factors.items()))})
 
 
-def _own_factor_fit(rows: list[SpeedRow], calibration: SpeedCalibration, key_of, with_factor, models_field: str,
+def _own_factor_fit(rows: list[SpeedRow], calibration: SpeedCalibration, key_of, field: str, models_field: str,
                     spread_field: str) -> SpeedCalibration:
     """For each key (a head width, a GEMM kernel) a factor on one term from its rows alone, every other term fixed:
     least squares of what the steps take beyond the line at factor 1 over that term's time at factor 1 (the passes
@@ -251,14 +252,14 @@ def _own_factor_fit(rows: list[SpeedRow], calibration: SpeedCalibration, key_of,
     for key in sorted({key_of(r) for r in rows}):
         mine = [r for r in rows if key_of(r) == key]
         for _ in range(PASSES):
-            plain, doubled = with_factor(current, key, 1.0), with_factor(current, key, 2.0)
+            plain, doubled = _with_factor(current, field, key, 1.0), _with_factor(current, field, key, 2.0)
             a, y = [], []
             for r in mine:
                 step, base = measured_step(r, current), row_wave(r, plain).step_s
                 a.append((row_wave(r, doubled).step_s - base) / step)  # the term's time at factor 1
                 y.append((step - base) / step)
             (beyond,), *_ = np.linalg.lstsq(np.array(a)[:, None], np.array(y), rcond=None)
-            current = with_factor(current, key, _sig(1 + beyond, 2))
+            current = _with_factor(current, field, key, _sig(1 + beyond, 2))
         models = dict(getattr(current, models_field)) | {key: ", ".join(sorted({r.model for r in mine}))}
         current = replace(current, **{models_field: tuple(sorted(models.items()))})
     worst = max(abs(e) for _, e in residuals(rows, current))
@@ -267,7 +268,8 @@ def _own_factor_fit(rows: list[SpeedRow], calibration: SpeedCalibration, key_of,
 
 def _head_dim_fit(rows: list[SpeedRow], calibration: SpeedCalibration) -> SpeedCalibration:
     """Each width's KV-read factor from its rows alone."""
-    return _own_factor_fit(rows, calibration, head_width, _with_head_factor, "kv_head_dim_models", "head_dim_spread")
+    return _own_factor_fit(rows, calibration, head_width, "kv_head_dim_factors", "kv_head_dim_models",
+                           "head_dim_spread")
 
 
 def gemm_kernel(row: SpeedRow) -> str | None:
@@ -275,14 +277,9 @@ def gemm_kernel(row: SpeedRow) -> str | None:
     return own_gemm_kernel(row_plan(row)[0], gpu_preset(row.gpu))
 
 
-def _with_kernel_factor(calibration: SpeedCalibration, kernel: str, factor: float) -> SpeedCalibration:
-    factors = dict(calibration.gemm_kernel_factors) | {kernel: factor}
-    return replace(calibration, gemm_kernel_factors=tuple(sorted(factors.items())))
-
-
 def _kernel_fit(rows: list[SpeedRow], calibration: SpeedCalibration) -> SpeedCalibration:
     """Each checkpoint kernel's GEMM factor from its rows alone (the factor on the GEMMs' read time)."""
-    return _own_factor_fit(rows, calibration, gemm_kernel, _with_kernel_factor, "gemm_kernel_models",
+    return _own_factor_fit(rows, calibration, gemm_kernel, "gemm_kernel_factors", "gemm_kernel_models",
                            "gemm_kernel_spread")
 
 

@@ -18,7 +18,6 @@ every prompt the prediction adds up (docs/speed.md, Dense miss 2).
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.fit_speed import is_moe, predicted_decode_tok_s, predicted_ttft_s, row_plan, row_wave  # noqa: E402
-from benchmarks.speed_runs import ROOT, SpeedRow, load_rows  # noqa: E402
+from benchmarks.speed_runs import SpeedRow, load_rows  # noqa: E402
 
 BAR_BATCH1, BAR_BATCHED, BAR_RATIO = 0.15, 0.20, 0.10
 
@@ -102,13 +101,6 @@ def step_table(rows: list[SpeedRow]) -> tuple[str, int]:
     return "\n".join(lines), failures
 
 
-def _ttft_p99(row: SpeedRow) -> float | None:
-    points = json.loads((ROOT / row.source).read_text())["points"]
-    precision = "fp16" if row.precision == "checkpoint" else row.precision
-    return next((p.get("ttft_p99_s") for p in points
-                 if p["concurrency"] == row.concurrency and p["precision"] == precision), None)
-
-
 def wave_prefill_table(rows: list[SpeedRow]) -> str:
     """Each batch-64 dense sweep's TTFT p99 over the prefill of all its prompts as the prediction adds it up."""
     from planner.gpus import gpu_preset
@@ -119,7 +111,7 @@ def wave_prefill_table(rows: list[SpeedRow]) -> str:
     for r in rows:
         spec, p = row_plan(r)
         total = r.concurrency * prefill_s(spec, p.config, gpu_preset(r.gpu), prompt_len=r.input_len)
-        p99 = _ttft_p99(r)
+        p99 = r.ttft_p99_s
         if p99:
             lines.append(f"| {r.model} | {r.precision} | {'no' if r.held_out else 'yes'} | {r.concurrency} x "
                          f"{r.input_len} | {1000 * total:,.0f} | {1000 * p99:,.0f} | {p99 / total:.2f} | "

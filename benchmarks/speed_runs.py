@@ -153,6 +153,7 @@ class SpeedRow:
     group: str = ""
     itl_p50_s: float | None = None  # a sweep's median inter-token latency: the steady decode step, prefills aside
     host_bound: bool = False  # Source.host_bound
+    ttft_p99_s: float | None = None  # a sweep's: about when the wave's last prompt finished its prefill
 
 
 PRECISION_ARGS = {"fp16": {"quantization": None, "kv_cache_dtype": "auto"},
@@ -205,7 +206,7 @@ def _sweep(src: Source, path: Path) -> list[SpeedRow]:
         rows.append(SpeedRow(_relative(path), model, src.gpu, precision, p["concurrency"], p["prompt_tokens"] // prompts,
                              p["output_tokens"] // prompts, 1 / p["tpot_p50_s"], p["output_tok_s"], p["ttft_p50_s"],
                              src.prompts_cached, engine, src.held_out, src.note, src.group or path.name,
-                             _per_token_itl(p), src.host_bound))
+                             _per_token_itl(p), src.host_bound, p.get("ttft_p99_s")))
     return rows
 
 

@@ -35,6 +35,7 @@ from planner.fit import PRECISIONS, max_batch_size
 from planner.gpus import GpuSpec
 from planner.memory import engine_config, mla_layers, moe_layers, plan, resolve_dtype
 from planner.models import DTYPE_BYTES, ModelSpec
+from planner.quantization import kernel as quantized_kernel
 from planner.roofline import NVLINK_GB_S, decode_step_bytes_parts, routed_expert_bytes
 
 VLLM_VERSION = "0.25.1"  # the vLLM whose measured runs the coefficients are fitted to
@@ -253,10 +254,8 @@ def checkpoint_kernel(model: ModelSpec, gpu: GpuSpec) -> str | None:
     quant = getattr(model, "quant", None)
     if quant is None:
         return None
-    from planner.quantization import kernel
-
     try:
-        return kernel(quant, gpu.compute_capability)
+        return quantized_kernel(quant, gpu.compute_capability)
     except PlannerError:
         return None
 
@@ -264,7 +263,10 @@ def checkpoint_kernel(model: ModelSpec, gpu: GpuSpec) -> str | None:
 def own_gemm_kernel(model: ModelSpec, gpu: GpuSpec) -> str | None:
     """The kernel of a checkpoint whose GEMMs are not the 16-bit or FP8 line's (LINE_KERNELS): one with a factor of
     its own, or one never measured."""
-    kernel = checkpoint_kernel(model, gpu)
+    return _own(checkpoint_kernel(model, gpu))
+
+
+def _own(kernel: str | None) -> str | None:
     return kernel if kernel is not None and kernel not in LINE_KERNELS else None
 
 
@@ -408,10 +410,15 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
     sizes = sorted({b for b in batches if b >= 1 and (not largest or b <= largest)} | ({largest} if largest else {1}))
     mean_context = min(prompt_len + output_len / 2, p.max_model_len)
     width = own_kv_width(spec)
-    gemm_kernel = own_gemm_kernel(spec, gpu)
+    line_kernel = checkpoint_kernel(spec, gpu)
+    gemm_kernel = _own(line_kernel)
+    # the kernel's ± beside the rest: its own rows', a never-measured kernel's, or a line kernel's held-out miss
+    kernel_spread = LINE_KERNELS.get(line_kernel or "", 0.0)
     fitted_kernel = gemm_kernel is not None and gemm_kernel in dict(calibration.gemm_kernel_factors)
     fitted_heads = width is not None and width in dict(calibration.kv_head_dim_factors)
     unmeasured_heads = width is not None and not fitted_heads
+    if gemm_kernel is not None:
+        kernel_spread = calibration.gemm_kernel_spread if fitted_kernel else UNMEASURED_KERNEL_SPREAD
     small = host_bound(spec, config, gpu, mean_context=mean_context, calibration=calibration)
     points = []
     for b in sizes:
@@ -425,9 +432,7 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
             spread = max(spread, calibration.head_dim_spread)
         if unmeasured_heads and b > 1:
             spread = max(spread, HEAD_DIM_MEASURED_SPREAD)
-        if gemm_kernel is not None:
-            spread = max(spread, calibration.gemm_kernel_spread if fitted_kernel else UNMEASURED_KERNEL_SPREAD)
-        spread = max(spread, LINE_KERNELS.get(checkpoint_kernel(spec, gpu) or "", 0.0))
+        spread = max(spread, kernel_spread)
         points.append(SpeedPoint(b, step, bound, spread))
     kernels = kernels_for(spec, config)
     compute_bound = [pt.batch for pt in points if pt.bound == "compute"]
@@ -456,8 +461,8 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
                                                models=dict(calibration.gemm_kernel_models)[gemm_kernel]))
     elif gemm_kernel is not None:
         notes.append(UNMEASURED_KERNEL_NOTE.format(kernel=gemm_kernel, family="FP8" if kernels == "fp8" else "16-bit"))
-    if LINE_KERNELS.get(checkpoint_kernel(spec, gpu) or ""):
-        notes.append(HELD_OUT_KERNEL_NOTE.format(kernel=checkpoint_kernel(spec, gpu)))
+    if LINE_KERNELS.get(line_kernel or ""):
+        notes.append(HELD_OUT_KERNEL_NOTE.format(kernel=line_kernel))
     if any(pt.batch > MEASURED_BATCH for pt in points):
         notes.append(f"batches above {MEASURED_BATCH} were never measured here: an extrapolation of the fit")
     if kernels == "fp8" and not gpu.supports_fp8_tensor_cores:
