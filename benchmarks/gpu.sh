@@ -9,7 +9,7 @@
 #   load-trace NAME...            planner-accuracy.md            1 GPU                 2 min a row
 #   fair [MODEL]                  fair-timing.md                 1 GPU                 4 min
 #   answers                       fp8-answers.md                 1 GPU, .aw, .gg0 .gg1 3 min
-#   sweep MODEL [bench args]      throughput.md                  1 GPU                 9 min
+#   sweep MODEL[,MODEL] [args]    throughput.md                  1 GPU                 9 min
 #   overhead [MODEL [args]]       throughput.md                  1 GPU                 4 min
 #   start-up                      start-up.md                    1 GPU, .aw            5 min
 #   web                           web-path.md                    1 GPU, .aw            9 min
@@ -217,8 +217,10 @@ PY
     # (empty) keeps the model's own router.
     export VLLM_MOE_ROUTING_SIMULATION_STRATEGY=${MOE_ROUTING-uniform_random}
     echo "MoE routing: ${VLLM_MOE_ROUTING_SIMULATION_STRATEGY:-as the model routes} (VLLM_MOE_ROUTING_SIMULATION_STRATEGY)"
-    m=${1:?usage: gpu.sh sweep MODEL [playground.bench args]}; shift
-    sweep "$(basename "$m")" --model "$(model_dir "$m")" --max-model-len 1024 "$@" ;;
+    models=${1:?usage: gpu.sh sweep MODEL[,MODEL...] [playground.bench args]}; shift
+    for m in ${models//,/ }; do  # several models in one call, one after the other, the same bench args
+      sweep "$(basename "$m")" --model "$(model_dir "$m")" --max-model-len 1024 "$@"
+    done ;;
   overhead)  # the playground's harness against plain vllm.LLM.generate
     begin || exit 3
     m=${1:-$M7}; [ $# -gt 0 ] && shift

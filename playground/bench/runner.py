@@ -185,8 +185,8 @@ def _describer(config: BenchConfig, spec: SweepSpec) -> Callable[[str, int, RunM
 
 
 def predicted_decode(engine, gpu, concurrency: int, spec, kv_tokens: int | None) -> float | None:
-    """planner/speed.py's decode tok/s per request for this point (repeats after the first find their prompts in
-    vLLM's prefix cache: the same seeded prompts); None where the planner cannot size the model."""
+    """planner/speed.py's decode tok/s per request for this point (every repeat prefills prompts of its own);
+    None where the planner cannot size the model."""
     from planner.errors import PlannerError
     from planner.memory import engine_config
     from planner.speed import wave
@@ -194,7 +194,7 @@ def predicted_decode(engine, gpu, concurrency: int, spec, kv_tokens: int | None)
     try:
         model, config = engine_config(engine)
         return wave(model, config, gpu, concurrency=concurrency, input_len=spec.input_len, output_len=spec.output_len,
-                    kv_tokens=kv_tokens, prompts_cached=spec.repeats > 1).decode_tok_s
+                    kv_tokens=kv_tokens).decode_tok_s
     except PlannerError:
         return None
 

@@ -1,7 +1,8 @@
 """The throughput sweep: for each precision, one engine, every concurrency level, repeated.
 
 Random token prompts of exact lengths (seeded), ignore_eos so every request produces exactly
-output_len tokens, one warm-up pass excluded, each point the median of ``repeats`` runs.
+output_len tokens, one warm-up pass excluded, each point the median of ``repeats`` runs, each repeat with prompts
+of its own (a repeat of the same prompts would find them in vLLM's prefix cache and skip their prefill).
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ class PointResult:
     roofline_bound: str | None = None
     vllm_bench_command: str = ""
     predicted_decode_tok_s: float | None = None  # planner/speed.py's prediction for this point (per request)
+    repeat_tpot_p50_s: tuple[float, ...] = ()  # each repeat's, in the order run: how far one wave is from the next
+    repeat_itl_p50_s: tuple[float, ...] = ()
 
     @property
     def percent_of_roofline(self) -> float | None:
@@ -87,7 +90,8 @@ class PointResult:
                    mean_power_w=self.mean_power_w, energy_j_per_output_token=self.energy_j_per_output_token,
                    roofline_output_tok_s=self.roofline_output_tok_s, roofline_bound=self.roofline_bound,
                    percent_of_roofline=self.percent_of_roofline, vllm_bench_command=self.vllm_bench_command,
-                   predicted_decode_tok_s=self.predicted_decode_tok_s)
+                   predicted_decode_tok_s=self.predicted_decode_tok_s,
+                   repeat_tpot_p50_s=list(self.repeat_tpot_p50_s), repeat_itl_p50_s=list(self.repeat_itl_p50_s))
         return row
 
 
@@ -132,7 +136,8 @@ async def run_precision(engine: Engine, precision: str, spec: SweepSpec, vocab_s
     context-manager factory that samples GPU memory and power."""
     results = []
     for c in spec.concurrency:
-        prompts = random_prompts(spec.prompts_for(c), spec.input_len, vocab_size, spec.seed + c)
+        def prompts_of(r: int) -> list[tuple[int, ...]]:  # repeat 0's are the prompts a one-repeat sweep always had
+            return random_prompts(spec.prompts_for(c), spec.input_len, vocab_size, spec.seed + c + 20_000 * r)
         # One untimed wave at this concurrency first: the first pass at a new batch size pays for
         # kernel selection and JIT (seen on the H100 as a slow first repeat at 64 and 256).
         warm = random_prompts(c, spec.input_len, vocab_size, spec.seed + 10_000 + c)
@@ -144,6 +149,7 @@ async def run_precision(engine: Engine, precision: str, spec: SweepSpec, vocab_s
         for r in range(spec.repeats):
             if cancel is not None and cancel.is_set():
                 raise SweepCancelled(f"cancelled during {precision} at concurrency {c}")
+            prompts = prompts_of(r)
             say(f"{precision} at concurrency {c}: timed repeat {r + 1} of {spec.repeats} ({len(prompts)} request{'s' if len(prompts) > 1 else ''} of "
                 f"{spec.input_len} prompt + {spec.output_len} output tokens, {c} at a time)")
             if sampler is not None:
@@ -163,7 +169,9 @@ async def run_precision(engine: Engine, precision: str, spec: SweepSpec, vocab_s
             if reading["mean_power_w"]:
                 extra["energy_j_per_output_token"] = reading["mean_power_w"] * median.duration_s / median.output_tokens
         results.append(PointResult(precision=precision, concurrency=c, num_prompts=len(prompts), metrics=median,
-                                   repeat_output_tok_s=tuple(m.output_tok_s for m in repeats), **extra))
+                                   repeat_output_tok_s=tuple(m.output_tok_s for m in repeats),
+                                   repeat_tpot_p50_s=tuple(m.tpot_p50_s for m in repeats),
+                                   repeat_itl_p50_s=tuple(m.itl_p50_s for m in repeats), **extra))
         if point_done is not None:
             point_done(results[-1])  # saved now: a sweep killed later keeps this point
     return results

@@ -219,3 +219,29 @@ def test_each_step_of_a_sweep_is_announced_before_it_runs():
                          "now fp8 at concurrency 4: timed repeat 1 of 1 (1 request of 4 prompt + 2 output tokens, 4 at a time)"]
     # each announcement comes before the requests it names, the first right away
     assert log[0].startswith("now ") and log.index(announced[1]) < log.index("ran fp8-c1-r0")
+
+
+def test_each_repeat_prefills_prompts_of_its_own_and_keeps_its_step_times():
+    """A repeat of the same prompts would find them in vLLM's prefix cache and skip their prefill, so the median
+    of repeats would not be the point a one-repeat sweep measures; every repeat's TPOT and ITL are kept."""
+    import time
+
+    from playground.bench.sweep import run_precision
+    from playground.engines.base import StreamChunk
+
+    sent: dict[str, list[tuple[int, ...]]] = {}
+
+    class Engine:
+        async def stream(self, request):
+            sent.setdefault(request.request_id.rsplit("-", 1)[0], []).append(request.prompt_token_ids)
+            for n in (1, 2, 3):
+                yield StreamChunk("x", n, (1,), time.perf_counter(), 4, n == 3)
+
+    spec = SweepSpec(concurrency=(2,), input_len=8, output_len=3, repeats=3, precisions=("fp8",))
+    (point,) = asyncio.run(run_precision(Engine(), "fp8", spec, 1000, lambda *a: {}, lambda m: None))
+    waves = [tuple(sent[f"fp8-c2-r{r}"]) for r in range(3)]
+    assert len(set(waves)) == 3 and len(set(waves[0]) & set(waves[1])) == 0
+    assert list(waves[0]) == random_prompts(4, 8, 1000, spec.seed + 2)  # what a one-repeat sweep sends
+    assert len(point.repeat_tpot_p50_s) == len(point.repeat_itl_p50_s) == 3
+    assert point.metrics.tpot_p50_s in point.repeat_tpot_p50_s
+    assert point.as_row()["repeat_tpot_p50_s"] == list(point.repeat_tpot_p50_s)
