@@ -76,6 +76,9 @@ class RunMetrics:
     goodput_requests_per_s: float | None = None  # with an SLO only
     good_requests: int | None = None
     slo: str = ""  # the SLO it was counted under, as vllm bench serve's --goodput takes it: "ttft:500 tpot:50"
+    # vllm bench serve's first TPOT line. Unlike the median it moves little when one request crosses from the
+    # requests that decode through a later prefill step to those that do not (docs/speed.md)
+    tpot_mean_s: float | None = None
 
 
 SLO_NAMES = ("ttft", "tpot", "e2el")
@@ -119,6 +122,10 @@ def _percentiles(values: Sequence[float]) -> tuple[float | None, float | None, f
     return float(p50), float(p90), float(p99)
 
 
+def _mean(values: Sequence[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
 def summarize(timings: Sequence[RequestTiming], slo_ms=()) -> RunMetrics:
     """Aggregate measured requests; with ``slo_ms`` ((name, ms), ...) the goodput too. Raises
     ValueError if none produced a token: no timing, no metric."""
@@ -143,7 +150,7 @@ def summarize(timings: Sequence[RequestTiming], slo_ms=()) -> RunMetrics:
         tpot_p50_s=tpot[0], tpot_p90_s=tpot[1], tpot_p99_s=tpot[2],
         itl_p50_s=itl[0], itl_p90_s=itl[1], itl_p99_s=itl[2],
         goodput_requests_per_s=good / duration if good is not None and duration > 0 else None,
-        good_requests=good, slo=slo_text(slo_ms),
+        good_requests=good, slo=slo_text(slo_ms), tpot_mean_s=_mean([t.tpot_s for t in done if t.tpot_s is not None]),
     )
 
 

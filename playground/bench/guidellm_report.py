@@ -88,6 +88,7 @@ def point_rows(report: dict, precision: str | None = None, slo_ms=DEFAULT_SLO_MS
             "repeat_output_tok_s": [], "peak_memory_bytes": None, "mean_power_w": None,
             "energy_j_per_output_token": None, "roofline_output_tok_s": None, "roofline_bound": None,
             "percent_of_roofline": None, "vllm_bench_command": "", "repeat_tpot_p50_s": [], "repeat_itl_p50_s": [],
+            "repeat_tpot_mean_s": [], "tpot_mean_s": None,
             "source": "guidellm", "model": model,
         })
     return rows

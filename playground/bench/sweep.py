@@ -76,6 +76,7 @@ class PointResult:
     predicted_decode_tok_s: float | None = None  # planner/speed.py's prediction for this point (per request)
     repeat_tpot_p50_s: tuple[float, ...] = ()  # each repeat's, in the order run: how far one wave is from the next
     repeat_itl_p50_s: tuple[float, ...] = ()
+    repeat_tpot_mean_s: tuple[float, ...] = ()
 
     @property
     def percent_of_roofline(self) -> float | None:
@@ -91,7 +92,8 @@ class PointResult:
                    roofline_output_tok_s=self.roofline_output_tok_s, roofline_bound=self.roofline_bound,
                    percent_of_roofline=self.percent_of_roofline, vllm_bench_command=self.vllm_bench_command,
                    predicted_decode_tok_s=self.predicted_decode_tok_s,
-                   repeat_tpot_p50_s=list(self.repeat_tpot_p50_s), repeat_itl_p50_s=list(self.repeat_itl_p50_s))
+                   repeat_tpot_p50_s=list(self.repeat_tpot_p50_s), repeat_itl_p50_s=list(self.repeat_itl_p50_s),
+                   repeat_tpot_mean_s=list(self.repeat_tpot_mean_s))
         return row
 
 
@@ -171,7 +173,8 @@ async def run_precision(engine: Engine, precision: str, spec: SweepSpec, vocab_s
         results.append(PointResult(precision=precision, concurrency=c, num_prompts=len(prompts), metrics=median,
                                    repeat_output_tok_s=tuple(m.output_tok_s for m in repeats),
                                    repeat_tpot_p50_s=tuple(m.tpot_p50_s for m in repeats),
-                                   repeat_itl_p50_s=tuple(m.itl_p50_s for m in repeats), **extra))
+                                   repeat_itl_p50_s=tuple(m.itl_p50_s for m in repeats),
+                                   repeat_tpot_mean_s=tuple(m.tpot_mean_s for m in repeats), **extra))
         if point_done is not None:
             point_done(results[-1])  # saved now: a sweep killed later keeps this point
     return results

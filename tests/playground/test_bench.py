@@ -242,6 +242,6 @@ def test_each_repeat_prefills_prompts_of_its_own_and_keeps_its_step_times():
     waves = [tuple(sent[f"fp8-c2-r{r}"]) for r in range(3)]
     assert len(set(waves)) == 3 and len(set(waves[0]) & set(waves[1])) == 0
     assert list(waves[0]) == random_prompts(4, 8, 1000, spec.seed + 2)  # what a one-repeat sweep sends
-    assert len(point.repeat_tpot_p50_s) == len(point.repeat_itl_p50_s) == 3
+    assert len(point.repeat_tpot_p50_s) == len(point.repeat_itl_p50_s) == len(point.repeat_tpot_mean_s) == 3
     assert point.metrics.tpot_p50_s in point.repeat_tpot_p50_s
     assert point.as_row()["repeat_tpot_p50_s"] == list(point.repeat_tpot_p50_s)

@@ -22,6 +22,18 @@ def test_summary_aggregates_over_the_wall_time_of_the_run():
     assert m.ttft_p50_s == pytest.approx(1.0)
 
 
+def test_the_mean_tpot_moves_little_where_the_median_jumps():
+    """Half a wave decodes through a later prefill step and half not: the median sits on the split and jumps when
+    one request crosses it; the mean (vllm bench serve's Mean TPOT) moves by that request's share."""
+    def wave(stalled: int) -> list[RequestTiming]:
+        return [RequestTiming(0.0, tuple(0.1 + k * (0.03 if i < stalled else 0.01) for k in range(11)), 11)
+                for i in range(8)]
+
+    even, crossed = summarize(wave(4)), summarize(wave(5))
+    assert even.tpot_mean_s == pytest.approx(0.02) and crossed.tpot_mean_s == pytest.approx(0.0225)
+    assert even.tpot_p50_s == pytest.approx(0.02) and crossed.tpot_p50_s == pytest.approx(0.03)
+
+
 def test_summary_refuses_runs_without_a_single_token():
     with pytest.raises(ValueError, match="no request produced a token"):
         summarize([RequestTiming(0.0, (), 0)])
