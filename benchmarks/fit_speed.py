@@ -6,15 +6,19 @@ when they differ from the frozen ones (tests/planner/test_speed.py runs that).
     python benchmarks/fit_speed.py --check   # compare with planner.speed.SPEED_CALIBRATION
 
 - weight_factor_16bit / _fp8, kv_factor_16bit / _fp8, step_overhead_s, layer_overhead_16bit_s / _fp8_s,
-  sequence_overhead_s: least squares of the measured decode step (1 / decode tok/s) on the roofline's read times
+  sequence_overhead_s: least squares of the measured decode step (the TPOT p50 less the prefill steps after the
+  median request's own, planner.speed.prefill_schedule) on the roofline's read times
   (weight bytes / bandwidth, one slope per GEMM family; KV bytes / min(bandwidth, cap), one slope per KV dtype), a
   constant, the number of layers (one slope per GEMM family) and the batch, each row weighted by 1 / its step
   (relative errors). The layer slopes need fitted models of different depths (32 and 48 layers);
 - kv_bandwidth_cap_gb_s: the highest cap (50 GB/s steps) whose least squares is as good as the best. Rows whose concurrency exceeds what the KV cache
   holds are left out: vLLM queues the rest, whose prefills then share the decode steps.
 - ttft_overhead_s: the median of (TTFT - one decode step) over the batch-1 rows whose prompts were cached;
-- compute_efficiency_16bit / _fp8: the prompt's FLOPs over the datasheet rate, divided by (TTFT - that fixed
-  cost), over the batch-1 rows that prefilled their whole prompt (one repeat, unseen prompts).
+- compute_efficiency_16bit / _fp8: the FLOPs of a wave's prompts over the datasheet rate, divided by (its TTFT p99
+  - that fixed cost), over the sweeps of at least 32 prompts sent at once that prefilled them whole (one repeat,
+  unseen prompts): the last prompt's first token comes when every prompt of the wave has been prefilled, in steps
+  of up to 16,384 tokens. (A single 512-token prompt's TTFT, fitted on before, put 16-bit at 1.0 of its datasheet
+  rate and FP8 at 0.55, which the 16-bit waves took 1.40-1.49 times as long as.)
 - the spreads: the largest relative residual of the fitted dense rows (batch 1, batch >= 8, TTFT), rounded up.
 - moe_weight_factor_16bit / _fp8, moe_layer_overhead_16bit_s / _fp8_s: with the dense coefficients fixed, least
   squares of what the fitted MoE rows' steps take beyond the dense line (the routed experts' read time and the
@@ -84,6 +88,7 @@ FLOPS_ONLY = replace(SPEED_CALIBRATION, weight_factor_16bit=0.0, weight_factor_f
                      sequence_overhead_s=0.0, mla_layer_overhead_s=0.0, **NO_MOE,
                      compute_efficiency_16bit=1.0, compute_efficiency_fp8=1.0, ttft_overhead_s=0.0)
 PASSES = 4  # it converges in two
+WAVE_MIN = 32  # a wave of at least this many prompts: its last prompt's TTFT is the prefill of all of them
 
 
 def _sig(value: float, digits: int = 3) -> float:
@@ -109,7 +114,8 @@ def row_wave(row: SpeedRow, calibration: SpeedCalibration = SPEED_CALIBRATION) -
 
 
 def measured_step(row: SpeedRow, calibration: SpeedCalibration) -> float:
-    """A row's decode step: its TPOT less the prefills of the wave that ``calibration`` predicts."""
+    """A row's decode step: its TPOT less the prefill steps after the median request's own, as the wave that
+    ``calibration`` predicts them (planner.speed.wave). Every row is fitted so, where it kept an ITL or not."""
     w = row_wave(row, calibration)
     return 1 / row.decode_tok_s - (w.tpot_s - w.step_s)
 
@@ -179,10 +185,11 @@ def _fit_pass(rows: list[SpeedRow], decode: list[SpeedRow], previous: SpeedCalib
                                           calibration=calibration))
     calibration = replace(calibration, ttft_overhead_s=_sig(float(np.median(fixed)), 2))
     efficiency = {"16bit": [], "fp8": []}
-    for r in (r for r in ttft if not r.prompts_cached):
+    for r in (r for r in rows if r.concurrency >= WAVE_MIN and r.ttft_p99_s and not r.prompts_cached):
         spec, p = row_plan(r)
-        ideal = prefill_s(spec, p.config, gpu_preset(r.gpu), prompt_len=r.input_len, calibration=FLOPS_ONLY)
-        efficiency[kernels_for(spec, p.config)].append(ideal / (r.ttft_s - calibration.ttft_overhead_s))
+        ideal = r.concurrency * prefill_s(spec, p.config, gpu_preset(r.gpu), prompt_len=r.input_len,
+                                          calibration=FLOPS_ONLY)
+        efficiency[kernels_for(spec, p.config)].append(ideal / (r.ttft_p99_s - calibration.ttft_overhead_s))
     return replace(calibration, compute_efficiency_16bit=_sig(float(np.mean(efficiency["16bit"])), 2),
                    compute_efficiency_fp8=_sig(float(np.mean(efficiency["fp8"])), 2))
 
@@ -321,8 +328,16 @@ def fit(rows: list[SpeedRow]) -> SpeedCalibration:
     return _host_fit(decode_rows(host), calibration) if host else calibration
 
 
+def measured_decode_tok_s(row: SpeedRow) -> float:
+    """A row's decode speed per request: 1 / its steady step where a sweep measured one (SpeedRow.steady_step_s),
+    else 1 / its TPOT p50."""
+    return 1 / row.steady_step_s if row.steady_step_s is not None else row.decode_tok_s
+
+
 def predicted_decode_tok_s(row: SpeedRow, calibration: SpeedCalibration = SPEED_CALIBRATION) -> float:
-    return row_wave(row, calibration).decode_tok_s
+    """The prediction of what measured_decode_tok_s measures: the steady step, or the wave's TPOT."""
+    w = row_wave(row, calibration)
+    return 1 / w.step_s if row.steady_step_s is not None else w.decode_tok_s
 
 
 def predicted_ttft_s(row: SpeedRow, calibration: SpeedCalibration = SPEED_CALIBRATION) -> float:
@@ -331,7 +346,7 @@ def predicted_ttft_s(row: SpeedRow, calibration: SpeedCalibration = SPEED_CALIBR
 
 def residuals(rows: list[SpeedRow], calibration: SpeedCalibration) -> list[tuple[SpeedRow, float]]:
     """(row, predicted / measured - 1) of the decode speed."""
-    return [(r, predicted_decode_tok_s(r, calibration) / r.decode_tok_s - 1) for r in rows]
+    return [(r, predicted_decode_tok_s(r, calibration) / measured_decode_tok_s(r) - 1) for r in rows]
 
 
 def ttft_residuals(rows: list[SpeedRow], calibration: SpeedCalibration) -> list[tuple[SpeedRow, float]]:
@@ -352,8 +367,8 @@ def main() -> int:
         print(f"{name:<26} {shown}")
     print(f"\n{len(rows)} fitted rows:")
     for r, e in residuals(decode_rows(rows), calibration):
-        print(f"  {r.model:<11} {r.gpu:<8} {r.precision:<8} batch {r.concurrency:>3}  measured {r.decode_tok_s:7.1f} "
-              f"decode tok/s  error {100 * e:+.1f}%")
+        print(f"  {r.model:<11} {r.gpu:<8} {r.precision:<8} batch {r.concurrency:>3}  measured "
+              f"{measured_decode_tok_s(r):7.1f} decode tok/s  error {100 * e:+.1f}%")
     if args.check:
         differ = [n for n in FITTED if getattr(calibration, n) != getattr(SPEED_CALIBRATION, n)]
         if differ:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import re
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from statistics import median
 
 ROOT = Path(__file__).resolve().parent.parent
 # shapes no published model has, each a config.json in a folder of its name: a measured row's model when a question
@@ -110,9 +111,10 @@ SOURCES = (
     # pre-quantized checkpoints of Llama-3.1-8B-Instruct's shape running their own schemes, recorded after bc54a70 (the
     # fit unchanged), held out: W4A16 (vLLM picks Machete on Hopper), FP8 block-scaled (DeepGEMM) and INT8 W8A8
     # (CUTLASS). W8A8 met the bar at the FP8 line's factors, block FP8 but at batch 1 (23% slow); W4A16 missed by up to
-    # 54%: fitted since, the only rows of Machete's GEMM factor (planner.speed.gemm_kernel_factors)
+    # 54%. W4A16 and block FP8 are fitted since, each the only rows of its kernel's GEMM factor
+    # (planner.speed.gemm_kernel_factors)
     _h200_sweep("checkpoints/h200-2026-12-03-llama-3.1-8b-instruct-w4a16.json", False),
-    _h200_sweep("checkpoints/h200-2026-12-03-llama-3.1-8b-instruct-fp8-block.json", True),
+    _h200_sweep("checkpoints/h200-2026-12-03-llama-3.1-8b-instruct-fp8-block.json", False),
     _h200_sweep("checkpoints/h200-2026-12-03-llama-3.1-8b-instruct-w8a8.json", True),
     # MoE, one H200, dummy weights under vLLM's uniform routing simulator (docs/speed.md): Qwen3-30B-A3B fits the MoE
     # terms; Mixtral-8x7B (8 large experts, top 2) and Qwen1.5-MoE-A2.7B (60 small ones, top 4, a shared expert) are
@@ -154,6 +156,14 @@ class SpeedRow:
     itl_p50_s: float | None = None  # a sweep's median inter-token latency: the steady decode step, prefills aside
     host_bound: bool = False  # Source.host_bound
     ttft_p99_s: float | None = None  # a sweep's: about when the wave's last prompt finished its prefill
+    # each timed wave's (TPOT p50, ITL p50 where its stream carried a token a chunk): one for a one-repeat point
+    waves: tuple[tuple[float, float | None], ...] = ()
+
+    @property
+    def steady_step_s(self) -> float | None:
+        """The decode step with no prefill in it, where measured: a batched sweep's ITL p50. A batch-1 point's
+        TPOT is that step already (no other prompt shares its steps)."""
+        return self.itl_p50_s if self.concurrency > 1 else None
 
 
 PRECISION_ARGS = {"fp16": {"quantization": None, "kv_cache_dtype": "auto"},
@@ -206,8 +216,16 @@ def _sweep(src: Source, path: Path) -> list[SpeedRow]:
         rows.append(SpeedRow(_relative(path), model, src.gpu, precision, p["concurrency"], p["prompt_tokens"] // prompts,
                              p["output_tokens"] // prompts, 1 / p["tpot_p50_s"], p["output_tok_s"], p["ttft_p50_s"],
                              src.prompts_cached, engine, src.held_out, src.note, src.group or path.name,
-                             _per_token_itl(p), src.host_bound, p.get("ttft_p99_s")))
+                             _per_token_itl(p), src.host_bound, p.get("ttft_p99_s"), _waves(p)))
     return rows
+
+
+def _waves(point: dict) -> tuple[tuple[float, float | None], ...]:
+    """Every timed wave of a point: its repeats where the export kept each one's TPOT and ITL, else the point."""
+    tpots, itls = point.get("repeat_tpot_p50_s") or [], point.get("repeat_itl_p50_s") or []
+    if len(tpots) > 1 and len(itls) == len(tpots):
+        return tuple((t, _per_token_itl({"tpot_p50_s": t, "itl_p50_s": i})) for t, i in zip(tpots, itls))
+    return ((point["tpot_p50_s"], _per_token_itl(point)),)
 
 
 def _per_token_itl(point: dict) -> float | None:
@@ -267,6 +285,38 @@ def load_rows(sources=SOURCES, root: Path = ROOT) -> list[SpeedRow]:
         for path in sorted(root.glob(src.path)):
             rows += READERS[src.kind](src, path)
     return rows
+
+
+def pooled(rows: list[SpeedRow]) -> list[SpeedRow]:
+    """One row per measured point: the rows of one engine, batch and lengths from several runs (or one run's
+    repeats) as one, its TPOT, ITL, output tok/s and TTFTs the medians over every wave of them. A row of one wave
+    stays as it is. An engine too small for its GPU took 1.91 ms a step at batch 8 in one run and 2.77 ms in the
+    next (Llama-3.2-1B, 16-bit): a point is what its waves do, not what one of them did."""
+    groups: dict[tuple, list[SpeedRow]] = {}
+    for r in rows:
+        key = (r.model, r.gpu, r.precision, r.concurrency, r.input_len, r.output_len, json.dumps(r.engine, sort_keys=True),
+               r.prompts_cached, r.held_out, r.host_bound)
+        groups.setdefault(key, []).append(r)
+    out = []
+    for group in groups.values():
+        waves = [w for r in group for w in (r.waves or ((1 / r.decode_tok_s, r.itl_p50_s),))]
+        if len(waves) == 1:
+            out.append(group[0])
+            continue
+        itls = [i for _, i in waves]
+        first = group[0]
+        out.append(replace(
+            first, source=" + ".join(r.source for r in group), decode_tok_s=1 / median(t for t, _ in waves),
+            itl_p50_s=median(itls) if None not in itls else None,
+            output_tok_s=_median_of([r.output_tok_s for r in group]), ttft_s=_median_of([r.ttft_s for r in group]),
+            ttft_p99_s=_median_of([r.ttft_p99_s for r in group]), waves=tuple(waves),
+            note=f"the median of {len(waves)} waves in {len(group)} run{'s' if len(group) > 1 else ''}"))
+    return out
+
+
+def _median_of(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return median(known) if known else None
 
 
 def fitted_rows() -> list[SpeedRow]:

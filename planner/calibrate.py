@@ -174,25 +174,46 @@ def calibrate_from_records(gpu: GpuSpec, vllm_version: str, starts: list[EngineS
         if logged_kv is not None:
             memory.setdefault(start.config.quantization or "none", []).append(logged_kv * GIB - p.kv_cache_bytes)
     offsets = {k: int(statistics.mean(v)) for k, v in memory.items()}
-    scales: dict[str, list[float]] = {"16bit": [], "fp8": []}
     speed_pairs = []
     for point in sweep:
         config = point["config"]
-        spec, _ = _spec_config(config)
-        p = plan(config, gpu, advise=False)
-        predicted = wave(spec, p.config, gpu, concurrency=point["concurrency"], input_len=point["input_len"],
-                         output_len=point["output_len"], kv_tokens=p.kv_tokens)
         speed_pairs.append({"precision": config.precision_label, "concurrency": point["concurrency"],
-                            "measured_decode_tok_s": point["decode_tok_s"], "predicted_decode_tok_s": predicted.decode_tok_s})
-        if point["concurrency"] == 1:
-            scales[kernels_for(spec, p.config)].append(predicted.decode_tok_s / point["decode_tok_s"])
-    speed = {}
-    for kernels, values in scales.items():
-        if values:
-            name = f"weight_factor_{kernels}"
-            speed[name] = round(getattr(SPEED_CALIBRATION, name) * statistics.median(values), 3)
+                            "measured_decode_tok_s": point["decode_tok_s"],
+                            "predicted_decode_tok_s": _predicted(gpu, config, point),
+                            # the engine and lengths, so a later planner can put its own prediction beside it
+                            "model": config.model, "dtype": config.dtype, "max_model_len": config.max_model_len,
+                            "quantization": config.quantization, "kv_cache_dtype": config.kv_cache_dtype,
+                            "input_len": point["input_len"], "output_len": point["output_len"]})
+    speed = speed_factors(gpu, speed_pairs)
     return {"gpu": gpu.name, "vllm_version": vllm_version, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
             "kv_memory_offset_bytes": offsets, "speed": speed, "engine_starts": pairs, "sweep": speed_pairs}
+
+
+def _predicted(gpu: GpuSpec, config: EngineConfig, point: dict, calibration: SpeedCalibration = SPEED_CALIBRATION) -> float:
+    spec, _ = _spec_config(config)
+    p = plan(config, gpu, advise=False)
+    return wave(spec, p.config, gpu, concurrency=point["concurrency"], input_len=point["input_len"],
+                output_len=point["output_len"], kv_tokens=p.kv_tokens, calibration=calibration).decode_tok_s
+
+
+def speed_factors(gpu: GpuSpec, pairs: list[dict]) -> dict[str, float]:
+    """Each kernel family's weight factor scaled by the median (predicted / measured) of its batch-1 points (the
+    regime it sets), the prediction this planner's shipped fit makes for the engine a pair names; a pair written
+    before the engine was kept carries the prediction of the planner that wrote it."""
+    scales: dict[str, list[float]] = {"16bit": [], "fp8": []}
+    for pair in pairs:
+        if pair["concurrency"] != 1:
+            continue
+        if "model" in pair:
+            config = EngineConfig(model=pair["model"], dtype=pair["dtype"], max_model_len=pair["max_model_len"],
+                                  quantization=pair["quantization"], kv_cache_dtype=pair.get("kv_cache_dtype", "auto"))
+            predicted = _predicted(gpu, config, pair)
+            kernels = kernels_for(_spec_config(config)[0], config)
+        else:
+            predicted, kernels = pair["predicted_decode_tok_s"], "16bit" if pair["precision"] == "fp16" else "fp8"
+        scales[kernels].append(predicted / pair["measured_decode_tok_s"])
+    return {f"weight_factor_{k}": round(getattr(SPEED_CALIBRATION, f"weight_factor_{k}") * statistics.median(v), 3)
+            for k, v in scales.items() if v}
 
 
 def _spec_config(config: EngineConfig):
@@ -226,7 +247,9 @@ def memory_calibration_for(gpu: GpuSpec, quantization: str | None, folder: Path 
 def calibration_for(gpu: GpuSpec, folder: Path | None = None, vllm_version: str | None = None) -> tuple[SpeedCalibration, str]:
     """The speed calibration for this GPU: the shipped one, or this machine's (and a note saying which)."""
     data, path = load_calibration(gpu, folder, vllm_version)
-    speed = (data or {}).get("speed") or {}
+    pairs = (data or {}).get("sweep") or []
+    # what this GPU measured, against this planner's shipped fit: a file written under an earlier fit stays true
+    speed = speed_factors(gpu, pairs) if any("model" in p for p in pairs) else (data or {}).get("speed") or {}
     known = {f.name for f in fields(SpeedCalibration)}
     speed = {k: v for k, v in speed.items() if k in known}
     if not speed:

@@ -28,12 +28,13 @@ benchmarks/speed_accuracy.py and never fitted.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from statistics import median
 
 from planner.engine_config import EngineConfig
 from planner.errors import PlannerError
 from planner.fit import PRECISIONS, max_batch_size
 from planner.gpus import GpuSpec
-from planner.memory import engine_config, mla_layers, moe_layers, plan, resolve_dtype
+from planner.memory import default_batch_limits, engine_config, mla_layers, moe_layers, plan, resolve_dtype
 from planner.models import DTYPE_BYTES, ModelSpec
 from planner.quantization import kernel as quantized_kernel
 from planner.roofline import NVLINK_GB_S, decode_step_bytes_parts, routed_expert_bytes
@@ -45,10 +46,10 @@ MEASURED_BATCH = 256  # the largest batch among the fitted runs
 # uniform routing simulator); the cost of a latent-attention (MLA) layer is fitted to DeepSeek-V2-Lite. The other
 # MoE models are held out (benchmarks/speed_accuracy.py); their largest decode error, not the fitted models', is an
 # MoE prediction's ±.
-MOE_MEASURED_SPREAD = 0.12
+MOE_MEASURED_SPREAD = 0.16
 MOE_NOTE = ("MoE: the expert terms are fitted to one MoE model (Qwen3-30B-A3B on an H200, experts drawn uniformly "
             "at random) and the latent-attention (MLA) layer's cost to DeepSeek-V2-Lite; four others held out "
-            "(GLM-4.7-Flash with MLA among them) were within 12% (the farthest, Mixtral-8x7B in FP8 at batch 1), the "
+            "(GLM-4.7-Flash with MLA among them) were within 16% (the farthest, GLM-4.7-Flash in FP8 at batch 8), the "
             "± here. A trained router is less even: at batch > 1 it may read fewer experts a step, so real decode can "
             "be faster than this")
 
@@ -89,17 +90,17 @@ HOST_BOUND_NOTE = ("from the GPU's side a step here would take under {floor:.2f}
 class SpeedCalibration:
     """The fitted coefficients of the decode-step and TTFT lines (benchmarks/fit_speed.py)."""
 
-    weight_factor_16bit: float = 1.11  # GEMM time / (weight bytes / bandwidth), 16-bit kernels
-    weight_factor_fp8: float = 1.18  # the same for FP8 GEMMs (activation quantization included)
-    kv_factor_16bit: float = 1.04  # attention time / (KV bytes / min(bandwidth, cap)), 16-bit KV cache
-    kv_factor_fp8: float = 1.44  # the same with an FP8 KV cache
-    kv_bandwidth_cap_gb_s: float = 3900.0
-    step_overhead_s: float = 0.0
-    layer_overhead_16bit_s: float = 4.5e-05  # per layer per step: its kernels' fixed latency, 16-bit GEMMs
-    layer_overhead_fp8_s: float = 4.5e-05  # the same with FP8 GEMMs (their activation quantization kernels)
-    sequence_overhead_s: float = 4.4e-06  # per running sequence per step
-    compute_efficiency_16bit: float = 1.0  # prefill: FLOPs / (datasheet rate x time)
-    compute_efficiency_fp8: float = 0.55
+    weight_factor_16bit: float = 1.17  # GEMM time / (weight bytes / bandwidth), 16-bit kernels
+    weight_factor_fp8: float = 1.12  # the same for FP8 GEMMs (activation quantization included)
+    kv_factor_16bit: float = 1.07  # attention time / (KV bytes / min(bandwidth, cap)), 16-bit KV cache
+    kv_factor_fp8: float = 1.43  # the same with an FP8 KV cache
+    kv_bandwidth_cap_gb_s: float = 6000.0
+    step_overhead_s: float = 0.00025
+    layer_overhead_16bit_s: float = 2.8e-05  # per layer per step: its kernels' fixed latency, 16-bit GEMMs
+    layer_overhead_fp8_s: float = 4.2e-05  # the same with FP8 GEMMs (their activation quantization kernels)
+    sequence_overhead_s: float = 9.4e-06  # per running sequence per step
+    compute_efficiency_16bit: float = 0.65  # prefill: FLOPs / (datasheet rate x time)
+    compute_efficiency_fp8: float = 0.5
     ttft_overhead_s: float = 0.012
     # vLLM's custom all-reduce on NVLink for a decode step's few KiB: one-shot, latency-bound. Not fitted (no
     # tensor-parallel run is in the fitted rows); 10 us a call is the order NCCL and vLLM report for small messages.
@@ -107,35 +108,39 @@ class SpeedCalibration:
     # MoE: the routed experts' GEMMs (fused-MoE kernels) over their bytes read, and the fixed cost an MoE layer adds
     # beyond a dense one (benchmarks/fit_speed.py, from the MoE fitted rows alone)
     moe_weight_factor_16bit: float = 1.1
-    moe_weight_factor_fp8: float = 1.13
-    moe_layer_overhead_16bit_s: float = 1.2e-05
-    moe_layer_overhead_fp8_s: float = 3e-05
+    moe_weight_factor_fp8: float = 1.15
+    moe_layer_overhead_16bit_s: float = 2.3e-05
+    moe_layer_overhead_fp8_s: float = 2.8e-05
     # MLA (DeepSeek's latent attention): the fixed cost a latent-attention layer adds beyond a GQA one, both GEMM
     # families (the latent's norm and the absorbed up-projections, batched GEMMs before and after the MLA kernel),
     # fitted to the MLA rows alone with every other term fixed
-    mla_layer_overhead_s: float = 2e-05
+    mla_layer_overhead_s: float = 1.6e-05
     # KV reads by attention-head width, beyond the 128-wide heads of the dense fit: (head dims, factor) pairs, each
     # fitted to the rows of that width alone with every other term fixed; and the models those rows are of
-    kv_head_dim_factors: tuple[tuple[int, float], ...] = ((96, 1.7),)
+    kv_head_dim_factors: tuple[tuple[int, float], ...] = ((96, 2.0),)
     kv_head_dim_models: tuple[tuple[int, str], ...] = ((96, "phi-3-mini"),)
-    head_dim_spread: float = 0.1  # the largest relative residual of those rows: the ± of a model of such a width
+    head_dim_spread: float = 0.11  # the largest relative residual of those rows: the ± of a model of such a width
     # vLLM's own work per decode step (HOST_BOUND_NOTE): a step is never shorter than host_step_s + host_sequence_s
     # x batch, fitted to the rows of engines too small for their GPU alone (host_models); host_spread their largest
     # relative residual
-    host_step_s: float = 1.76e-3
-    host_sequence_s: float = 1.8e-05
+    host_step_s: float = 0.0018
+    host_sequence_s: float = 1.9e-05
     host_models: str = "llama-3.2-1b"
-    host_spread: float = 0.24
+    host_spread: float = 0.26
     # a pre-quantized checkpoint's GEMMs where vLLM runs them in a kernel of its own (planner.quantization.kernel):
     # (kernel, factor) pairs replacing weight_factor for the non-expert weights, each fitted to that kernel's rows
     # alone with every other term fixed; the checkpoints they come from; their rows' largest relative residual
-    gemm_kernel_factors: tuple[tuple[str, float], ...] = (("MacheteLinearKernel", 2.3),)
-    gemm_kernel_models: tuple[tuple[str, str], ...] = (("MacheteLinearKernel", "llama-3.1-8b-instruct-w4a16"),)
-    gemm_kernel_spread: float = 0.3
+    gemm_kernel_factors: tuple[tuple[str, float], ...] = (
+        ("DeepGemmFp8BlockScaledMMKernel", 1.3), ("MacheteLinearKernel", 2.8))
+    gemm_kernel_models: tuple[tuple[str, str], ...] = (
+        ("DeepGemmFp8BlockScaledMMKernel", "llama-3.1-8b-instruct-fp8-block"), ("MacheteLinearKernel", "llama-3.1-8b-instruct-w4a16"))
+    gemm_kernel_spread: float = 0.19
+    # requests of a wave in the engine's first step (prefill_schedule): the rest are still on their way to it
+    wave_first_step_requests: int = 2
     # the largest relative residual of the fitted rows: batch 1, batch >= 8, TTFT
-    decode_spread_batch1: float = 0.06
-    decode_spread_batched: float = 0.06
-    ttft_spread: float = 0.25
+    decode_spread_batch1: float = 0.07
+    decode_spread_batched: float = 0.09
+    ttft_spread: float = 0.34
     source: str = f"fitted to this project's H100 and H200 runs (vLLM {VLLM_VERSION})"
 
     def weight_factor(self, kernels: str) -> float:
@@ -230,22 +235,18 @@ def kernels_for(model: ModelSpec, config: EngineConfig) -> str:
 
 
 # A pre-quantized checkpoint's GEMM kernel. Held out at the FP8 line's factors (one H200, Llama-3.1-8B-Instruct's
-# shape): CUTLASS's per-tensor FP8 (FP8-dynamic) and INT8 W8A8 kernels within the bar, each kernel here with the
-# largest error beyond the line's own ± (0: none); DeepGEMM's block FP8 within 10.1% from batch 8 but 23% slow at
-# batch 1, a cost at one token the bytes do not show. W4A16 in Machete read its bytes at a pace of its own (1.3x
-# faster than 16-bit at batch 1 where they say 1.9x; held out, then fitted: SpeedCalibration.gemm_kernel_factors).
-# A kernel never measured carries Machete's miss before its factor.
-LINE_KERNELS = {"CutlassFP8ScaledMMLinearKernel": 0.0, "CutlassInt8ScaledMMLinearKernel": 0.0,
-                "DeepGemmFp8BlockScaledMMKernel": 0.23}
-HELD_OUT_KERNEL_NOTE = ("this checkpoint's GEMMs run in {kernel}, held out at the FP8 line's factors on one H200: "
-                        "within 10.1% from batch 8, 23% slow at batch 1 (the ± here)")
+# shape): CUTLASS's per-tensor FP8 (FP8-dynamic) and INT8 W8A8 kernels within the bar; those are the line's. The others
+# read their bytes at a pace of their own: W4A16 in Machete 1.3x faster than 16-bit at batch 1 where its bytes say
+# 1.9x, DeepGEMM's block FP8 23% slow at batch 1 and about 10% from batch 8 (each held out, then fitted:
+# SpeedCalibration.gemm_kernel_factors). A kernel never measured carries Machete's miss before its factor.
+LINE_KERNELS = frozenset({"CutlassFP8ScaledMMLinearKernel", "CutlassInt8ScaledMMLinearKernel"})
 UNMEASURED_KERNEL_SPREAD = 0.54
 UNMEASURED_KERNEL_NOTE = ("this checkpoint's GEMMs run in {kernel}, never measured here: its bytes are read at the "
                           "{family} line's pace, and such kernels missed that by up to 54% before a factor of their own "
                           "(Machete W4A16 at batch 64), the ± here")
 FITTED_KERNEL_NOTE = ("this checkpoint's GEMMs run in {kernel}: reading its weights takes {factor:g}x their bytes / "
-                      "bandwidth ({line:g}x for 16-bit GEMMs), a factor fitted to {models} alone (one H200; "
-                      "docs/speed.md); the ± is those rows' largest error")
+                      "bandwidth ({line:g}x for the {family} line's GEMMs), a factor fitted to {models} alone "
+                      "(one H200; docs/speed.md); the ± is those rows' largest error")
 
 
 def checkpoint_kernel(model: ModelSpec, gpu: GpuSpec) -> str | None:
@@ -364,22 +365,54 @@ def prefill_s(model: ModelSpec, config: EngineConfig, gpu: GpuSpec, *, prompt_le
     return max(compute, step - fixed_step_s(model, kernels, batch=1, calibration=calibration))
 
 
+def prefill_schedule(requests: int, prompt_tokens: int, budget: int, first: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """How vLLM's scheduler prefills a wave of ``requests`` prompts sent at once: (the prompt tokens each engine
+    step carries, the step in which each request's prefill completes, in the order sent). Each step's budget is
+    max_num_batched_tokens less one token a request already decoding (the V1 scheduler serves running requests
+    first); prompts fill the rest in order, the last one chunked. The first step holds only the ``first``
+    requests that reached the engine before it began."""
+    left = [prompt_tokens] * requests
+    done: list[int] = [0] * requests
+    carried: list[int] = []
+    decoding = nxt = 0
+    while nxt < requests:
+        room = max(budget - decoding, 1)
+        arrived = min(first, requests) if not carried else requests
+        tokens = 0
+        while nxt < arrived and room > 0:
+            take = min(left[nxt], room)
+            left[nxt] -= take
+            room -= take
+            tokens += take
+            if left[nxt] == 0:
+                done[nxt] = len(carried)
+                nxt += 1
+        carried.append(tokens)
+        decoding = nxt
+    return tuple(carried), tuple(done)
+
+
 def wave(model: ModelSpec, config: EngineConfig, gpu: GpuSpec, *, concurrency: int, input_len: int, output_len: int,
          kv_tokens: int | None = None, prompts_cached: bool = False,
          calibration: SpeedCalibration = SPEED_CALIBRATION) -> WavePrediction:
-    """What a benchmark point should measure (the prediction beside each measured point)."""
+    """What a benchmark point should measure (the prediction beside each measured point): each request decodes
+    through the prefill steps after its own (prefill_schedule), and the point's TPOT and TTFT are the medians
+    over the requests, as the sweep takes them."""
     running = concurrency
     if kv_tokens is not None and input_len:
         running = max(1, min(concurrency, kv_tokens // (input_len + output_len)))
     step, _ = steady_step_s(model, config, gpu, batch=running, mean_context=input_len + output_len / 2,
                             calibration=calibration)
-    one = prefill_s(model, config, gpu, prompt_len=CACHED_PROMPT_TOKENS if prompts_cached else max(input_len, 1),
-                    calibration=calibration)
+    prompt = CACHED_PROMPT_TOKENS if prompts_cached else max(input_len, 1)
+    one = prefill_s(model, config, gpu, prompt_len=prompt, calibration=calibration)
+    budget = config.max_num_batched_tokens or default_batch_limits(gpu)[1]
+    carried, done = prefill_schedule(running, prompt, budget, calibration.wave_first_step_requests)
+    cost = [tokens * one / prompt for tokens in carried]
+    through = [sum(cost[: s + 1]) for s in range(len(cost))]  # prefill time up to the end of each step
+    stall = median(through[-1] - through[s] for s in done)  # the prefill steps after a request's own
+    tpot = step + stall / max(output_len - 1, 1)
+    ttft = calibration.ttft_overhead_s + median(through[s] for s in done)
     prefills = running * one
-    # the median request decodes through the prefills of the half sent after it
-    interference = prefills * (running - 1) / (2 * running)
-    tpot = step + interference / max(output_len - 1, 1)
-    ttft = calibration.ttft_overhead_s + one + interference
     return WavePrediction(running, step, tpot, ttft, running * output_len / (prefills + calibration.ttft_overhead_s
                                                                              + (output_len - 1) * step))
 
@@ -412,8 +445,8 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
     width = own_kv_width(spec)
     line_kernel = checkpoint_kernel(spec, gpu)
     gemm_kernel = _own(line_kernel)
-    # the kernel's ± beside the rest: its own rows', a never-measured kernel's, or a line kernel's held-out miss
-    kernel_spread = LINE_KERNELS.get(line_kernel or "", 0.0)
+    # the kernel's ± beside the rest: its own rows', or a never-measured kernel's
+    kernel_spread = 0.0
     fitted_kernel = gemm_kernel is not None and gemm_kernel in dict(calibration.gemm_kernel_factors)
     fitted_heads = width is not None and width in dict(calibration.kv_head_dim_factors)
     unmeasured_heads = width is not None and not fitted_heads
@@ -457,12 +490,11 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
                                                  models=dict(calibration.kv_head_dim_models)[spec.head_dim]))
     if fitted_kernel:
         notes.append(FITTED_KERNEL_NOTE.format(kernel=gemm_kernel, factor=dict(calibration.gemm_kernel_factors)[gemm_kernel],
-                                               line=calibration.weight_factor_16bit,
+                                               line=calibration.weight_factor(kernels),
+                                               family="FP8" if kernels == "fp8" else "16-bit",
                                                models=dict(calibration.gemm_kernel_models)[gemm_kernel]))
     elif gemm_kernel is not None:
         notes.append(UNMEASURED_KERNEL_NOTE.format(kernel=gemm_kernel, family="FP8" if kernels == "fp8" else "16-bit"))
-    if LINE_KERNELS.get(line_kernel or ""):
-        notes.append(HELD_OUT_KERNEL_NOTE.format(kernel=line_kernel))
     if any(pt.batch > MEASURED_BATCH for pt in points):
         notes.append(f"batches above {MEASURED_BATCH} were never measured here: an extrapolation of the fit")
     if kernels == "fp8" and not gpu.supports_fp8_tensor_cores:

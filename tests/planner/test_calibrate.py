@@ -166,3 +166,27 @@ def test_the_file_calibrate_wrote_on_the_lent_h200_changes_later_plans_there(tmp
     engine = EngineConfig(model="llama-3.1-8b", quantization="fp8", dtype="bfloat16", max_model_len=2048)
     assert plan(engine, H200, advise=False, calibration=memory).kv_cache_bytes != plan(engine, H200, advise=False).kv_cache_bytes
     assert memory_note
+
+
+def test_a_file_that_names_its_engines_is_read_against_this_planners_fit_not_the_one_that_wrote_it(tmp_path):
+    """The factors a file was written with come from the shipped fit of its day; its measured speeds do not age.
+    Where its sweep names each engine, the factors are taken afresh against today's prediction; a file that does
+    not name them keeps the factors it was written with."""
+    recorded = json.loads((ROOT / "docs/results/calibration/h200-2026-12-02-nvidia-h200--vllm-0-25-1.json").read_text())
+    stale = dict(recorded, speed={"weight_factor_16bit": 9.0, "weight_factor_fp8": 9.0})
+    target = tmp_path / "calibration" / "nvidia-h200--vllm-0-25-1.json"
+    target.parent.mkdir()
+    target.write_text(json.dumps(stale))
+    speed, _ = calibration_for(H200, tmp_path, vllm_version="0.25.1")
+    assert speed.weight_factor_16bit < 2 and speed.weight_factor_fp8 < 2  # the written 9.0 is not what is used
+    measured = {p["precision"]: p["measured_decode_tok_s"] for p in recorded["sweep"] if p["concurrency"] == 1}
+    for precision, quantization in (("fp16", None), ("fp8", "fp8")):
+        shipped = predict_speed("llama-3.1-8b", H200, quantization=quantization, max_model_len=2048).at(1).decode_tok_s
+        tuned = predict_speed("llama-3.1-8b", H200, quantization=quantization, max_model_len=2048,
+                              calibration=speed).at(1).decode_tok_s
+        assert abs(tuned / measured[precision] - 1) <= abs(shipped / measured[precision] - 1) + 1e-9
+    unnamed = dict(stale, sweep=[{k: p[k] for k in ("precision", "concurrency", "measured_decode_tok_s",
+                                                    "predicted_decode_tok_s")} for p in recorded["sweep"]])
+    target.write_text(json.dumps(unnamed))
+    speed, _ = calibration_for(H200, tmp_path, vllm_version="0.25.1")
+    assert speed.weight_factor_16bit == speed.weight_factor_fp8 == 9.0
