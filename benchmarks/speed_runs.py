@@ -108,6 +108,10 @@ SOURCES = (
     _h200_sweep("dense/h200-2026-12-03-qwen2.5-0.5b.json", True),
     _h200_sweep("dense/h200-2026-12-03-qwen2.5-1.5b.json", True),
     _h200_sweep("dense/h200-2026-12-03-llama-3.2-1b-again.json", True),
+    # recorded after 132ccb7 (the wave schedule, the steady step as the batched measure, pooled points) was frozen,
+    # held out: Qwen2.5-0.5B and -1.5B again, five repeats a point, each repeat its own prompts
+    _h200_sweep("dense/h200-2026-12-03-qwen2.5-0.5b-five-repeats.json", True),
+    _h200_sweep("dense/h200-2026-12-03-qwen2.5-1.5b-five-repeats.json", True),
     # pre-quantized checkpoints of Llama-3.1-8B-Instruct's shape running their own schemes, recorded after bc54a70 (the
     # fit unchanged), held out: W4A16 (vLLM picks Machete on Hopper), FP8 block-scaled (DeepGEMM) and INT8 W8A8
     # (CUTLASS). W8A8 met the bar at the FP8 line's factors, block FP8 but at batch 1 (23% slow); W4A16 missed by up to

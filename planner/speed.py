@@ -74,16 +74,20 @@ FITTED_HEAD_DIM_NOTE = ("attention heads of {head_dim} dims: the KV cache reads 
 # vLLM's own work per step (scheduling, sampling, the outputs of every running request), which grows with the batch
 # and not with the model's bytes. That work is a line, SpeedCalibration.host_step_s + host_sequence_s x batch, fitted
 # to Llama-3.2-1B's rows alone; no step is predicted shorter than it (a point it sets is "host"-bound), and an engine
-# whose batch-1 step from the GPU's side is under it says so and carries host_spread, those rows' largest residual.
+# whose batch-1 step from the GPU's side is under it says so. That work is the host's CPU, not the GPU: held out,
+# engines this small missed by up to 42% (Llama-3.2-1B 16-bit at batch 8 in its second run), and the same engine ran
+# up to 1.5x slower on the host of one lease of the H200 than on another's (Qwen2.5-0.5B 16-bit at batch 1: 597
+# tok/s, then 395-513 in five waves). The ± such an engine carries is that held-out error, not the fitted rows'.
+HOST_MEASURED_SPREAD = 0.42
 HOST_MEASURED_BATCH = 64  # the largest batch among the rows the line is fitted to
 HOST_EXTRAPOLATED_NOTE = ("from batch {batch:,} the step is vLLM's own work per step as the line extrapolates it: the "
                           "rows it is fitted to went to batch 64 only")
 HOST_BOUND_NOTE = ("from the GPU's side a step here would take under {floor:.2f} ms, what vLLM's own work per step "
                    "took for the smallest engine measured ({models}: {base:.2f} ms + {per_request:.0f} µs per running "
                    "request, a line fitted to its runs), so the step is that line wherever it is the longer one (the "
-                   "same tok/s per request at several batches) and FP8 gains little or nothing there; every point "
-                   "carries ±{spread:.0%}, the largest error of the rows it is fitted to (their steps at batch 32 and "
-                   "64 varied by half from one engine to the next)")
+                   "same tok/s per request at several batches) and FP8 gains little or nothing there. That work is "
+                   "the host's CPU, not the GPU: the same engine ran up to 1.5x slower on one host of an H200 than on "
+                   "another, and held-out engines this small missed by up to {spread:.0%}, the ± here")
 
 
 @dataclass(frozen=True)
@@ -458,7 +462,7 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
         step, bound = steady_step_s(spec, config, gpu, batch=b, mean_context=mean_context, calibration=calibration)
         spread = calibration.decode_spread_batch1 if b == 1 else calibration.decode_spread_batched
         if small:
-            spread = max(spread, calibration.host_spread)
+            spread = max(spread, calibration.host_spread, HOST_MEASURED_SPREAD)
         if spec.num_experts:
             spread = max(spread, MOE_MEASURED_SPREAD)
         if fitted_heads:
@@ -479,7 +483,8 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
     if small:
         notes.append(HOST_BOUND_NOTE.format(floor=1e3 * calibration.host_floor_s(1), models=calibration.host_models,
                                             base=1e3 * calibration.host_step_s,
-                                            per_request=1e6 * calibration.host_sequence_s, spread=calibration.host_spread))
+                                            per_request=1e6 * calibration.host_sequence_s,
+                                            spread=max(calibration.host_spread, HOST_MEASURED_SPREAD)))
     if spec.num_experts:
         notes.append(MOE_NOTE)
     if unmeasured_heads:

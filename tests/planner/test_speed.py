@@ -14,7 +14,7 @@ from planner.engine_config import EngineConfig
 from planner.fit import max_batch_size
 from planner.roofline import decode_step_bytes_parts, routed_expert_bytes
 from planner.speed import (
-    MOE_MEASURED_SPREAD, SPEED_CALIBRATION, compare_speeds, decode_step_s, predict_speed, ratio, wave,
+    HOST_MEASURED_SPREAD, MOE_MEASURED_SPREAD, SPEED_CALIBRATION, compare_speeds, decode_step_s, predict_speed, ratio, wave,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,12 +67,21 @@ def test_held_out_points_meet_the_bar_but_for_engines_too_small_for_their_gpu():
     small = {r.model for r in rows if _host_bound(r)}
     assert small == {"smollm2-1.7b", "qwen2.5-0.5b", "qwen2.5-1.5b", "llama-3.2-1b"}
     # every miss, decode or ratio, is a model small enough that one of its engines is under the host line fitted to
-    # Llama-3.2-1B: their FP8 and 16-bit steps are vLLM's own work, which the line gives both alike; measured, one
-    # wave of such an engine is up to 1.29 times the next (docs/speed.md)
+    # Llama-3.2-1B: their FP8 and 16-bit steps are vLLM's own work on the host's CPU, which the line gives both
+    # alike; measured, the same engine ran up to 1.5x slower on the host of one lease than of another (docs/speed.md)
     table, decode_failures = accuracy.decode_table(rows)
-    assert decode_failures == 6 and {f[0] for f in _failed(table)} <= small
+    assert decode_failures == 10 and {f[0] for f in _failed(table)} <= small
     table, ratio_failures = accuracy.ratio_table(rows)
-    assert ratio_failures == 10 and {f[0] for f in _failed(table)} <= small
+    assert ratio_failures == 6 and {f[0] for f in _failed(table)} <= small
+    # the ± such an engine prints is the largest held-out error of the points the planner calls host-bound
+    from benchmarks.fit_speed import measured_decode_tok_s, predicted_decode_tok_s
+
+    worst = max(abs(predicted_decode_tok_s(r) / measured_decode_tok_s(r) - 1) for r in rows if _host_bound(r))
+    assert worst <= HOST_MEASURED_SPREAD < worst + 0.01
+    # the same engine on the hosts of two leases: Qwen2.5-0.5B 16-bit at batch 1, one wave then five
+    (tiny,) = [r for r in rows if (r.model, r.precision, r.concurrency) == ("qwen2.5-0.5b", "fp16", 1)]
+    first, *again = [1 / t for t, _ in tiny.waves]
+    assert len(again) == 5 and first / max(again) > 1.15 and first / min(again) > 1.5
     # without them, every held-out dense point and ratio is within the bar
     big = [r for r in rows if r.model not in small]
     assert len(big) >= 50 and accuracy.decode_table(big)[1] == 0 and accuracy.ratio_table(big)[1] == 0
@@ -127,7 +136,7 @@ def test_a_step_is_never_shorter_than_vllms_own_work_per_step_and_small_engines_
     for prediction in (fp16, fp8):
         assert prediction.at(1).bound == "host" and prediction.at(1).step_s == pytest.approx(cal.host_floor_s(1))
         assert prediction.at(64).step_s == pytest.approx(cal.host_step_s + 64 * cal.host_sequence_s)
-        assert {pt.spread for pt in prediction.points} == {cal.host_spread}
+        assert {pt.spread for pt in prediction.points} == {max(cal.host_spread, HOST_MEASURED_SPREAD)}
         floor = f"{1e3 * cal.host_floor_s(1):.2f} ms"
         assert any(n.startswith(f"from the GPU's side a step here would take under {floor}") for n in prediction.notes)
     assert fp8.at(8).decode_tok_s == fp16.at(8).decode_tok_s  # FP8 gains nothing there, as measured (1.00x)
