@@ -120,6 +120,9 @@ SOURCES = (
     _h200_sweep("checkpoints/h200-2026-12-03-llama-3.1-8b-instruct-w4a16.json", False),
     _h200_sweep("checkpoints/h200-2026-12-03-llama-3.1-8b-instruct-fp8-block.json", False),
     _h200_sweep("checkpoints/h200-2026-12-03-llama-3.1-8b-instruct-w8a8.json", True),
+    # recorded after DeepGEMM's factor was frozen (132ccb7), held out: Qwen3-8B-FP8, a published block-FP8 checkpoint
+    # of another shape (36 layers, 151k vocabulary); its 16-bit original did not run (the lease's time ran out)
+    _h200_sweep("checkpoints/h200-2026-12-03-qwen3-8b-fp8.json", True),
     # MoE, one H200, dummy weights under vLLM's uniform routing simulator (docs/speed.md): Qwen3-30B-A3B fits the MoE
     # terms; Mixtral-8x7B (8 large experts, top 2) and Qwen1.5-MoE-A2.7B (60 small ones, top 4, a shared expert) are
     # held out. The earlier Qwen3-30B-A3B run under the dummy weights' own router (moe/*-dummy-router.json) is kept

@@ -515,6 +515,11 @@ def test_a_checkpoints_own_gemm_kernel_reads_at_its_fitted_factor_and_one_never_
     block = [r for r in own if r.model == "llama-3.1-8b-instruct-fp8-block"]
     assert max(abs(e) for _, e in residuals(block, replace(cal, gemm_kernel_factors=()))) > 0.15  # 23% at batch 1
     assert "llama-3.1-8b-instruct-w8a8" in {r.model for r in held_out_rows()}
+    # a published block-FP8 checkpoint of another shape, recorded after DeepGEMM's factor was frozen, held out
+    qwen3 = [r for r in held_out_rows() if r.model == "qwen3-8b-fp8"]
+    assert len(qwen3) == 4 and all(own_gemm_kernel(model_spec(r.model), H200) == "DeepGemmFp8BlockScaledMMKernel"
+                                   for r in qwen3)
+    assert max(abs(e) for _, e in residuals(qwen3, cal)) < 0.15
     spec = model_spec("llama-3.1-8b-instruct-w4a16")
     assert checkpoint_kernel(spec, H200) == own_gemm_kernel(spec, H200) == "MacheteLinearKernel"
     # the factor multiplies the checkpoint's GEMM bytes: its batch-1 step rises by (factor - 16-bit's) x bytes / bandwidth
