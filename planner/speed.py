@@ -137,7 +137,8 @@ class SpeedCalibration:
     gemm_kernel_factors: tuple[tuple[str, float], ...] = (
         ("DeepGemmFp8BlockScaledMMKernel", 1.3), ("MacheteLinearKernel", 2.8))
     gemm_kernel_models: tuple[tuple[str, str], ...] = (
-        ("DeepGemmFp8BlockScaledMMKernel", "llama-3.1-8b-instruct-fp8-block"), ("MacheteLinearKernel", "llama-3.1-8b-instruct-w4a16"))
+        ("DeepGemmFp8BlockScaledMMKernel", "llama-3.1-8b-instruct-fp8-block"),
+        ("MacheteLinearKernel", "llama-3.1-8b-instruct-w4a16"))
     gemm_kernel_spread: float = 0.19
     # requests of a wave in the engine's first step (prefill_schedule): the rest are still on their way to it
     wave_first_step_requests: int = 2
