@@ -476,8 +476,8 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
     compute_bound = [pt.batch for pt in points if pt.bound == "compute"]
     if compute_bound:
         notes.append(f"from batch {compute_bound[0]:,} the GEMMs are compute-bound: their efficiency comes from the "
-                     "fitted runs' uncached 512-token prefills (two models), so these points are less sure than the "
-                     "memory-bound ones")
+                     "fitted runs' waves of 64 uncached 512-token prompts (two models), so these points are less sure "
+                     "than the memory-bound ones")
     beyond = [pt.batch for pt in points if pt.bound == "host" and pt.batch > HOST_MEASURED_BATCH]
     if beyond:
         notes.append(HOST_EXTRAPOLATED_NOTE.format(batch=beyond[0]))
