@@ -204,6 +204,8 @@ def _is_checkpoint(model: str) -> bool:
 
 
 def _sweep(src: Source, path: Path) -> list[SpeedRow]:
+    from planner.calibrate import per_token_itl
+
     data = json.loads(path.read_text())
     env = (data.get("run") or {}).get("environment") or data.get("environment") or {}
     recorded = dict(env.get("engine_args") or {})
@@ -223,24 +225,18 @@ def _sweep(src: Source, path: Path) -> list[SpeedRow]:
         rows.append(SpeedRow(_relative(path), model, src.gpu, precision, p["concurrency"], p["prompt_tokens"] // prompts,
                              p["output_tokens"] // prompts, 1 / p["tpot_p50_s"], p["output_tok_s"], p["ttft_p50_s"],
                              src.prompts_cached, engine, src.held_out, src.note, src.group or path.name,
-                             _per_token_itl(p), src.host_bound, p.get("ttft_p99_s"), _waves(p)))
+                             per_token_itl(p), src.host_bound, p.get("ttft_p99_s"), _waves(p)))
     return rows
 
 
 def _waves(point: dict) -> tuple[tuple[float, float | None], ...]:
     """Every timed wave of a point: its repeats where the export kept each one's TPOT and ITL, else the point."""
+    from planner.calibrate import per_token_itl
+
     tpots, itls = point.get("repeat_tpot_p50_s") or [], point.get("repeat_itl_p50_s") or []
     if len(tpots) > 1 and len(itls) == len(tpots):
-        return tuple((t, _per_token_itl({"tpot_p50_s": t, "itl_p50_s": i})) for t, i in zip(tpots, itls))
-    return ((point["tpot_p50_s"], _per_token_itl(point)),)
-
-
-def _per_token_itl(point: dict) -> float | None:
-    """A point's ITL p50 where its stream carried about a token a chunk. The ITL is the gap between streamed chunks:
-    a client that falls behind gets several tokens a chunk, and a median gap well above the requests' TPOT (the
-    mean gap per token) is no decode step (OLMoE-1B-7B FP8 at 16: 434 ms gaps, 3.4 ms TPOT)."""
-    itl, tpot = point.get("itl_p50_s"), point["tpot_p50_s"]
-    return itl if itl and itl <= 1.5 * tpot else None
+        return tuple((t, per_token_itl({"tpot_p50_s": t, "itl_p50_s": i})) for t, i in zip(tpots, itls))
+    return ((point["tpot_p50_s"], per_token_itl(point)),)
 
 
 def _fair(src: Source, path: Path) -> list[SpeedRow]:

@@ -8,7 +8,8 @@ Every coefficient the planner ships was fitted for vLLM 0.25.1 on H100 / H200 ru
 - ``python -m planner calibrate --model DIR`` (a GPU machine) starts a 16-bit and an FP8 engine on dummy weights
   through the bench (one short decode sweep), reads vLLM's start-up lines from its log as
   benchmarks/measure_kv.py does, and writes <data>/calibration/<GPU>--vllm-<version>.json: the KV memory
-  vLLM had against the plan's, and the decode speed against the prediction. Later plans for that GPU under
+  vLLM had against the plan's, and the decode speed against the prediction (an engine too small for the GPU
+  refits the line of vLLM's own work per step, the host's CPU, instead of the GEMM factors). Later plans for that GPU under
   that vLLM use it and say so (``memory_calibration_for``, ``calibration_for``); the shipped calibration stays
   the default everywhere else. ``--from-log LOG --from-bench JSON`` does the same from recorded files.
 """
@@ -31,7 +32,7 @@ from planner.engine_config import EngineConfig
 from planner.errors import PlannerError
 from planner.gpus import GIB, GpuSpec, gpu_preset
 from planner.memory import CALIBRATION, Calibration, plan
-from planner.speed import SPEED_CALIBRATION, VLLM_VERSION, SpeedCalibration, kernels_for, wave
+from planner.speed import SPEED_CALIBRATION, VLLM_VERSION, SpeedCalibration, decode_step_s, kernels_for, wave
 
 # vLLM 0.25.1's start-up lines (vllm/v1/worker/gpu_model_runner.py, gpu_worker.py, v1/core/kv_cache_utils.py; the
 # DEBUG ones need VLLM_LOGGING_LEVEL=DEBUG); benchmarks/vllm_log.py reads the fitted memory rows' logs with them too
@@ -178,7 +179,7 @@ def calibrate_from_records(gpu: GpuSpec, vllm_version: str, starts: list[EngineS
     for point in sweep:
         config = point["config"]
         speed_pairs.append({"precision": config.precision_label, "concurrency": point["concurrency"],
-                            "measured_decode_tok_s": point["decode_tok_s"],
+                            "measured_decode_tok_s": point["decode_tok_s"], "measured_step_s": point.get("step_s"),
                             "predicted_decode_tok_s": _predicted(gpu, config, point),
                             # the engine and lengths, so a later planner can put its own prediction beside it
                             "model": config.model, "dtype": config.dtype, "max_model_len": config.max_model_len,
@@ -196,24 +197,80 @@ def _predicted(gpu: GpuSpec, config: EngineConfig, point: dict, calibration: Spe
                 output_len=point["output_len"], kv_tokens=p.kv_tokens, calibration=calibration).decode_tok_s
 
 
-def speed_factors(gpu: GpuSpec, pairs: list[dict]) -> dict[str, float]:
-    """Each kernel family's weight factor scaled by the median (predicted / measured) of its batch-1 points (the
-    regime it sets), the prediction this planner's shipped fit makes for the engine a pair names; a pair written
-    before the engine was kept carries the prediction of the planner that wrote it."""
+def speed_factors(gpu: GpuSpec, pairs: list[dict]) -> dict[str, float | str]:
+    """The factors a sweep on this GPU sets, against this planner's shipped fit for the engine each pair names (a
+    pair written before the engine was kept carries the prediction of the planner that wrote it).
+
+    - Where the step from the GPU's side is under vLLM's own work per step (an engine too small for its GPU), the
+      step measured is that work, which is the host's CPU and not the GPU's: those points refit the line
+      ``host_step_s + host_sequence_s x batch`` to their measured steps (``host_line``), and set nothing else.
+    - Every other batch-1 point scales its kernel family's weight factor by the median (predicted / measured) (the
+      regime it sets)."""
+    named = [p for p in pairs if "model" in p]
+    host = host_line(gpu, named)
+    floor = replace(SPEED_CALIBRATION, **{k: v for k, v in host.items() if k != "host_models"})
     scales: dict[str, list[float]] = {"16bit": [], "fp8": []}
     for pair in pairs:
         if pair["concurrency"] != 1:
             continue
         if "model" in pair:
-            config = EngineConfig(model=pair["model"], dtype=pair["dtype"], max_model_len=pair["max_model_len"],
-                                  quantization=pair["quantization"], kv_cache_dtype=pair.get("kv_cache_dtype", "auto"))
-            predicted = _predicted(gpu, config, pair)
-            kernels = kernels_for(_spec_config(config)[0], config)
+            config, spec = _pair_engine(pair)
+            if _host_bound(gpu, config, spec, pair, floor):
+                continue
+            predicted, kernels = _predicted(gpu, config, pair), kernels_for(spec, config)
         else:
             predicted, kernels = pair["predicted_decode_tok_s"], "16bit" if pair["precision"] == "fp16" else "fp8"
         scales[kernels].append(predicted / pair["measured_decode_tok_s"])
-    return {f"weight_factor_{k}": round(getattr(SPEED_CALIBRATION, f"weight_factor_{k}") * statistics.median(v), 3)
-            for k, v in scales.items() if v}
+    factors: dict[str, float | str] = {
+        f"weight_factor_{k}": round(getattr(SPEED_CALIBRATION, f"weight_factor_{k}") * statistics.median(v), 3)
+        for k, v in scales.items() if v}
+    return {**factors, **host}
+
+
+def host_line(gpu: GpuSpec, pairs: list[dict]) -> dict[str, float | str]:
+    """vLLM's own work per step on this machine: the line fitted to the measured steps of the points whose step from
+    the GPU's side is under it (least squares over two batches or more, never a negative slope; at one batch, the
+    shipped slope through their median). The points are chosen under the shipped line, then again under the
+    refitted one (a slower host puts more engines under it). Nothing where no point is host-bound."""
+    line = SPEED_CALIBRATION
+    chosen: list[dict] = []
+    for _ in range(2):
+        chosen = [p for p in pairs if _host_bound(gpu, *_pair_engine(p), p, line)]
+        if not chosen:
+            return {}
+        batches = [_running(p) for p in chosen]
+        steps = [_measured_step(p) for p in chosen]
+        slope = line.host_sequence_s
+        if len(set(batches)) > 1:
+            slope = max(statistics.linear_regression(batches, steps).slope, 0.0)
+        base = statistics.median(s - slope * b for s, b in zip(steps, batches))
+        line = replace(line, host_step_s=base, host_sequence_s=slope)
+    models = sorted({Path(p["model"]).name for p in chosen})
+    return {"host_step_s": round(line.host_step_s, 6), "host_sequence_s": round(line.host_sequence_s, 8),
+            "host_models": f"{', '.join(models)} on this machine's host"}
+
+
+def _pair_engine(pair: dict):
+    config = EngineConfig(model=pair["model"], dtype=pair["dtype"], max_model_len=pair["max_model_len"],
+                          quantization=pair["quantization"], kv_cache_dtype=pair.get("kv_cache_dtype", "auto"))
+    return config, _spec_config(config)[0]
+
+
+def _running(pair: dict) -> int:
+    return pair["concurrency"]
+
+
+def _measured_step(pair: dict) -> float:
+    """The decode step a pair measured: its steady step where the export had one, else 1 / its decode tok/s."""
+    return pair.get("measured_step_s") or 1 / pair["measured_decode_tok_s"]
+
+
+def _host_bound(gpu: GpuSpec, config: EngineConfig, spec, pair: dict, line: SpeedCalibration) -> bool:
+    """Whether a pair's step from the GPU's side (the shipped fit) is under ``line``'s own work per step."""
+    planned = plan(config, gpu, advise=False).config
+    step, _ = decode_step_s(spec, planned, gpu, batch=_running(pair),
+                            mean_context=pair["input_len"] + pair["output_len"] / 2)
+    return not spec.num_experts and step < line.host_floor_s(_running(pair))
 
 
 def _spec_config(config: EngineConfig):
@@ -259,6 +316,21 @@ def calibration_for(gpu: GpuSpec, folder: Path | None = None, vllm_version: str 
 
 
 # ------------------------------------------------------------------------------------------- the command
+def per_token_itl(point: dict) -> float | None:
+    """A bench point's ITL p50 where its stream carried about a token a chunk. The ITL is the gap between streamed
+    chunks: a client that falls behind gets several tokens a chunk, and a median gap well above the requests' TPOT
+    (the mean gap per token) is no decode step (OLMoE-1B-7B FP8 at 16: 434 ms gaps, 3.4 ms TPOT)."""
+    itl, tpot = point.get("itl_p50_s"), point["tpot_p50_s"]
+    return itl if itl and itl <= 1.5 * tpot else None
+
+
+def steady_step(point: dict) -> float:
+    """The decode step a bench point measured with no prefill in it: a batched point's ITL p50 (its TPOT holds the
+    wave's prefills), a batch-1 point's TPOT."""
+    itl = per_token_itl(point) if point["concurrency"] > 1 else None
+    return itl or point["tpot_p50_s"]
+
+
 def sweep_points(bench_json: dict, base: EngineConfig) -> list[dict]:
     """The decode points of a playground.bench export, each with the engine it ran on."""
     precisions = {"fp16": dict(quantization=None, kv_cache_dtype="auto"), "fp8": dict(quantization="fp8", kv_cache_dtype="auto"),
@@ -269,7 +341,7 @@ def sweep_points(bench_json: dict, base: EngineConfig) -> list[dict]:
             continue
         out.append({"config": replace(base, **precisions[p["precision"]]), "concurrency": p["concurrency"],
                     "input_len": p["prompt_tokens"] // p["num_prompts"], "output_len": p["output_tokens"] // p["num_prompts"],
-                    "decode_tok_s": 1 / p["tpot_p50_s"]})
+                    "decode_tok_s": 1 / p["tpot_p50_s"], "step_s": steady_step(p)})
     return out
 
 
@@ -280,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "decode sweep, vLLM's own start-up lines; writes <data>/calibration/<GPU>--vllm-<version>.json.",
         epilog="Example:\n  python -m playground.model_dirs llama-3-8b /tmp/models/llama-3-8b\n"
                "  python -m planner calibrate --model /tmp/models/llama-3-8b\n"
+               "An engine too small for the GPU (its step under vLLM's own work per step, e.g. qwen2.5-0.5b on an H200)\n"
+               "calibrates that work, the host's CPU, instead of the GPU's factors: calibrate with one too.\n"
                "Recorded files instead of a GPU run:\n"
                "  python -m planner calibrate --model llama-2-70b --gpu h200 --from-log run.log --from-bench bench.json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -360,10 +434,16 @@ def main(argv: list[str] | None = None) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     for pair in result["engine_starts"]:
-        print(f"{pair['precision']:<8} KV tokens: planned {pair['planned_kv_tokens']:,}, vLLM {pair['vllm_kv_tokens'] or 0:,}; "
-              f"KV memory planned {pair['planned_kv_gib']} GiB, vLLM {pair['vllm_kv_gib']} GiB")
+        logged = lambda value, unit="": "not in the log" if value is None else f"{value:,}{unit}"  # noqa: E731
+        print(f"{pair['precision']:<8} KV tokens: planned {pair['planned_kv_tokens']:,}, vLLM {logged(pair['vllm_kv_tokens'])}; "
+              f"KV memory planned {pair['planned_kv_gib']} GiB, vLLM {logged(pair['vllm_kv_gib'], ' GiB')}")
     for point in result["sweep"]:
         print(f"{point['precision']:<8} batch {point['concurrency']:>3}: decode {point['measured_decode_tok_s']:,.1f} tok/s "
               f"measured, {point['predicted_decode_tok_s']:,.1f} predicted")
+    speed = result["speed"]
+    if "host_step_s" in speed:
+        print(f"host line: vLLM's own work per step {speed['host_step_s'] * 1e3:.2f} ms + {speed['host_sequence_s'] * 1e6:.0f} "
+              f"µs per running request ({speed['host_models']}; shipped {SPEED_CALIBRATION.host_step_s * 1e3:.2f} ms + "
+              f"{SPEED_CALIBRATION.host_sequence_s * 1e6:.0f} µs): engines too small for the GPU are predicted on it")
     print(f"wrote {path}: later plans for {gpu.name} under vLLM {version} use it")
     return 0

@@ -1,15 +1,17 @@
 """Calibration on the user's GPU and vLLM, from recorded vLLM logs and sweeps (no GPU here)."""
 
 import json
+import statistics
+from dataclasses import replace
 from pathlib import Path
 
 from planner import EngineConfig, gpu_preset, plan
 from planner.calibrate import (
     EngineStart, calibrate_from_records, calibration_for, main, memory_calibration_for, parse_startup_log,
-    record_engine_start, sweep_points, version_note,
+    record_engine_start, steady_step, sweep_points, version_note,
 )
 from planner.gpus import GIB
-from planner.speed import SPEED_CALIBRATION, predict_speed, wave
+from planner.speed import SPEED_CALIBRATION, predict_speed, steady_step_s, wave
 from planner.models import model_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -190,3 +192,59 @@ def test_a_file_that_names_its_engines_is_read_against_this_planners_fit_not_the
     target.write_text(json.dumps(unnamed))
     speed, _ = calibration_for(H200, tmp_path, vllm_version="0.25.1")
     assert speed.weight_factor_16bit == speed.weight_factor_fp8 == 9.0
+
+
+# Qwen2.5-0.5B and -1.5B swept in one call on one H200 lease (docs/results/speed-rows/dense/): both too small for the
+# GPU, so every step measured is vLLM's own work per step on that lease's host
+SMALL_SWEEP = ROOT / "docs/results/speed-rows/dense/h200-2026-12-03-{}-five-repeats.json"
+
+
+def small_points(model: str) -> list[dict]:
+    bench = json.loads(Path(str(SMALL_SWEEP).format(model)).read_text())
+    return sweep_points(bench, EngineConfig(model=model, dtype="bfloat16", max_model_len=1024))
+
+
+def test_an_engine_too_small_for_its_gpu_calibrates_the_host_line_and_not_the_gpus_factors():
+    """Its steps are the host's CPU work: a calibration from it refits that line (host_step_s + host_sequence_s x
+    batch) and leaves the GEMM factors alone, so a large model's plan on that GPU does not take the host's slowness
+    for the GPU's; and another small engine on the same host comes nearer what it measured."""
+    result = calibrate_from_records(H200, "0.25.1", [], small_points("qwen2.5-0.5b"))
+    assert set(result["speed"]) == {"host_step_s", "host_sequence_s", "host_models"}
+    assert "qwen2.5-0.5b" in result["speed"]["host_models"]
+    assert result["speed"]["host_step_s"] > SPEED_CALIBRATION.host_step_s  # that host was slower than the fitted one
+    calibration = replace(SPEED_CALIBRATION, **result["speed"])
+    assert (predict_speed("llama-3-8b", H200, calibration=calibration).at(1).decode_tok_s
+            == predict_speed("llama-3-8b", H200).at(1).decode_tok_s)
+    spec = model_spec("qwen2.5-1.5b")
+    shipped_errors, tuned_errors, bars = [], [], []
+    for point in small_points("qwen2.5-1.5b"):
+        config = plan(point["config"], H200, advise=False).config
+        context = point["input_len"] + point["output_len"] / 2
+        shipped, _ = steady_step_s(spec, config, H200, batch=point["concurrency"], mean_context=context)
+        tuned, bound = steady_step_s(spec, config, H200, batch=point["concurrency"], mean_context=context,
+                                     calibration=calibration)
+        assert bound == "host"
+        shipped_errors.append(abs(point["step_s"] / shipped - 1))
+        tuned_errors.append(abs(point["step_s"] / tuned - 1))
+        bars.append(0.15 if point["concurrency"] == 1 else 0.20)  # the speed bar on decode tok/s
+    assert statistics.median(tuned_errors) < statistics.median(shipped_errors)
+    within = lambda errors: sum(e <= b for e, b in zip(errors, bars))  # noqa: E731
+    assert within(tuned_errors) > within(shipped_errors)
+
+
+def test_a_steady_step_is_a_batched_points_itl_and_a_single_requests_tpot():
+    point = {"concurrency": 8, "tpot_p50_s": 0.004, "itl_p50_s": 0.003}
+    assert steady_step(point) == 0.003
+    assert steady_step({**point, "itl_p50_s": 0.3}) == 0.004  # several tokens a chunk: no decode step
+    assert steady_step({**point, "concurrency": 1}) == 0.004
+
+
+def test_calibrate_from_a_small_engines_recorded_sweep_says_it_refit_the_host_line(tmp_path, capsys):
+    txt = Path(str(SMALL_SWEEP).format("qwen2.5-0.5b")).with_suffix(".txt")
+    code = main(["--model", "qwen2.5-0.5b", "--gpu", "h200", "--max-model-len", "1024", "--from-log", str(txt),
+                 "--from-bench", str(SMALL_SWEEP).format("qwen2.5-0.5b"), "--data-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "host line: vLLM's own work per step 2.48 ms" in out and "shipped 1.80 ms" in out
+    written = json.loads((tmp_path / "calibration" / "nvidia-h200--vllm-0-25-1.json").read_text())
+    assert "weight_factor_16bit" not in written["speed"] and written["speed"]["host_step_s"] > 0.002
