@@ -130,9 +130,27 @@ def vllm_bench_command(config: BenchConfig, precision: str, spec: SweepSpec, con
         str(spec.output_len), "--num-prompts", str(spec.prompts_for(concurrency))])
 
 
+def host_facts() -> dict:
+    """The host's CPU as the sweep starts: an engine too small for its GPU runs at the speed of vLLM's own work per
+    step, which is this CPU's (the same engine ran up to 1.5x slower on one H200 lease's host than on another's,
+    docs/speed.md), so each run says which CPU and how busy it was."""
+    facts: dict = {"cpus": os.cpu_count()}
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+        facts["cpu_model"] = names[0] if names else platform.processor() or None
+    except OSError:
+        facts["cpu_model"] = platform.processor() or None
+    try:
+        facts["load_average_1m"] = round(os.getloadavg()[0], 2)
+    except OSError:
+        pass
+    return facts
+
+
 def environment(config: BenchConfig) -> dict:
     env = {"backend": config.backend, "engine_args": asdict(config.engine) if config.engine else None, "python": platform.python_version(),
-           "machine": platform.machine(), "quantization_scheme": {
+           "machine": platform.machine(), "host": host_facts(), "quantization_scheme": {
                "fp8": "vLLM online dynamic FP8 W8A8: float8_e4m3fn weights, per-tensor scale amax/448",
                "fp8-kv8": "as fp8, plus kv_cache_dtype='fp8' (E4M3 KV cache)"}}
     try:

@@ -35,6 +35,9 @@ def test_cpu_sweep_measures_real_timings_and_saves_them(tmp_path):
     assert rows[0]["output_tok_s"] == points[0].metrics.output_tok_s
     assert store.to_csv(rows).splitlines()[0].startswith("precision,concurrency")
     assert json.loads(store.to_json(meta, rows))["run"]["id"] == run_id
+    # the host's CPU is in every run: a small engine's speed is that CPU's (docs/speed.md)
+    host = json.loads(store.to_json(meta, rows))["run"]["environment"]["host"]
+    assert host["cpus"] >= 1 and host["cpu_model"] and host["load_average_1m"] >= 0
 
 
 def test_history_lists_runs_and_unknown_runs_are_named(tmp_path):
