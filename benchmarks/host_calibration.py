@@ -27,7 +27,7 @@ from planner.models import model_spec  # noqa: E402
 from planner.speed import SPEED_CALIBRATION, steady_step_s  # noqa: E402
 
 # both models swept by one command on one H200 lease: `bash benchmarks/gpu.sh sweep qwen2.5-0.5b,qwen2.5-1.5b ...`
-SWEEP = "docs/results/speed-rows/dense/h200-2026-12-03-{model}-five-repeats.json"
+SWEEP = "docs/results/speed-rows/dense/" "h200-2026-12-03-{model}-five-repeats.json"
 BAR_BATCH1, BAR_BATCHED = 0.15, 0.20
 
 

@@ -82,6 +82,10 @@ HOST_MEASURED_SPREAD = 0.42
 HOST_MEASURED_BATCH = 64  # the largest batch among the rows the line is fitted to
 HOST_EXTRAPOLATED_NOTE = ("from batch {batch:,} the step is vLLM's own work per step as the line extrapolates it: the "
                           "rows it is fitted to went to batch 64 only")
+HOST_REACHED_NOTE = ("from batch {batch:,} the step is vLLM's own work per step, {base:.2f} ms + {per_request:.0f} µs "
+                     "per running request (the line fitted to {models}), longer there than the GPU's: that work is "
+                     "the host's CPU, so FP8 gains little or nothing at those batches, and they carry the ± of "
+                     "held-out engines this small, {spread:.0%}")
 HOST_BOUND_NOTE = ("from the GPU's side a step here would take under {floor:.2f} ms, what vLLM's own work per step "
                    "took for the smallest engine measured ({models}: {base:.2f} ms + {per_request:.0f} µs per running "
                    "request, a line fitted to its runs), so the step is that line wherever it is the longer one (the "
@@ -462,7 +466,7 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
     for b in sizes:
         step, bound = steady_step_s(spec, config, gpu, batch=b, mean_context=mean_context, calibration=calibration)
         spread = calibration.decode_spread_batch1 if b == 1 else calibration.decode_spread_batched
-        if small:
+        if small or (bound == "host" and not spec.num_experts):
             spread = max(spread, calibration.host_spread, HOST_MEASURED_SPREAD)
         if spec.num_experts:
             spread = max(spread, MOE_MEASURED_SPREAD)
@@ -481,6 +485,12 @@ def predict_speed(model: ModelSpec | EngineConfig | str, gpu: GpuSpec, *, batche
     beyond = [pt.batch for pt in points if pt.bound == "host" and pt.batch > HOST_MEASURED_BATCH]
     if beyond:
         notes.append(HOST_EXTRAPOLATED_NOTE.format(batch=beyond[0]))
+    reached = [pt.batch for pt in points if pt.bound == "host" and pt.batch <= HOST_MEASURED_BATCH]
+    if reached and not small and not spec.num_experts:
+        notes.append(HOST_REACHED_NOTE.format(batch=reached[0], base=1e3 * calibration.host_step_s,
+                                              per_request=1e6 * calibration.host_sequence_s,
+                                              models=calibration.host_models,
+                                              spread=max(calibration.host_spread, HOST_MEASURED_SPREAD)))
     if small:
         notes.append(HOST_BOUND_NOTE.format(floor=1e3 * calibration.host_floor_s(1), models=calibration.host_models,
                                             base=1e3 * calibration.host_step_s,

@@ -196,7 +196,7 @@ def test_a_file_that_names_its_engines_is_read_against_this_planners_fit_not_the
 
 # Qwen2.5-0.5B and -1.5B swept in one call on one H200 lease (docs/results/speed-rows/dense/): both too small for the
 # GPU, so every step measured is vLLM's own work per step on that lease's host
-SMALL_SWEEP = ROOT / "docs/results/speed-rows/dense/h200-2026-12-03-{}-five-repeats.json"
+SMALL_SWEEP = ROOT / "docs/results/speed-rows/dense" / "h200-2026-12-03-{}-five-repeats.json"
 
 
 def small_points(model: str) -> list[dict]:

@@ -143,6 +143,12 @@ def test_a_step_is_never_shorter_than_vllms_own_work_per_step_and_small_engines_
     tiny = predict_speed("qwen2.5-0.5b", H200, max_model_len=2048, batches=(1, 64, 512))
     assert tiny.at(512).bound == "host"
     assert any(n.startswith("from batch 512 the step is vLLM's own work per step as the line extrapolates") for n in tiny.notes)
+    # just above the line at batch 1 in FP8 and on it from batch 8: those points say so and carry the host's ±
+    edge = predict_speed("qwen2.5-1.5b", H200, max_model_len=2048, batches=(1, 8, 32), quantization="fp8")
+    assert edge.at(1).bound == "memory" and edge.at(1).spread < cal.host_spread
+    assert edge.at(8).bound == edge.at(32).bound == "host"
+    assert edge.at(8).spread == edge.at(32).spread == max(cal.host_spread, HOST_MEASURED_SPREAD)
+    assert any(n.startswith("from batch 8 the step is vLLM's own work per step") for n in edge.notes)
     big = predict_speed("llama-3-8b", H200)
     assert all(pt.bound != "host" and pt.spread < cal.host_spread for pt in big.points)
     assert not any("vLLM's own work" in n for n in big.notes)
