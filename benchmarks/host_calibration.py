@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from planner import EngineConfig, gpu_preset, plan  # noqa: E402
 from planner.calibrate import calibrate_from_records, sweep_points  # noqa: E402
 from planner.models import model_spec  # noqa: E402
-from planner.speed import SPEED_CALIBRATION, steady_step_s  # noqa: E402
+from planner.speed import SPEED_CALIBRATION, predict_speed, steady_step_s  # noqa: E402
 
 # both models swept by one command on one H200 lease: `bash benchmarks/gpu.sh sweep qwen2.5-0.5b,qwen2.5-1.5b ...`
 SWEEP = "docs/results/speed-rows/dense/" "h200-2026-12-03-{model}-five-repeats.json"
@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", default="qwen2.5-1.5b", help="the engine whose sweep is predicted (catalog name)")
     parser.add_argument("--sweep", default=SWEEP, help="the exports' path, {model} for the name (default: %(default)s)")
     parser.add_argument("--gpu", default="h200")
+    parser.add_argument("--large", default="llama-3-8b", help="a model large for the GPU, whose plan the calibration must not move")
     args = parser.parse_args(argv)
     gpu = gpu_preset(args.gpu)
     result = calibrate_from_records(gpu, "0.25.1", [], points(args.calibrate, args.sweep))
@@ -67,6 +68,23 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(f"{1 / step:{len(name) if name != 'shipped' else 8}.1f} {error:+7.1%} {'pass' if abs(error) <= bar else 'MISS':>5}")
         print(f"{point['config'].precision_label:9} {point['concurrency']:5} {1 / point['step_s']:9.1f} " + " ".join(cells))
     print(f"\nwithin the bar: {passed['shipped']} of {len(rows)} shipped, {passed['calibrated']} of {len(rows)} calibrated")
+    # before the host line was calibrated, every batch-1 point scaled its family's GEMM factor by predicted / measured
+    scaled = {}
+    for point in (p for p in points(args.calibrate, args.sweep) if p["concurrency"] == 1):
+        family = "fp8" if point["config"].quantization else "16bit"
+        config = plan(point["config"], gpu, advise=False).config
+        step, _ = steady_step_s(model_spec(args.calibrate), config, gpu, batch=1,
+                                mean_context=point["input_len"] + point["output_len"] / 2)
+        scaled[f"weight_factor_{family}"] = round(getattr(SPEED_CALIBRATION, f"weight_factor_{family}") * point["step_s"] / step, 3)
+    gemm_scaled = replace(SPEED_CALIBRATION, **scaled)
+    print(f"\nhad this sweep scaled the GEMM factors instead ({', '.join(f'{k}={v}' for k, v in scaled.items())}), "
+          f"{args.large} at batch 1 on {gpu.name}, decode tok/s:")
+    for quantization in (None, "fp8"):
+        label = quantization or "fp16"
+        shipped = predict_speed(args.large, gpu, quantization=quantization).at(1).decode_tok_s
+        host = predict_speed(args.large, gpu, quantization=quantization, calibration=calibration).at(1).decode_tok_s
+        gemm = predict_speed(args.large, gpu, quantization=quantization, calibration=gemm_scaled).at(1).decode_tok_s
+        print(f"  {label:5} shipped {shipped:.1f}, host line calibrated {host:.1f}, GEMM factors scaled {gemm:.1f} ({gemm / shipped - 1:+.1%})")
     return 0
 
 
