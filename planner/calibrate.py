@@ -190,6 +190,19 @@ def calibrate_from_records(gpu: GpuSpec, vllm_version: str, starts: list[EngineS
             "kv_memory_offset_bytes": offsets, "speed": speed, "engine_starts": pairs, "sweep": speed_pairs}
 
 
+def merged_calibration(gpu: GpuSpec, earlier: dict, new: dict) -> dict:
+    """A calibration run added to the file an earlier one wrote for this GPU and vLLM: a large model's sweep sets the
+    GEMM factors and a small one's the host line, so calibrating with both, one after the other, keeps both. The
+    earlier file's sweep points of other models stay (this run's model replaces its own), its KV offsets for the
+    precisions this run did not start stay, and the factors are taken afresh from the points together."""
+    models = {p.get("model") for p in new["sweep"]}
+    kept = [p for p in earlier.get("sweep") or [] if "model" in p and p["model"] not in models]
+    sweep = kept + new["sweep"]
+    return {**new, "kv_memory_offset_bytes": {**earlier.get("kv_memory_offset_bytes", {}), **new["kv_memory_offset_bytes"]},
+            "speed": speed_factors(gpu, sweep), "sweep": sweep,
+            "engine_starts": (earlier.get("engine_starts") or []) + new["engine_starts"]}
+
+
 def _predicted(gpu: GpuSpec, config: EngineConfig, point: dict, calibration: SpeedCalibration = SPEED_CALIBRATION) -> float:
     spec, _ = _spec_config(config)
     p = plan(config, gpu, advise=False)
@@ -353,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Example:\n  python -m playground.model_dirs llama-3-8b /tmp/models/llama-3-8b\n"
                "  python -m planner calibrate --model /tmp/models/llama-3-8b\n"
                "An engine too small for the GPU (its step under vLLM's own work per step, e.g. qwen2.5-0.5b on an H200)\n"
-               "calibrates that work, the host's CPU, instead of the GPU's factors: calibrate with one too.\n"
+               "calibrates that work, the host's CPU, instead of the GPU's factors: calibrate with one too (a second\n"
+               "run adds to the file the first wrote for this GPU and vLLM).\n"
                "Recorded files instead of a GPU run:\n"
                "  python -m planner calibrate --model llama-2-70b --gpu h200 --from-log run.log --from-bench bench.json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -432,6 +446,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     path = calibration_path(gpu.name, version, folder)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        result = merged_calibration(gpu, json.loads(path.read_text(encoding="utf-8")), result)
+    except (OSError, json.JSONDecodeError):
+        pass  # no earlier file for this GPU and vLLM (or an unreadable one): this run's alone
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     for pair in result["engine_starts"]:
         logged = lambda value, unit="": "not in the log" if value is None else f"{value:,}{unit}"  # noqa: E731

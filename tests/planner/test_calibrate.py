@@ -248,3 +248,28 @@ def test_calibrate_from_a_small_engines_recorded_sweep_says_it_refit_the_host_li
     assert "host line: vLLM's own work per step 2.48 ms" in out and "shipped 1.80 ms" in out
     written = json.loads((tmp_path / "calibration" / "nvidia-h200--vllm-0-25-1.json").read_text())
     assert "weight_factor_16bit" not in written["speed"] and written["speed"]["host_step_s"] > 0.002
+
+
+def test_calibrating_a_large_and_then_a_small_model_keeps_both_the_gemm_factors_and_the_host_line(tmp_path):
+    """The second run adds to the file of the first for the same GPU and vLLM, not over it: here the file calibrate
+    wrote on the lent H200 from Llama-3.1-8B (GEMM-bound), then the small engine's recorded sweep."""
+    path = tmp_path / "calibration" / "nvidia-h200--vllm-0-25-1.json"
+    path.parent.mkdir()
+    path.write_text((ROOT / "docs/results/calibration/h200-2026-12-02-nvidia-h200--vllm-0-25-1.json").read_text())
+    first, _ = calibration_for(H200, tmp_path, vllm_version="0.25.1")
+    earlier = json.loads(path.read_text())
+    txt = Path(str(SMALL_SWEEP).format("qwen2.5-0.5b")).with_suffix(".txt")
+    args = ["--model", "qwen2.5-0.5b", "--gpu", "h200", "--max-model-len", "1024", "--from-log", str(txt),
+            "--from-bench", str(SMALL_SWEEP).format("qwen2.5-0.5b"), "--data-dir", str(tmp_path)]
+    assert main(args) == 0
+    both = json.loads(path.read_text())
+    assert both["speed"]["weight_factor_16bit"] == first.weight_factor_16bit
+    assert both["speed"]["weight_factor_fp8"] == first.weight_factor_fp8
+    assert both["speed"]["host_step_s"] > 0.002
+    assert {Path(p["model"]).name for p in both["sweep"]} == {"llama-3.1-8b", "qwen2.5-0.5b"}
+    assert both["kv_memory_offset_bytes"] == earlier["kv_memory_offset_bytes"]  # the small run's log had no KV lines
+    tuned, _ = calibration_for(H200, tmp_path, vllm_version="0.25.1")
+    assert tuned.weight_factor_fp8 == first.weight_factor_fp8 and tuned.host_step_s == both["speed"]["host_step_s"]
+    # the same small model again replaces its own points, it does not add them twice
+    assert main(args) == 0
+    assert len(json.loads(path.read_text())["sweep"]) == len(both["sweep"])
