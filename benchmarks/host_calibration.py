@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.speed_accuracy import BAR_BATCH1, BAR_BATCHED  # noqa: E402
 from planner import EngineConfig, gpu_preset, plan  # noqa: E402
 from planner.calibrate import calibrate_from_records, sweep_points  # noqa: E402
 from planner.models import model_spec  # noqa: E402
@@ -28,7 +29,6 @@ from planner.speed import SPEED_CALIBRATION, predict_speed, steady_step_s  # noq
 
 # both models swept by one command on one H200 lease: `bash benchmarks/gpu.sh sweep qwen2.5-0.5b,qwen2.5-1.5b ...`
 SWEEP = "docs/results/speed-rows/dense/" "h200-2026-12-03-{model}-five-repeats.json"
-BAR_BATCH1, BAR_BATCHED = 0.15, 0.20
 
 
 def points(model: str, sweep: str) -> list[dict]:

@@ -219,16 +219,17 @@ def speed_factors(gpu: GpuSpec, pairs: list[dict]) -> dict[str, float | str]:
       ``host_step_s + host_sequence_s x batch`` to their measured steps (``host_line``), and set nothing else.
     - Every other batch-1 point scales its kernel family's weight factor by the median (predicted / measured) (the
       regime it sets)."""
-    named = [p for p in pairs if "model" in p]
-    host = host_line(gpu, named)
+    # each named pair's engine and its step from the GPU's side, once: the host line and the factors both read them
+    engines = {id(p): _pair_engine(gpu, p) for p in pairs if "model" in p}
+    host = host_line([(p, engines[id(p)][2]) for p in pairs if id(p) in engines])
     floor = replace(SPEED_CALIBRATION, **{k: v for k, v in host.items() if k != "host_models"})
     scales: dict[str, list[float]] = {"16bit": [], "fp8": []}
     for pair in pairs:
         if pair["concurrency"] != 1:
             continue
         if "model" in pair:
-            config, spec = _pair_engine(pair)
-            if _host_bound(gpu, config, spec, pair, floor):
+            config, spec, gpu_step = engines[id(pair)]
+            if gpu_step is not None and gpu_step < floor.host_floor_s(1):  # on the host line: it set that, not a GEMM factor
                 continue
             predicted, kernels = _predicted(gpu, config, pair), kernels_for(spec, config)
         else:
@@ -240,18 +241,19 @@ def speed_factors(gpu: GpuSpec, pairs: list[dict]) -> dict[str, float | str]:
     return {**factors, **host}
 
 
-def host_line(gpu: GpuSpec, pairs: list[dict]) -> dict[str, float | str]:
+def host_line(pairs: list[tuple[dict, float | None]]) -> dict[str, float | str]:
     """vLLM's own work per step on this machine: the line fitted to the measured steps of the points whose step from
     the GPU's side is under it (least squares over two batches or more, never a negative slope; at one batch, the
     shipped slope through their median). The points are chosen under the shipped line, then again under the
-    refitted one (a slower host puts more engines under it). Nothing where no point is host-bound."""
+    refitted one (a slower host puts more engines under it). Nothing where no point is host-bound. ``pairs``: each
+    with its step from the GPU's side (None for an MoE engine, which the line does not bound: planner.speed.host_bound)."""
     line = SPEED_CALIBRATION
     chosen: list[dict] = []
     for _ in range(2):
-        chosen = [p for p in pairs if _host_bound(gpu, *_pair_engine(p), p, line)]
+        chosen = [p for p, step in pairs if step is not None and step < line.host_floor_s(p["concurrency"])]
         if not chosen:
             return {}
-        batches = [_running(p) for p in chosen]
+        batches = [p["concurrency"] for p in chosen]
         steps = [_measured_step(p) for p in chosen]
         slope = line.host_sequence_s
         if len(set(batches)) > 1:
@@ -263,27 +265,19 @@ def host_line(gpu: GpuSpec, pairs: list[dict]) -> dict[str, float | str]:
             "host_models": f"{', '.join(models)} on this machine's host"}
 
 
-def _pair_engine(pair: dict):
+def _pair_engine(gpu: GpuSpec, pair: dict):
+    """(engine, model, its step from the GPU's side under the shipped fit; None for an MoE model) of a named pair."""
     config = EngineConfig(model=pair["model"], dtype=pair["dtype"], max_model_len=pair["max_model_len"],
                           quantization=pair["quantization"], kv_cache_dtype=pair.get("kv_cache_dtype", "auto"))
-    return config, _spec_config(config)[0]
-
-
-def _running(pair: dict) -> int:
-    return pair["concurrency"]
+    spec = _spec_config(config)[0]
+    step, _ = decode_step_s(spec, plan(config, gpu, advise=False).config, gpu, batch=pair["concurrency"],
+                            mean_context=pair["input_len"] + pair["output_len"] / 2)
+    return config, spec, None if spec.num_experts else step
 
 
 def _measured_step(pair: dict) -> float:
     """The decode step a pair measured: its steady step where the export had one, else 1 / its decode tok/s."""
     return pair.get("measured_step_s") or 1 / pair["measured_decode_tok_s"]
-
-
-def _host_bound(gpu: GpuSpec, config: EngineConfig, spec, pair: dict, line: SpeedCalibration) -> bool:
-    """Whether a pair's step from the GPU's side (the shipped fit) is under ``line``'s own work per step."""
-    planned = plan(config, gpu, advise=False).config
-    step, _ = decode_step_s(spec, planned, gpu, batch=_running(pair),
-                            mean_context=pair["input_len"] + pair["output_len"] / 2)
-    return not spec.num_experts and step < line.host_floor_s(_running(pair))
 
 
 def _spec_config(config: EngineConfig):
