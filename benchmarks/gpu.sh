@@ -18,6 +18,7 @@
 #   precision-per-gpu             multi-gpu.md                   2 GPUs (1: half), .aw 8 min
 #   big-model fp16|fp8            multi-gpu.md                   2 GPUs / 1 GPU        6 min
 #   calibrate (or speed-rows)     speed.md (speed-rows/)         1 GPU                 6 min
+#   host-line CAL|- [CHECK...]    speed.md (speed-rows/dense/)   1 GPU                 3 min a model
 #   openai-load [MODEL CKPT]      openai-api.md, columns.md      1 GPU, .aw, .gw       8 min
 #   columns smollm2               columns.md                     1 GPU, .aw, .gg0 .gg1 6 min
 #                                 (.lcw too: the FP8 checkpoint is written there by llm-compressor)
@@ -148,7 +149,7 @@ load() {  # url protocol users out.json [more web_load args]: one load table
 seed_prompts() { python3 -c "import json; print(json.dumps('\n---\n'.join(json.load(open('assets/prompts.json'))['prompts'][:3])))"; }
 sweep() {  # name bench args...: one playground.bench run, exported as JSON and printed as the page's table
   local name=$1; shift
-  setsid timeout 540 python3 -m playground.bench --backend vllm --load-format dummy --data-dir "/tmp/bench-$name" "$@" \
+  setsid timeout "${SWEEP_TIMEOUT:-540}" python3 -m playground.bench --backend vllm --load-format dummy --data-dir "/tmp/bench-$name" "$@" \
     > "$OUT/sweep-$name.txt" 2> "$L/bench-$name.log" &
   local pid=$!; wait $pid; kill -9 -- -$pid 2>/dev/null; cat "$OUT/sweep-$name.txt"
   local run; run=$(python3 -m playground.bench --history --data-dir "/tmp/bench-$name" | head -1 | awk '{print substr($1,2)}')
@@ -318,6 +319,25 @@ rows = load_rows([Source("speed-rows/*.json", "sweep", "h200", "", True, group="
 print(decode_table(rows)[0] + "\n\n" + ratio_table(rows)[0])
 PY
     ;;
+  host-line)  # one lease's host: CAL, an engine too small for its GPU, calibrates the host line (`calibrate --repeats
+    # 3`, into /tmp/hostline, which outlives the call while the machine stays warm; CAL "-" keeps it), then each CHECK
+    # is planned on it and swept on the same host (benchmarks/host_calibration.py sets them side by side, no GPU)
+    begin >/dev/null || exit 3
+    cal=${1:?usage: gpu.sh host-line CAL|- [CHECK...]}; shift
+    export PLAYGROUND_DATA_DIR=/tmp/hostline
+    python3 -c "import json; from playground.bench.runner import host_facts; print('host', json.dumps(host_facts()))"
+    if [ "$cal" != - ]; then
+      timeout "${CAL_TIMEOUT:-300}" python3 -m planner calibrate --model "$(model_dir "$cal")" --max-model-len 1024 \
+        --concurrency 1,8,32,64 --input-len 512 --output-len 128 --repeats 3 --save-bench "$OUT/host-line-$cal.json" \
+        2>&1 | tee "$OUT/host-line-calibrate.txt"
+      mv /tmp/hostline/calibration/last-run.log "$L/calibration-sweep.log" 2>/dev/null
+      cp /tmp/hostline/calibration/*.json "$OUT/"
+    fi
+    for m in "$@"; do
+      echo "== plan for $m on this host's line"; python3 -m planner --model "$(model_dir "$m")" --max-model-len 1024 --speed | grep -E "^  (fp16|fp8) |calibrat"
+      sweep "$(basename "$m")" --model "$(model_dir "$m")" --max-model-len 1024 --precisions fp16,fp8 \
+        --concurrency 1,8,32,64 --input-len 512 --output-len 128 --repeats 3
+    done ;;
   openai-load)  # three columns on one GPU in the app (BF16, online FP8, the FP8-dynamic checkpoint; 8B-shaped, dummy
     # weights): /compare's speeds per column, /v1 driven by web_load.py (bursts, with the direct baseline) and by
     # guidellm per column, /metrics, then openai_load.py's table

@@ -380,6 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--concurrency", default="1,8", help="batch sizes, comma-separated (default 1,8)")
     sweep.add_argument("--input-len", type=int, default=128, help="prompt tokens per request (default 128)")
     sweep.add_argument("--output-len", type=int, default=64, help="output tokens per request (default 64)")
+    sweep.add_argument("--repeats", type=int, default=1,
+                       help="waves a point, each its own prompts; the median counts (default 1; an engine too small "
+                            "for the GPU runs at the host's pace, whose waves differ by up to 1.3x: take 3 or more)")
     sweep.add_argument("--save-bench", default=None,
                        help="also write the sweep's playground.bench JSON export here (for benchmarks/speed_accuracy.py)")
     return parser
@@ -392,7 +395,7 @@ def _run_sweep(args, folder: Path) -> tuple[str, dict]:
                    "--load-format", "dummy", "--max-model-len", str(args.max_model_len), "--dtype", args.dtype,
                    "--gpu-memory-utilization", str(args.gpu_memory_utilization), "--precisions", "fp16,fp8",
                    "--concurrency", args.concurrency, "--input-len", str(args.input_len),
-                   "--output-len", str(args.output_len), "--repeats", "1", "--data-dir", tmp]
+                   "--output-len", str(args.output_len), "--repeats", str(args.repeats), "--data-dir", tmp]
         print("$ " + " ".join(command), flush=True)
         run = subprocess.run(command, capture_output=True, text=True, errors="replace")
         log = run.stdout + run.stderr
@@ -413,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     folder = Path(args.data_dir).expanduser() if args.data_dir else data_dir()
     try:
+        if args.repeats < 1:
+            raise PlannerError("repeats", f"--repeats must be 1 or more, got {args.repeats}")
         if args.gpu == "local":
             from planner.nvml import read_gpus
 

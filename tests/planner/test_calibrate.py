@@ -273,3 +273,29 @@ def test_calibrating_a_large_and_then_a_small_model_keeps_both_the_gemm_factors_
     # the same small model again replaces its own points, it does not add them twice
     assert main(args) == 0
     assert len(json.loads(path.read_text())["sweep"]) == len(both["sweep"])
+
+
+def test_calibrate_runs_its_sweep_with_the_repeats_asked_and_refuses_none(tmp_path, monkeypatch, capsys):
+    """A small engine's waves differ (up to 1.3x on one host): --repeats reaches the bench it starts."""
+    import subprocess
+
+    import planner.calibrate as calibrate
+
+    commands = []
+    bench = json.loads(Path(str(SMALL_SWEEP).format("qwen2.5-0.5b")).read_text())
+    log = Path(str(SMALL_SWEEP).format("qwen2.5-0.5b")).with_suffix(".txt").read_text()
+
+    def fake_run(command, **kwargs):
+        commands.append(command)
+        out = json.dumps(bench) if "--export" in command else log
+        return subprocess.CompletedProcess(command, 0, stdout=out, stderr="")
+
+    monkeypatch.setattr(calibrate.subprocess, "run", fake_run)
+    monkeypatch.setattr(calibrate, "installed_vllm_version", lambda: "0.25.1")
+    args = ["--model", "qwen2.5-0.5b", "--gpu", "h200", "--max-model-len", "1024", "--data-dir", str(tmp_path)]
+    assert main(args + ["--repeats", "3"]) == 0
+    sweep = commands[0]
+    assert sweep[sweep.index("--repeats") + 1] == "3"
+    assert "host line:" in capsys.readouterr().out
+    assert main(args + ["--repeats", "0"]) == 2
+    assert "--repeats must be 1 or more, got 0" in capsys.readouterr().err
