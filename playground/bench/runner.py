@@ -10,7 +10,6 @@ import asyncio
 import os
 import platform
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, replace
@@ -19,7 +18,7 @@ from planner.engine_config import EngineConfig
 from pathlib import Path
 
 from playground.bench import store
-from playground.bench.sweep import PRECISIONS, PointResult, SweepCancelled, SweepSpec, run_precision
+from playground.bench.sweep import PRECISIONS, python_loop_ms, PointResult, SweepCancelled, SweepSpec, run_precision
 from playground.engines.base import Engine, RequestError
 from playground.metrics import RunMetrics
 
@@ -149,21 +148,6 @@ def host_facts() -> dict:
     facts["python_loop_ms"] = python_loop_ms()
     return facts
 
-
-def python_loop_ms(repeats: int = 3) -> float:
-    """One core's pace at the kind of work vLLM does per step in Python (dicts, lists, attribute-free small objects):
-    the best of a few runs of a fixed loop, in ms (lower is faster). Recorded beside the CPU's name, so host-bound
-    rows of two hosts can be set against their hosts' pace rather than a model name."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        table: dict[int, list[int]] = {}
-        for i in range(100_000):
-            table.setdefault(i & 1023, []).append(i)
-            if len(table[i & 1023]) > 8:
-                table[i & 1023].pop(0)
-        best = min(best, time.perf_counter() - start)
-    return round(best * 1e3, 2)
 
 
 def environment(config: BenchConfig) -> dict:

@@ -77,6 +77,8 @@ class PointResult:
     repeat_tpot_p50_s: tuple[float, ...] = ()  # each repeat's, in the order run: how far one wave is from the next
     repeat_itl_p50_s: tuple[float, ...] = ()
     repeat_tpot_mean_s: tuple[float, ...] = ()
+    # the host's one-core pace just before each repeat (python_loop_ms): a small engine's step is host work
+    repeat_python_loop_ms: tuple[float, ...] = ()
 
     @property
     def percent_of_roofline(self) -> float | None:
@@ -93,7 +95,8 @@ class PointResult:
                    percent_of_roofline=self.percent_of_roofline, vllm_bench_command=self.vllm_bench_command,
                    predicted_decode_tok_s=self.predicted_decode_tok_s,
                    repeat_tpot_p50_s=list(self.repeat_tpot_p50_s), repeat_itl_p50_s=list(self.repeat_itl_p50_s),
-                   repeat_tpot_mean_s=list(self.repeat_tpot_mean_s))
+                   repeat_tpot_mean_s=list(self.repeat_tpot_mean_s),
+                   repeat_python_loop_ms=list(self.repeat_python_loop_ms))
         return row
 
 
@@ -123,6 +126,22 @@ async def run_point(engine: Engine, prompts: Sequence[tuple[int, ...]], output_l
     return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts))))
 
 
+def python_loop_ms(repeats: int = 3) -> float:
+    """One core's pace at the kind of work vLLM does per step in Python (dicts, lists, attribute-free small objects):
+    the best of a few runs of a fixed loop, in ms (lower is faster). Recorded beside the CPU's name, so host-bound
+    rows of two hosts can be set against their hosts' pace rather than a model name."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        table: dict[int, list[int]] = {}
+        for i in range(100_000):
+            table.setdefault(i & 1023, []).append(i)
+            if len(table[i & 1023]) > 8:
+                table[i & 1023].pop(0)
+        best = min(best, time.perf_counter() - start)
+    return round(best * 1e3, 2)
+
+
 class SweepCancelled(Exception):
     pass
 
@@ -148,12 +167,14 @@ async def run_precision(engine: Engine, precision: str, spec: SweepSpec, vocab_s
         await run_point(engine, warm, spec.output_len, c, f"{precision}-c{c}-warmup", cancel)
         repeats: list[RunMetrics] = []
         readings: list[dict] = []
+        paces: list[float] = []
         for r in range(spec.repeats):
             if cancel is not None and cancel.is_set():
                 raise SweepCancelled(f"cancelled during {precision} at concurrency {c}")
             prompts = prompts_of(r)
             say(f"{precision} at concurrency {c}: timed repeat {r + 1} of {spec.repeats} ({len(prompts)} request{'s' if len(prompts) > 1 else ''} of "
                 f"{spec.input_len} prompt + {spec.output_len} output tokens, {c} at a time)")
+            paces.append(python_loop_ms(repeats=1))  # between waves (tens of ms): during one it would take the GIL
             if sampler is not None:
                 with sampler() as samples:
                     timings = await run_point(engine, prompts, spec.output_len, c, f"{precision}-c{c}-r{r}", cancel)
@@ -174,7 +195,8 @@ async def run_precision(engine: Engine, precision: str, spec: SweepSpec, vocab_s
                                    repeat_output_tok_s=tuple(m.output_tok_s for m in repeats),
                                    repeat_tpot_p50_s=tuple(m.tpot_p50_s for m in repeats),
                                    repeat_itl_p50_s=tuple(m.itl_p50_s for m in repeats),
-                                   repeat_tpot_mean_s=tuple(m.tpot_mean_s for m in repeats), **extra))
+                                   repeat_tpot_mean_s=tuple(m.tpot_mean_s for m in repeats),
+                                   repeat_python_loop_ms=tuple(paces), **extra))
         if point_done is not None:
             point_done(results[-1])  # saved now: a sweep killed later keeps this point
     return results

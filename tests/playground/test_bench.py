@@ -38,6 +38,9 @@ def test_cpu_sweep_measures_real_timings_and_saves_them(tmp_path):
     # the host's CPU is in every run: a small engine's speed is that CPU's (docs/speed.md)
     host = json.loads(store.to_json(meta, rows))["run"]["environment"]["host"]
     assert host["cpus"] >= 1 and host["cpu_model"] and host["load_average_1m"] >= 0 and host["python_loop_ms"] > 0
+    # and its one-core pace before each repeat's wave, one reading a repeat
+    assert all(len(r["repeat_python_loop_ms"]) == len(r["repeat_tpot_p50_s"]) and min(r["repeat_python_loop_ms"]) > 0
+               for r in json.loads(store.to_json(meta, rows))["points"])
 
 
 def test_history_lists_runs_and_unknown_runs_are_named(tmp_path):
