@@ -8,6 +8,7 @@ one, with the speed bar (decode tok/s within 15% at batch 1, 20% at batch >= 8).
 
     python benchmarks/host_calibration.py                                  # qwen2.5-0.5b's sweep calibrates, qwen2.5-1.5b's checks
     python benchmarks/host_calibration.py --calibrate qwen2.5-1.5b --check qwen2.5-0.5b
+    python benchmarks/host_calibration.py --sweep one-host --check llama-3.2-1b   # the three engines of 2026-12-03
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ from planner.calibrate import calibrate_from_records, sweep_points  # noqa: E402
 from planner.models import model_spec  # noqa: E402
 from planner.speed import SPEED_CALIBRATION, predict_speed, steady_step_s  # noqa: E402
 
-# both models swept by one command on one H200 lease: `bash benchmarks/gpu.sh sweep qwen2.5-0.5b,qwen2.5-1.5b ...`
-SWEEP = "docs/results/speed-rows/dense/" "h200-2026-12-03-{model}-five-repeats.json"
+# engines swept on one H200 lease's host, by name: `bash benchmarks/gpu.sh sweep qwen2.5-0.5b,qwen2.5-1.5b ...` (five
+# repeats), and `gpu.sh host-line qwen2.5-0.5b llama-3.2-1b` then `host-line - qwen2.5-1.5b` (calibrate's own sweep)
+SWEEPS = {"five-repeats": "docs/results/speed-rows/dense/" "h200-2026-12-03-{model}-five-repeats.json",
+          "one-host": "docs/results/speed-rows/dense/" "h200-2026-12-03-{model}-one-host.json"}
+SWEEP = SWEEPS["five-repeats"]
 
 
 def points(model: str, sweep: str) -> list[dict]:
@@ -42,10 +46,13 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calibrate", default="qwen2.5-0.5b", help="the engine whose sweep calibrates (catalog name)")
     parser.add_argument("--check", default="qwen2.5-1.5b", help="the engine whose sweep is predicted (catalog name)")
-    parser.add_argument("--sweep", default=SWEEP, help="the exports' path, {model} for the name (default: %(default)s)")
+    parser.add_argument("--sweep", default="five-repeats",
+                        help=f"the recorded sweeps ({' or '.join(SWEEPS)}) or the exports' path, {{model}} for the name "
+                             "(default: %(default)s)")
     parser.add_argument("--gpu", default="h200")
     parser.add_argument("--large", default="llama-3-8b", help="a model large for the GPU, whose plan the calibration must not move")
     args = parser.parse_args(argv)
+    args.sweep = SWEEPS.get(args.sweep, args.sweep)
     gpu = gpu_preset(args.gpu)
     result = calibrate_from_records(gpu, "0.25.1", [], points(args.calibrate, args.sweep))
     speed = result["speed"]

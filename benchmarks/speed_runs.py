@@ -44,12 +44,12 @@ class Source:
     host_bound: bool = False
 
 
-def _h200_sweep(path: str, held_out: bool, host_bound: bool = False) -> Source:
+def _h200_sweep(path: str, held_out: bool, host_bound: bool = False, group: str = "") -> Source:
     """One of the gpu.sh sweeps in docs/results/speed-rows/<folder>/ (one H200, dummy weights; those in moe/ under
-    vLLM's uniform routing simulator), grouped by its folder."""
+    vLLM's uniform routing simulator), grouped by its folder unless ``group`` names the runs it pairs with."""
     folder = path.split("/")[0]
     return Source(f"docs/results/speed-rows/{path}", "sweep", "h200", "", held_out,
-                  note="MoE, uniform routing" if folder == "moe" else "", group=folder, host_bound=host_bound)
+                  note="MoE, uniform routing" if folder == "moe" else "", group=group or folder, host_bound=host_bound)
 
 
 SOURCES = (
@@ -122,7 +122,18 @@ SOURCES = (
     _h200_sweep("checkpoints/h200-2026-12-03-llama-3.1-8b-instruct-w8a8.json", True),
     # recorded after DeepGEMM's factor was frozen (132ccb7), held out: Qwen3-8B-FP8, a published block-FP8 checkpoint
     # of another shape (36 layers, 151k vocabulary); its 16-bit original did not run (the lease's time ran out)
-    _h200_sweep("checkpoints/h200-2026-12-03-qwen3-8b-fp8.json", True),
+    _h200_sweep("checkpoints/h200-2026-12-03-qwen3-8b-fp8.json", True, group="qwen3-8b"),
+    # recorded later that day on another lease (f5d2562, the fit unchanged), held out: its 16-bit original, for the
+    # checkpoint's FP8 / 16-bit ratio (each a run of one precision: paired by their group)
+    _h200_sweep("checkpoints/h200-2026-12-03-qwen3-8b.json", True, group="qwen3-8b"),
+    # recorded after the host line's calibration landed (f5d2562, the fit unchanged), held out: three engines too small
+    # for the GPU on one lease's host, Qwen2.5-0.5B as `calibrate --repeats 3` swept it, then Llama-3.2-1B and
+    # Qwen2.5-1.5B (benchmarks/host_calibration.py predicts them on the line the first calibrated); and Qwen2.5-0.5B
+    # on another lease, five repeats, each with the host's one-core pace before it (c500f72)
+    _h200_sweep("dense/h200-2026-12-03-qwen2.5-0.5b-one-host.json", True),
+    _h200_sweep("dense/h200-2026-12-03-llama-3.2-1b-one-host.json", True),
+    _h200_sweep("dense/h200-2026-12-03-qwen2.5-1.5b-one-host.json", True),
+    _h200_sweep("dense/h200-2026-12-03-qwen2.5-0.5b-host-pace.json", True),
     # MoE, one H200, dummy weights under vLLM's uniform routing simulator (docs/speed.md): Qwen3-30B-A3B fits the MoE
     # terms; Mixtral-8x7B (8 large experts, top 2) and Qwen1.5-MoE-A2.7B (60 small ones, top 4, a shared expert) are
     # held out. The earlier Qwen3-30B-A3B run under the dummy weights' own router (moe/*-dummy-router.json) is kept

@@ -75,10 +75,11 @@ FITTED_HEAD_DIM_NOTE = ("attention heads of {head_dim} dims: the KV cache reads 
 # and not with the model's bytes. That work is a line, SpeedCalibration.host_step_s + host_sequence_s x batch, fitted
 # to Llama-3.2-1B's rows alone; no step is predicted shorter than it (a point it sets is "host"-bound), and an engine
 # whose batch-1 step from the GPU's side is under it says so. That work is the host's CPU, not the GPU: held out,
-# engines this small missed by up to 42% (Llama-3.2-1B 16-bit at batch 8 in its second run), and the same engine ran
-# up to 1.5x slower on the host of one lease of the H200 than on another's (Qwen2.5-0.5B 16-bit at batch 1: 597
-# tok/s, then 395-513 in five waves). The ± such an engine carries is that held-out error, not the fitted rows'.
-HOST_MEASURED_SPREAD = 0.42
+# one run of an engine this small missed by up to 44% (Qwen2.5-0.5B 16-bit at batch 8, its five-repeat sweep; pooled
+# over every run, 34%), and the same engine ran up to 1.5x slower on the host of one lease of the H200 than on
+# another's (Qwen2.5-0.5B 16-bit at batch 1: 597 tok/s, then 395-513 in five waves). The ± such an engine carries
+# is that held-out error of one run, what a user running it once meets, not the fitted rows' residual.
+HOST_MEASURED_SPREAD = 0.44
 HOST_MEASURED_BATCH = 64  # the largest batch among the rows the line is fitted to
 HOST_EXTRAPOLATED_NOTE = ("from batch {batch:,} the step is vLLM's own work per step as the line extrapolates it: the "
                           "rows it is fitted to went to batch 64 only")

@@ -70,18 +70,22 @@ def test_held_out_points_meet_the_bar_but_for_engines_too_small_for_their_gpu():
     # Llama-3.2-1B: their FP8 and 16-bit steps are vLLM's own work on the host's CPU, which the line gives both
     # alike; measured, the same engine ran up to 1.5x slower on the host of one lease than of another (docs/speed.md)
     table, decode_failures = accuracy.decode_table(rows)
-    assert decode_failures == 10 and {f[0] for f in _failed(table)} <= small
+    assert decode_failures == 11 and {f[0] for f in _failed(table)} <= small
     table, ratio_failures = accuracy.ratio_table(rows)
-    assert ratio_failures == 6 and {f[0] for f in _failed(table)} <= small
-    # the ± such an engine prints is the largest held-out error of the points the planner calls host-bound
+    assert ratio_failures == 5 and {f[0] for f in _failed(table)} <= small
+    # the ± such an engine prints is the largest held-out error of one run's point the planner calls host-bound
+    # (a user runs it once); pooled over every run, the points sit well inside it
     from benchmarks.fit_speed import measured_decode_tok_s, predicted_decode_tok_s
 
-    worst = max(abs(predicted_decode_tok_s(r) / measured_decode_tok_s(r) - 1) for r in rows if _host_bound(r))
+    error = lambda r: abs(predicted_decode_tok_s(r) / measured_decode_tok_s(r) - 1)  # noqa: E731
+    one_run = [r for r in held_out_rows() if not accuracy.is_moe(r) and _host_bound(r)]
+    worst = max(error(r) for r in one_run)
     assert worst <= HOST_MEASURED_SPREAD < worst + 0.01
-    # the same engine on the hosts of two leases: Qwen2.5-0.5B 16-bit at batch 1, one wave then five
+    assert max(error(r) for r in rows if _host_bound(r)) < HOST_MEASURED_SPREAD - 0.05
+    # the same engine on the hosts of four runs (1 + 5 + 3 + 5 waves): Qwen2.5-0.5B 16-bit at batch 1 spans 1.5x
     (tiny,) = [r for r in rows if (r.model, r.precision, r.concurrency) == ("qwen2.5-0.5b", "fp16", 1)]
-    first, *again = [1 / t for t, _ in tiny.waves]
-    assert len(again) == 5 and first / max(again) > 1.15 and first / min(again) > 1.5
+    waves = [1 / t for t, _ in tiny.waves]
+    assert len(waves) == 14 and max(waves) / min(waves) > 1.5
     # without them, every held-out dense point and ratio is within the bar
     big = [r for r in rows if r.model not in small]
     assert len(big) >= 50 and accuracy.decode_table(big)[1] == 0 and accuracy.ratio_table(big)[1] == 0
