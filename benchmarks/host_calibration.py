@@ -32,7 +32,6 @@ from planner.speed import SPEED_CALIBRATION, predict_speed, steady_step_s  # noq
 # repeats), and `gpu.sh host-line qwen2.5-0.5b llama-3.2-1b` then `host-line - qwen2.5-1.5b` (calibrate's own sweep)
 SWEEPS = {"five-repeats": "docs/results/speed-rows/dense/" "h200-2026-12-03-{model}-five-repeats.json",
           "one-host": "docs/results/speed-rows/dense/" "h200-2026-12-03-{model}-one-host.json"}
-SWEEP = SWEEPS["five-repeats"]
 
 
 def points(model: str, sweep: str) -> list[dict]:

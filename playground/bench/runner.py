@@ -18,7 +18,7 @@ from planner.engine_config import EngineConfig
 from pathlib import Path
 
 from playground.bench import store
-from playground.bench.sweep import PRECISIONS, python_loop_ms, PointResult, SweepCancelled, SweepSpec, run_precision
+from playground.bench.sweep import PRECISIONS, PointResult, SweepCancelled, SweepSpec, python_loop_ms, run_precision
 from playground.engines.base import Engine, RequestError
 from playground.metrics import RunMetrics
 
@@ -147,7 +147,6 @@ def host_facts() -> dict:
         pass
     facts["python_loop_ms"] = python_loop_ms()
     return facts
-
 
 
 def environment(config: BenchConfig) -> dict:

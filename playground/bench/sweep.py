@@ -127,9 +127,9 @@ async def run_point(engine: Engine, prompts: Sequence[tuple[int, ...]], output_l
 
 
 def python_loop_ms(repeats: int = 3) -> float:
-    """One core's pace at the kind of work vLLM does per step in Python (dicts, lists, attribute-free small objects):
-    the best of a few runs of a fixed loop, in ms (lower is faster). Recorded beside the CPU's name, so host-bound
-    rows of two hosts can be set against their hosts' pace rather than a model name."""
+    """One core's pace at small-dict and list work in Python: the best of a few runs of a fixed loop, in ms (lower is
+    faster). Recorded beside the CPU's name and before each wave, so host-bound rows can be read against the host's
+    pace (on the H200 a reading did not predict the next wave's step: docs/speed.md)."""
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
