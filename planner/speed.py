@@ -75,22 +75,25 @@ FITTED_HEAD_DIM_NOTE = ("attention heads of {head_dim} dims: the KV cache reads 
 # and not with the model's bytes. That work is a line, SpeedCalibration.host_step_s + host_sequence_s x batch, fitted
 # to Llama-3.2-1B's rows alone; no step is predicted shorter than it (a point it sets is "host"-bound), and an engine
 # whose batch-1 step from the GPU's side is under it says so. That work is the host's CPU, not the GPU: held out,
-# one run of an engine this small missed by up to 44% (Qwen2.5-0.5B 16-bit at batch 8, its five-repeat sweep; pooled
-# over every run, 34%), and the same engine ran up to 1.5x slower on the host of one lease of the H200 than on
-# another's (Qwen2.5-0.5B 16-bit at batch 1: 597 tok/s, then 395-513 in five waves). The ± such an engine carries
-# is that held-out error of one run, what a user running it once meets, not the fitted rows' residual.
-HOST_MEASURED_SPREAD = 0.44
+# one run of an engine this small missed by up to 45% (Qwen3-0.6B's FP8 engine at batch 8, 2026-12-04: it ran 0.61x
+# its 16-bit engine's speed there, in all three waves, where the line gives both the same; before it, Qwen2.5-0.5B
+# 16-bit at batch 8 in its five-repeat sweep, 44%), and the same engine ran up to 1.5x slower on the host of one
+# lease of the H200 than on another's (Qwen2.5-0.5B 16-bit at batch 1: 597 tok/s, then 395-513 in five waves). The
+# ± such an engine carries is that held-out error of one run, what a user running it once meets, not the fitted
+# rows' residual.
+HOST_MEASURED_SPREAD = 0.45
 HOST_MEASURED_BATCH = 64  # the largest batch among the rows the line is fitted to
 HOST_EXTRAPOLATED_NOTE = ("from batch {batch:,} the step is vLLM's own work per step as the line extrapolates it: the "
                           "rows it is fitted to went to batch 64 only")
 HOST_REACHED_NOTE = ("from batch {batch:,} the step is vLLM's own work per step, {base:.2f} ms + {per_request:.0f} µs "
                      "per running request (the line fitted to {models}), longer there than the GPU's: that work is "
-                     "the host's CPU, so FP8 gains little or nothing at those batches, and they carry the ± of "
+                     "the host's CPU, so FP8 gains nothing at those batches and can lose, and they carry the ± of "
                      "held-out engines this small, {spread:.0%}")
 HOST_BOUND_NOTE = ("from the GPU's side a step here would take under {floor:.2f} ms, what vLLM's own work per step "
                    "took for the smallest engine measured ({models}: {base:.2f} ms + {per_request:.0f} µs per running "
                    "request, a line fitted to its runs), so the step is that line wherever it is the longer one (the "
-                   "same tok/s per request at several batches) and FP8 gains little or nothing there. That work is "
+                   "same tok/s per request at several batches) and FP8 gains nothing there and can lose (Qwen3-0.6B's "
+                   "FP8 engine ran 0.61-0.79x its 16-bit one). That work is "
                    "the host's CPU, not the GPU: the same engine ran up to 1.5x slower on one host of an H200 than on "
                    "another, and held-out engines this small missed by up to {spread:.0%}, the ± here")
 

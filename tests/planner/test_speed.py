@@ -6,6 +6,7 @@ import importlib
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from planner import PlannerError, gpu_preset, model_spec
@@ -60,28 +61,35 @@ def test_held_out_points_meet_the_bar_but_for_engines_too_small_for_their_gpu():
     from benchmarks.speed_runs import held_out_rows, pooled
 
     rows = pooled([r for r in held_out_rows() if not accuracy.is_moe(r)])
-    assert len(rows) >= 85
+    assert len(rows) >= 106
     # another 96-wide shape, held out against the factor fitted to Phi-3-mini, and SmolLM2-1.7B's 64-wide heads
-    assert {"llama-3.2-3b-96-wide-heads", "smollm2-1.7b", "qwen2.5-0.5b", "qwen2.5-1.5b"} <= {r.model for r in rows}
+    assert {"llama-3.2-3b-96-wide-heads", "smollm2-1.7b", "qwen2.5-0.5b", "qwen2.5-1.5b", "qwen3-0.6b"} <= {r.model for r in rows}
     assert "phi-3-mini" not in {r.model for r in rows}  # fitted since its factor
     small = {r.model for r in rows if _host_bound(r)}
-    assert small == {"smollm2-1.7b", "qwen2.5-0.5b", "qwen2.5-1.5b", "llama-3.2-1b"}
+    assert small == {"smollm2-1.7b", "qwen2.5-0.5b", "qwen2.5-1.5b", "llama-3.2-1b", "qwen3-0.6b"}
     # every miss, decode or ratio, is a model small enough that one of its engines is under the host line fitted to
     # Llama-3.2-1B: their FP8 and 16-bit steps are vLLM's own work on the host's CPU, which the line gives both
     # alike; measured, the same engine ran up to 1.5x slower on the host of one lease than of another (docs/speed.md)
     table, decode_failures = accuracy.decode_table(rows)
-    assert decode_failures == 11 and {f[0] for f in _failed(table)} <= small
+    assert decode_failures == 14 and {f[0] for f in _failed(table)} <= small
     table, ratio_failures = accuracy.ratio_table(rows)
-    assert ratio_failures == 5 and {f[0] for f in _failed(table)} <= small
+    assert ratio_failures == 9 and {f[0] for f in _failed(table)} <= small
     # the ± such an engine prints is the largest held-out error of one run's point the planner calls host-bound
-    # (a user runs it once); pooled over every run, the points sit well inside it
+    # (a user runs it once); pooled over several runs, the points of the engines measured more than once sit well
+    # inside it
     from benchmarks.fit_speed import measured_decode_tok_s, predicted_decode_tok_s
 
     error = lambda r: abs(predicted_decode_tok_s(r) / measured_decode_tok_s(r) - 1)  # noqa: E731
     one_run = [r for r in held_out_rows() if not accuracy.is_moe(r) and _host_bound(r)]
     worst = max(error(r) for r in one_run)
     assert worst <= HOST_MEASURED_SPREAD < worst + 0.01
-    assert max(error(r) for r in rows if _host_bound(r)) < HOST_MEASURED_SPREAD - 0.05
+    again = {"qwen2.5-0.5b", "qwen2.5-1.5b", "llama-3.2-1b"}
+    assert max(error(r) for r in rows if r.model in again and _host_bound(r)) < HOST_MEASURED_SPREAD - 0.05
+    # Qwen3-0.6B's worst point is its FP8 engine's, slower than its 16-bit one in every wave (one run, one host):
+    # not the host's noise but the engine, where the line gives both precisions the same step
+    speed = {(r.precision, r.concurrency): measured_decode_tok_s(r) for r in rows if r.model == "qwen3-0.6b"}
+    assert all(speed["fp8", b] < 0.8 * speed["fp16", b] for b in (1, 8, 32, 64))
+    assert max(error(r) for r in one_run if r.model == "qwen3-0.6b") == worst
     # the same engine on the hosts of four runs (1 + 5 + 3 + 5 waves): Qwen2.5-0.5B 16-bit at batch 1 spans 1.5x
     (tiny,) = [r for r in rows if (r.model, r.precision, r.concurrency) == ("qwen2.5-0.5b", "fp16", 1)]
     waves = [1 / t for t, _ in tiny.waves]
@@ -559,3 +567,20 @@ def test_a_checkpoints_own_gemm_kernel_reads_at_its_fitted_factor_and_one_never_
     assert own_gemm_kernel(model_spec("llama-3.1-8b-instruct-w8a8"), H200) is None
     dynamic = predict_speed("llama-3.1-8b-instruct-fp8-dynamic", H200, max_model_len=1024)
     assert all(pt.spread < 0.1 for pt in dynamic.points) and not any("GEMMs run in" in n for n in dynamic.notes)
+
+
+def test_no_single_host_line_meets_the_bar_for_every_engine_too_small_for_its_gpu():
+    """benchmarks/host_line_search.py, which docs/speed.md quotes: the same point of such an engine moved more from one
+    run to another than the bar's band, so the best line of the grid leaves points outside it, and the line refitted
+    to those runs in log terms puts fewer within it than the shipped one (why the shipped line stays)."""
+    search = importlib.import_module("benchmarks.host_line_search")
+    rows, gpu_step, measured, batch = search.points()
+    assert {"qwen2.5-0.5b", "qwen3-0.6b", "llama-3.2-1b", "olmoe-1b-7b"} <= {r.model for r in rows}
+    shipped = search.within(SPEED_CALIBRATION.host_step_s, SPEED_CALIBRATION.host_sequence_s, gpu_step, measured, batch)
+    dense = np.array([not importlib.import_module("benchmarks.speed_accuracy").is_moe(r) for r in rows])
+    refit = search.within(*search.log_fit(measured[dense], batch[dense]), gpu_step, measured, batch)
+    assert refit.sum() < shipped.sum() < len(rows)
+    best = max(search.within(b, s, gpu_step, measured, batch).sum() for b in search.BASES_S[::5]
+               for s in search.PER_SEQUENCE_S[::4])
+    assert shipped.sum() <= best < 0.75 * len(rows)
+
