@@ -276,7 +276,7 @@ def test_an_api_call_builds_no_block_configuration():
 def test_the_pages_stream_updates_at_most_every_half_second(cpu_app):
     """A headless client receives exactly what the page receives (the undocumented /ui_run event): its updates
     come at most every 0.5 s of the run, however fast or slow the machine, so formatting the page cannot take
-    the engines' CPU token by token. (A decode-speed comparison would be a timed test: on a 2-core runner one
+    the engines' CPU token by token; the chart comes with one update in four or so, and whole at the end. (A decode-speed comparison would be a timed test: on a 2-core runner one
     24-token run varies by about 12% either way.)"""
     import json
     import time
@@ -287,7 +287,7 @@ def test_the_pages_stream_updates_at_most_every_half_second(cpu_app):
     with httpx.Client(timeout=300) as http:
         event_id = http.post(f"{cpu_app}gradio_api/call/ui_run", json={"data": [
             prompt, "fair", True, 0.0, 1.0, 0, max_tokens, 0, 1.0, 0.0, 0.0, ""]}).json()["event_id"]
-        updates, event, last, start = 0, None, None, time.monotonic()
+        updates, charts, event, last, start = 0, 0, None, None, time.monotonic()
         with http.stream("GET", f"{cpu_app}gradio_api/call/ui_run/{event_id}") as stream:
             for line in stream.iter_lines():
                 if line.startswith("event:"):
@@ -295,12 +295,26 @@ def test_the_pages_stream_updates_at_most_every_half_second(cpu_app):
                 elif line.startswith("data:") and event in ("generating", "complete"):
                     updates += event == "generating"
                     last = json.loads(line[5:])
+                    charts += event == "generating" and last[5].get("__type__") != "update"  # not gr.skip()
                     if event == "complete":
                         break
         wall = time.monotonic() - start
     assert "decode **" in last[2] and "decode **" in last[4]  # both columns finished, with their speeds
     # 2 x 24 tokens one by one would be 48 updates or more; throttled: one per 0.5 s, and the start and the end
     assert updates <= wall / 0.5 + 3, (updates, wall)
+    # the chart, plotly's redraw in the page, every 2 s, at each line's first token, and in the final update
+    assert 1 <= charts <= wall / 2.0 + 2 + 2, (charts, updates, wall)
+    lines = {trace["name"]: len(trace["x"]) for trace in json.loads(last[5]["plot"])["data"]}
+    assert set(lines) == {"16-bit", "FP8"} and min(lines.values()) > 1, lines
+
+
+def test_the_chart_is_redrawn_every_two_seconds_and_when_a_line_starts():
+    from playground.ui.playground_tab import CHART_INTERVAL_S, chart_due
+
+    assert chart_due(10.0, None, 0, 0)  # the first update
+    assert not chart_due(10.5, 10.0, 1, 1) and not chart_due(10.0 + CHART_INTERVAL_S - 0.01, 10.0, 1, 1)
+    assert chart_due(10.0 + CHART_INTERVAL_S, 10.0, 1, 1)
+    assert chart_due(10.5, 10.0, 1, 2)  # the next engine's first token
 
 
 def _sse(response) -> list[tuple[str, dict]]:

@@ -15,6 +15,10 @@ from playground.service import ComparisonResult, Playground
 from playground.ui.inputs import USER_ERRORS, sampling_from
 
 UI_INTERVAL_S = 0.5
+# The chart is redrawn less often than the text: plotly's redraw was most of the page's own work while a run
+# streamed, and a page that falls behind the stream shows stale text and answers clicks late (a 200-token run
+# on half a core: page busy 212 s of 243 s with the chart in every update, 122 s of 200 s so; page_work.py).
+CHART_INTERVAL_S = 2.0
 MODE_CHOICES = views.mode_choices("vllm")
 
 
@@ -42,6 +46,17 @@ async def until_stopped(items, stop: asyncio.Event):
         waiter.cancel()
         with contextlib.suppress(Exception):
             await it.aclose()
+
+
+def chart_lines(snapshots) -> int:
+    """The lines the tokens-over-time chart has for these snapshots: a request's line starts at its first token."""
+    return sum(1 for column in snapshots for t in column.timings if t.chunk_times_s)
+
+
+def chart_due(now: float, last_drawn: float | None, lines_drawn: int, lines: int) -> bool:
+    """Whether a streamed update carries the chart: every CHART_INTERVAL_S, and at once when a new line
+    starts (the next engine's first token shows in the chart as soon as in its column)."""
+    return last_drawn is None or lines != lines_drawn or now - last_drawn >= CHART_INTERVAL_S
 
 
 def timeline_plot(snapshots, mode: str) -> PlotData:
@@ -118,7 +133,8 @@ def build(playground: Playground, examples: list[str]) -> dict:
                      seed_value, repetition_value, presence_value, frequency_value, stop_value, request: gr.Request):
         """Stream both columns and the tokens-over-time chart; keeps the last good results when the request
         is refused. The page is updated at most every UI_INTERVAL_S: formatting and diffing each snapshot is
-        web-server work that would otherwise compete with the engines. Stop ends the run from inside (see
+        web-server work that would otherwise compete with the engines; the chart comes with some of those
+        updates only (chart_due), the final and the stopped ones always carry it. Stop ends the run from inside (see
         on_stop): the run's own last update is the stopped view, so no cancelled-event status can land after it."""
         key = getattr(request, "session_hash", None) or "no-session"
         stop = runs[key] = asyncio.Event()
@@ -126,7 +142,7 @@ def build(playground: Playground, examples: list[str]) -> dict:
         try:
             sampling = sampling_from(temperature_value, top_p_value, top_k_value, max_tokens_value, seed_value,
                                      repetition_value, presence_value, frequency_value, stop_value)
-            final, last = None, 0.0
+            final, last, chart_drawn, lines_drawn = None, 0.0, None, 0
             async for item in until_stopped(playground.compare(prompts_text, sampling, mode=mode_value,
                                                                chat=chat_value), stop):
                 if isinstance(item, ComparisonResult):
@@ -136,7 +152,10 @@ def build(playground: Playground, examples: list[str]) -> dict:
                 if time.perf_counter() - last < UI_INTERVAL_S:
                     continue
                 last = time.perf_counter()
-                yield (headline_text(item, mode_value), *column_values(item), timeline_plot(item, mode_value),
+                chart = gr.skip()
+                if chart_due(last, chart_drawn, lines_drawn, chart_lines(item)):
+                    chart, chart_drawn, lines_drawn = timeline_plot(item, mode_value), last, chart_lines(item)
+                yield (headline_text(item, mode_value), *column_values(item), chart,
                        "_The quality diff comes when both answers are complete._", "", (item, mode_value))
         except USER_ERRORS as e:
             # the previous results stay; the error sits by Run
