@@ -295,7 +295,7 @@ def test_the_pages_stream_updates_at_most_every_half_second(cpu_app):
                 elif line.startswith("data:") and event in ("generating", "complete"):
                     updates += event == "generating"
                     last = json.loads(line[5:])
-                    charts += event == "generating" and last[5].get("__type__") != "update"  # not gr.skip()
+                    charts += event == "generating" and "value" in last[5]  # gr.skip() carries none
                     if event == "complete":
                         break
         wall = time.monotonic() - start
@@ -304,8 +304,36 @@ def test_the_pages_stream_updates_at_most_every_half_second(cpu_app):
     assert updates <= wall / 0.5 + 3, (updates, wall)
     # the chart, plotly's redraw in the page, every 2 s, at each line's first token, and in the final update
     assert 1 <= charts <= wall / 2.0 + 2 + 2, (charts, updates, wall)
-    lines = {trace["name"]: len(trace["x"]) for trace in json.loads(last[5]["plot"])["data"]}
+    lines = {trace["name"]: len(trace["x"]) for trace in json.loads(last[5]["value"]["plot"])["data"]}
     assert set(lines) == {"16-bit", "FP8"} and min(lines.values()) > 1, lines
+
+
+def test_a_deep_link_taken_after_a_run_holds_the_runs_final_chart(cpu_app):
+    """The chart skips most streamed updates; the session Gradio saves for a deep link still holds the
+    chart of the run's last update, both lines point for point (the page's own updates, through the queue)."""
+    import json
+    import uuid
+
+    import httpx
+
+    session = uuid.uuid4().hex
+    with httpx.Client(timeout=300) as http:
+        config = http.get(f"{cpu_app}config").json()
+        fn_index = next(i for i, d in enumerate(config["dependencies"]) if d.get("api_name") == "ui_run")
+        http.post(f"{cpu_app}gradio_api/queue/join", json={"data": [
+            "Explain in two sentences why FP8 inference can be faster.", "fair", True, 0.0, 1.0, 0, 24, 0, 1.0, 0.0,
+            0.0, ""], "fn_index": fn_index, "session_hash": session}).raise_for_status()
+        with http.stream("GET", f"{cpu_app}gradio_api/queue/data", params={"session_hash": session}) as stream:
+            for line in stream.iter_lines():
+                message = json.loads(line[5:]) if line.startswith("data:") else {}
+                if message.get("msg") == "process_completed":
+                    final = message["output"]["data"][5]["value"]
+                    break
+        link = http.get(f"{cpu_app}gradio_api/deep_link", params={"session_hash": session}).json()
+        components = http.get(f"{cpu_app}config", params={"deep_link": link}).json()["components"]
+    chart = next(c for c in components if c["props"].get("elem_id") == "speed-chart")["props"]["value"]
+    lines = {trace["name"]: len(trace["x"]) for trace in json.loads(chart["plot"])["data"]}
+    assert chart == final and set(lines) == {"16-bit", "FP8"} and min(lines.values()) > 1, lines
 
 
 def test_the_chart_is_redrawn_every_two_seconds_and_when_a_line_starts():

@@ -59,9 +59,13 @@ def chart_due(now: float, last_drawn: float | None, lines_drawn: int, lines: int
     return last_drawn is None or lines != lines_drawn or now - last_drawn >= CHART_INTERVAL_S
 
 
-def timeline_plot(snapshots, mode: str) -> PlotData:
-    """The tokens-over-time chart as gr.Plot's own value: plotly JSON built cheaply (charts.timeline_json)."""
-    return PlotData(type="plotly", plot=charts.timeline_json(snapshots, mode))
+def chart_update(snapshots, mode: str) -> dict:
+    """The tokens-over-time chart for gr.Plot: plotly JSON built cheaply (charts.timeline_json), sent as an
+    update because that is what a deep link records. A gr.skip() puts a fresh copy of the Plot, with a new _id
+    and no value, in the session; a plain value after it is recorded under the copy's _id, not the chart's
+    (gradio 6.31, blocks.py postprocess_data), so the link's state.json had no chart. An update's value is
+    recorded under the chart's own _id."""
+    return gr.update(value=PlotData(type="plotly", plot=charts.timeline_json(snapshots, mode)))
 
 
 def element_id(label: str) -> str:
@@ -154,7 +158,7 @@ def build(playground: Playground, examples: list[str]) -> dict:
                 last = time.perf_counter()
                 chart = gr.skip()
                 if chart_due(last, chart_drawn, lines_drawn, chart_lines(item)):
-                    chart, chart_drawn, lines_drawn = timeline_plot(item, mode_value), last, chart_lines(item)
+                    chart, chart_drawn, lines_drawn = chart_update(item, mode_value), last, chart_lines(item)
                 yield (headline_text(item, mode_value), *column_values(item), chart,
                        "_The quality diff comes when both answers are complete._", "", (item, mode_value))
         except USER_ERRORS as e:
@@ -168,7 +172,7 @@ def build(playground: Playground, examples: list[str]) -> dict:
             yield stopped_view(latest, mode_value)
             return
         yield (headline_text(final.snapshots, final.mode, final.quality_by_column), *column_values(final.snapshots),
-               timeline_plot(final.snapshots, final.mode),
+               chart_update(final.snapshots, final.mode),
                views.quality_text(final.quality_by_column, [s.label for s in final.snapshots]), "",
                (final.snapshots, final.mode))
 
@@ -193,7 +197,7 @@ def build(playground: Playground, examples: list[str]) -> dict:
             metrics = [views.stopped_metrics(s) for s in snapshots]
             head, quality_note, note = (views.stopped_headline(snapshots, mode_value, playground.backend),
                                         "_Stopped: no quality diff for a partial answer._", "_Stopped._")
-        return (head, *(v for pair in zip(texts, metrics) for v in pair), timeline_plot(snapshots, mode_value),
+        return (head, *(v for pair in zip(texts, metrics) for v in pair), chart_update(snapshots, mode_value),
                 quality_note, note, (snapshots, mode_value))
 
     async def on_stop(request: gr.Request):  # async: on the loop the run's Event belongs to
