@@ -223,10 +223,20 @@ def test_an_error_keeps_the_previous_results_and_shows_beside_run(cpu_app, brows
 
 def pick(page, elem_id: str, value: str) -> None:
     """Choose a value in a Gradio dropdown the way a person does: open it, type, click the option."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     box = page.locator(f"#{elem_id} input")
     box.click()
     box.fill(value)
     page.get_by_role("option", name=value, exact=True).click()
+    # the list closes on the click; a slow page can leave it open, and its selected option carries Gradio's tick (✓),
+    # which the emoji check would read as the page's own text
+    options = page.locator("[data-testid=dropdown-option]").first
+    try:
+        options.wait_for(state="hidden", timeout=5_000)
+    except PlaywrightTimeout:
+        box.press("Escape")
+        options.wait_for(state="hidden", timeout=30_000)
 
 
 def test_the_planner_shows_a_plan_at_load_without_a_click(cpu_app, browser):
