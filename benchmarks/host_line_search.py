@@ -21,7 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.fit_speed import NO_HOST, decode_rows, measured_decode_tok_s, row_plan, row_wave  # noqa: E402
+from benchmarks.fit_speed import (  # noqa: E402
+    NO_HOST, decode_rows, mean_context, measured_decode_tok_s, row_plan, row_wave,
+)
 from benchmarks.speed_accuracy import BAR_BATCH1, BAR_BATCHED, is_moe  # noqa: E402
 from benchmarks.speed_runs import fitted_rows, held_out_rows  # noqa: E402
 from planner.gpus import gpu_preset  # noqa: E402
@@ -31,23 +33,24 @@ BASES_S = np.arange(1.40e-3, 2.60e-3, 0.01e-3)
 PER_SEQUENCE_S = np.arange(0.0, 40e-6, 0.5e-6)
 
 
-def _small(row) -> bool:
-    spec, p = row_plan(row)
-    gpu = gpu_preset(row.gpu)
-    if host_bound(spec, p.config, gpu, mean_context=row.input_len + row.output_len / 2):
-        return True
-    # an MoE engine is never called host-bound (planner.speed.host_bound), but the floor sets its step where the
-    # GPU's side is under it
-    return is_moe(row) and row_wave(row, replace(SPEED_CALIBRATION, **NO_HOST)).step_s < SPEED_CALIBRATION.host_floor_s(row.concurrency)
+GPU_SIDE = replace(SPEED_CALIBRATION, **NO_HOST)  # the GPU's terms alone, no host line
 
 
 def points() -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
-    rows = [r for r in decode_rows(fitted_rows() + held_out_rows()) if _small(r)]
-    gpu_side = replace(SPEED_CALIBRATION, **NO_HOST)
-    gpu_step = np.array([row_wave(r, gpu_side).step_s for r in rows])
+    """The points whose step the host line sets: (rows, GPU-side steps, measured steps, batches)."""
+    rows, gpu_step = [], []
+    for r in decode_rows(fitted_rows() + held_out_rows()):
+        spec, p = row_plan(r)
+        step = row_wave(r, GPU_SIDE).step_s
+        # an MoE engine is never called host-bound (planner.speed.host_bound), but the floor sets its step where the
+        # GPU's side is under it
+        if (host_bound(spec, p.config, gpu_preset(r.gpu), mean_context=mean_context(r))
+                or (is_moe(r) and step < SPEED_CALIBRATION.host_floor_s(r.concurrency))):
+            rows.append(r)
+            gpu_step.append(step)
     measured = np.array([1 / measured_decode_tok_s(r) for r in rows])
     batch = np.array([r.concurrency for r in rows], float)
-    return rows, gpu_step, measured, batch
+    return rows, np.array(gpu_step), measured, batch
 
 
 def within(base: float, per_sequence: float, gpu_step, measured, batch) -> np.ndarray:

@@ -156,9 +156,9 @@ def build(playground: Playground, examples: list[str]) -> dict:
                 if time.perf_counter() - last < UI_INTERVAL_S:
                     continue
                 last = time.perf_counter()
-                chart = gr.skip()
-                if chart_due(last, chart_drawn, lines_drawn, chart_lines(item)):
-                    chart, chart_drawn, lines_drawn = chart_update(item, mode_value), last, chart_lines(item)
+                chart, lines = gr.skip(), chart_lines(item)
+                if chart_due(last, chart_drawn, lines_drawn, lines):
+                    chart, chart_drawn, lines_drawn = chart_update(item, mode_value), last, lines
                 yield (headline_text(item, mode_value), *column_values(item), chart,
                        "_The quality diff comes when both answers are complete._", "", (item, mode_value))
         except USER_ERRORS as e:

@@ -577,7 +577,7 @@ def test_no_single_host_line_meets_the_bar_for_every_engine_too_small_for_its_gp
     rows, gpu_step, measured, batch = search.points()
     assert {"qwen2.5-0.5b", "qwen3-0.6b", "llama-3.2-1b", "olmoe-1b-7b"} <= {r.model for r in rows}
     shipped = search.within(SPEED_CALIBRATION.host_step_s, SPEED_CALIBRATION.host_sequence_s, gpu_step, measured, batch)
-    dense = np.array([not importlib.import_module("benchmarks.speed_accuracy").is_moe(r) for r in rows])
+    dense = np.array([not search.is_moe(r) for r in rows])
     refit = search.within(*search.log_fit(measured[dense], batch[dense]), gpu_step, measured, batch)
     assert refit.sum() < shipped.sum() < len(rows)
     best = max(search.within(b, s, gpu_step, measured, batch).sum() for b in search.BASES_S[::5]
